@@ -1,0 +1,57 @@
+"""Per-key re-entrant locks, kept apart from the values.
+
+A lock exists before its key is set (the seed's counter takes it to create the
+key) and outlives a ``del`` of the key, so a held lock is never replaced.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+__all__ = ["KeyLocks", "ServerStateLock"]
+
+
+class KeyLocks:
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.RLock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: str) -> threading.RLock:
+        lock = self._locks.get(key)
+        if lock is None:
+            with self._guard:
+                lock = self._locks.setdefault(key, threading.RLock())
+        return lock
+
+    @contextmanager
+    def holding(self, keys: list[str]) -> Iterator[None]:
+        """Hold several keys' locks, taken in sorted order so that two callers
+        over the same keys cannot deadlock each other."""
+        with ExitStack() as stack:
+            for key in sorted(set(keys)):
+                stack.enter_context(self.get(key))
+            yield
+
+
+class ServerStateLock:
+    """``server_state_lock["k"]`` and ``server_state_lock.k``: the lock of key k."""
+
+    __slots__ = ("_locks", "_check")
+
+    def __init__(self, locks: KeyLocks, check: object) -> None:
+        object.__setattr__(self, "_locks", locks)
+        object.__setattr__(self, "_check", check)
+
+    def __getitem__(self, key: str) -> threading.RLock:
+        self._check(key)  # type: ignore[operator]
+        return self._locks.get(key)  # type: ignore[no-any-return]
+
+    def __getattr__(self, key: str) -> threading.RLock:
+        if key.startswith("__"):
+            raise AttributeError(key)
+        return self[key]
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError("server_state_lock is read-only: use `with server_state_lock[key]:`.")

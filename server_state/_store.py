@@ -1,0 +1,264 @@
+"""The in-memory store: a persistent map swapped atomically.
+
+The whole state is one immutable ``StoreState`` (values, per-key versions, a
+commit sequence). Readers take ``self._state`` without a lock; writers compute
+outside any lock and hold the root lock only to compare and swap. A snapshot is
+that one reference, so it is O(1) and consistent by construction. Versions are
+commit sequence numbers, so they only grow, for every key, across deletes.
+
+No Streamlit import here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from pyrsistent import PMap, pmap
+
+from ._errors import ServerStateKeyError, ServerStateTypeError
+from ._values import freeze, unchanged
+
+__all__ = ["MISSING", "Change", "MemoryStore", "StoreState", "Watcher"]
+
+_LOG = logging.getLogger("server_state")
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Any = _Missing()
+
+
+@dataclass(frozen=True, slots=True)
+class StoreState:
+    """One instant of the store: never mutated, replaced whole on commit.
+
+    A key's value in it is at most ``seq`` old, so a reader of a snapshot is
+    bound at ``seq``: stale exactly when the key advanced after the snapshot."""
+
+    values: PMap  # key -> stored value
+    seq: int  # the last commit's sequence number
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One key's change in a commit. ``old``/``new`` are stored forms or MISSING."""
+
+    key: str
+    old: Any
+    new: Any
+    version: int
+
+
+Watcher = Callable[[str, Any, Any], None]
+
+_ABSENT: tuple[Any, int] = (MISSING, 0)
+
+
+class MemoryStore:
+    """The default backend: one process, many threads.
+
+    ``_state`` (persistent, for snapshots and ``transact``) and ``_latest``
+    (a plain dict of ``key -> (value, version)``, deleted keys included, for
+    O(1) reads of the newest value) are both replaced under the root lock."""
+
+    def __init__(self) -> None:
+        self._state = StoreState(pmap(), 0)
+        self._latest: dict[str, tuple[Any, int]] = {}
+        self._root_lock = threading.Lock()
+        self._watchers: dict[str | None, list[Watcher]] = {}
+        self._watchers_lock = threading.Lock()
+
+    # -- reads: lock-free -------------------------------------------------------
+
+    @property
+    def state(self) -> StoreState:
+        return self._state
+
+    def entry(self, key: str) -> tuple[Any, int]:
+        """``(stored value or MISSING, version)`` of the newest commit."""
+        return self._latest.get(key, _ABSENT)
+
+    def version(self, key: str) -> int:
+        return self._latest.get(key, _ABSENT)[1]
+
+    # -- writes ---------------------------------------------------------------
+
+    def set(self, key: str, value: Any, *, force: bool = False) -> Change | None:
+        """Store ``value`` (already frozen). ``force`` advances the version
+        even when the value is unchanged (an in-place change announced by the
+        caller). Returns the change, or None when nothing changed."""
+        while True:
+            old, version = self._latest.get(key, _ABSENT)
+            if not force and old is not MISSING and unchanged(old, value):
+                return None
+            changes = self._commit({key: version}, {key: value}, ())
+            if changes is not None:
+                self._notify(changes)
+                return changes[0]
+
+    def delete(self, key: str) -> Change:
+        while True:
+            old, version = self._latest.get(key, _ABSENT)
+            if old is MISSING:
+                raise ServerStateKeyError(
+                    key,
+                    f"server_state has no key {key!r} to delete; "
+                    f"check with `{key!r} in server_state` first.",
+                )
+            changes = self._commit({key: version}, {}, (key,))
+            if changes is not None:
+                self._notify(changes)
+                return changes[0]
+
+    def update(
+        self, key: str, fn: Callable[[Any], Any], default: Any = MISSING
+    ) -> tuple[Any, Change | None]:
+        """Compare-and-set: ``fn(current)`` is computed outside every lock and
+        committed only if ``key`` did not change meanwhile, else retried."""
+        while True:
+            current, version = self._latest.get(key, _ABSENT)
+            exists = current is not MISSING
+            if not exists:
+                if default is MISSING:
+                    raise ServerStateKeyError(
+                        key,
+                        f"server_state has no key {key!r} to update; pass a default "
+                        f"(server_state.update({key!r}, fn, default=0)) or assign it first.",
+                    )
+                current = freeze(default, key)
+            new = freeze(fn(current), key)
+            if exists and unchanged(current, new):
+                if self._latest.get(key, _ABSENT)[1] == version:
+                    return current, None
+                continue
+            changes = self._commit({key: version}, {key: new}, ())
+            if changes is not None:
+                self._notify(changes)
+                return new, changes[0]
+
+    def transact(
+        self,
+        fn: Callable[[PMap], PMap],
+        guard: Callable[[list[str]], AbstractContextManager[None]] = lambda keys: nullcontext(),
+    ) -> tuple[PMap, tuple[Change, ...]]:
+        """Multi-key compare-and-set over the whole map: retried if anything
+        was committed while ``fn`` ran, since we cannot know what ``fn`` read.
+        ``guard(keys)`` is held around the commit (the facade's per-key locks,
+        so a transaction never lands inside a locked read-modify-write)."""
+        while True:
+            state = self._state
+            result = fn(state.values)
+            if not isinstance(result, PMap):
+                raise ServerStateTypeError(
+                    None,
+                    "server_state.transact(fn): fn must return the map it was given, changed "
+                    f"with .set()/.remove() (a pyrsistent PMap); it returned {type(result).__name__}.",
+                )
+            if result is state.values:
+                return result, ()
+            writes: dict[str, Any] = {}
+            for key, value in result.items():
+                if not isinstance(key, str):
+                    raise ServerStateTypeError(
+                        None,
+                        f"server_state keys must be str; transact(fn) set the key {key!r} "
+                        f"({type(key).__name__}).",
+                    )
+                old = state.values.get(key, MISSING)
+                if old is value:
+                    continue
+                frozen = freeze(value, key)
+                if old is MISSING or not unchanged(old, frozen):
+                    writes[key] = frozen
+            deletes = tuple(k for k in state.values if k not in result)
+            if not writes and not deletes:
+                return state.values, ()
+            with guard([*writes, *deletes]):
+                changes = self._commit(None, writes, deletes, seen_state=state)
+            if changes is not None:
+                self._notify(changes)
+                return self._state.values, changes
+
+    def _commit(
+        self,
+        expected: dict[str, int] | None,
+        writes: dict[str, Any],
+        deletes: tuple[str, ...],
+        *,
+        seen_state: StoreState | None = None,
+    ) -> tuple[Change, ...] | None:
+        """Swap in the writes if the expected versions (or, for a transaction,
+        the whole state) are unchanged; None tells the caller to retry."""
+        with self._root_lock:
+            now = self._state
+            latest = self._latest
+            if seen_state is not None:
+                if now is not seen_state:
+                    return None
+            elif expected is not None:
+                for key, version in expected.items():
+                    if latest.get(key, _ABSENT)[1] != version:
+                        return None
+            seq = now.seq + 1
+            changes = []
+            if len(writes) + len(deletes) == 1 and writes:
+                ((key, value),) = writes.items()
+                changes.append(Change(key, latest.get(key, _ABSENT)[0], value, seq))
+                values = now.values.set(key, value)
+                latest[key] = (value, seq)
+            else:
+                evolver = now.values.evolver()
+                for key, value in writes.items():
+                    changes.append(Change(key, latest.get(key, _ABSENT)[0], value, seq))
+                    evolver[key] = value
+                    latest[key] = (value, seq)
+                for key in deletes:
+                    changes.append(Change(key, latest.get(key, _ABSENT)[0], MISSING, seq))
+                    del evolver[key]
+                    latest[key] = (MISSING, seq)
+                values = evolver.persistent()
+            self._state = StoreState(values, seq)
+        return tuple(changes)
+
+    # -- watchers ---------------------------------------------------------------
+
+    def watch(self, keys: Iterable[str] | None, callback: Watcher) -> Callable[[], None]:
+        slots: tuple[str | None, ...] = (None,) if keys is None else tuple(keys)
+        with self._watchers_lock:
+            for slot in slots:
+                self._watchers[slot] = [*self._watchers.get(slot, ()), callback]
+
+        def unsubscribe() -> None:
+            with self._watchers_lock:
+                for slot in slots:
+                    rest = [cb for cb in self._watchers.get(slot, ()) if cb is not callback]
+                    if rest:
+                        self._watchers[slot] = rest
+                    else:
+                        self._watchers.pop(slot, None)
+
+        return unsubscribe
+
+    def _notify(self, changes: Iterable[Change]) -> None:
+        watchers = self._watchers  # lists are replaced, never mutated: no lock needed
+        if not watchers:
+            return
+        for change in changes:
+            for callback in (*watchers.get(change.key, ()), *watchers.get(None, ())):
+                try:
+                    callback(change.key, change.old, change.new)
+                except Exception:
+                    _LOG.exception("server_state watcher %r failed for key %r", callback, change.key)

@@ -1,0 +1,216 @@
+"""The only module that touches Streamlit internals.
+
+Floor: Streamlit 1.67 (the version this package is tested against). What is
+used, and why (see STREAMLIT_FACTS.md of the project for the line references):
+
+- ``ScriptRunner.on_event`` (``streamlit.signal_util.Signal``): we connect to every runner at
+  its creation, by wrapping ``ScriptRunner.__init__`` once, so each run's start
+  and end are observed even when that run never touches ``server_state`` (a
+  page that stopped reading a key must stop being rerun for it).
+- ``ThreadState.get()``: the fragment id of the code running now and whether
+  it is a widget callback (callbacks render nothing and must bind nothing).
+- ``Runtime.instance()._session_mgr.get_active_session_info``: the thread-safe
+  way from a session id to a live ``AppSession``; never kept, looked up each time.
+- ``AppSession._event_loop``, ``._scriptrunner``, ``._client_state``,
+  ``._fragment_storage`` and ``request_rerun(ClientState)``: we rerun a session
+  on its own event loop, only when no ScriptRunner exists (an immediate rerun
+  swallows the click being processed), with a copy of its client state (``None``
+  sends a multipage app to its main page), with ``fragment_id`` set to rerun one
+  fragment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from streamlit.proto.ClientState_pb2 import ClientState
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner.script_runner import ScriptRunner, ScriptRunnerEvent
+from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
+from streamlit.runtime.scriptrunner_utils.script_run_context import (
+    RunLocation,
+    ThreadState,
+    get_script_run_ctx,
+)
+
+__all__ = [
+    "RunEvents",
+    "active_session",
+    "call_soon",
+    "current_read_scope",
+    "current_session_id",
+    "install",
+    "is_running",
+    "request_rerun",
+    "session_loop",
+    "watch_session_lifetime",
+]
+
+_LOG = logging.getLogger("server_state")
+
+Session = Any  # streamlit.runtime.app_session.AppSession, never stored by us
+
+
+class RunEvents(Protocol):
+    """What the facade is told about runs (on the script thread)."""
+
+    def run_started(self, sid: str, fragment_ids: Iterable[str] | None) -> None: ...
+
+    def run_finished(self, completed: bool) -> None: ...
+
+    def runner_stopped(self, sid: str) -> None: ...
+
+
+_events: RunEvents | None = None
+_install_lock = threading.Lock()
+_HOOKED = "_server_state_hooked"
+
+_FINISHED_COMPLETE = frozenset(
+    {ScriptRunnerEvent.SCRIPT_STOPPED_WITH_SUCCESS, ScriptRunnerEvent.FRAGMENT_STOPPED_WITH_SUCCESS}
+)
+_FINISHED_CUT_SHORT = frozenset(
+    {ScriptRunnerEvent.SCRIPT_STOPPED_FOR_RERUN, ScriptRunnerEvent.SCRIPT_STOPPED_WITH_COMPILE_ERROR}
+)
+_ENQUEUE = ScriptRunnerEvent.ENQUEUE_FORWARD_MSG
+_STARTED = ScriptRunnerEvent.SCRIPT_STARTED
+_SHUTDOWN = ScriptRunnerEvent.SHUTDOWN
+
+
+def _on_runner_event(sender: ScriptRunner, event: ScriptRunnerEvent, **payload: Any) -> None:
+    if event is _ENQUEUE or _events is None:  # the hot case: one per element
+        return
+    # A receiver that raises skips the receivers after it (AppSession's own):
+    # never let ours.
+    try:
+        _dispatch(sender, event, payload)
+    except Exception:
+        _LOG.exception("server_state failed to follow a script run; reruns may be missed")
+
+
+def _dispatch(sender: ScriptRunner, event: ScriptRunnerEvent, payload: dict[str, Any]) -> None:
+    assert _events is not None
+    if event is _STARTED:
+        _events.run_started(sender._session_id, payload.get("fragment_ids_this_run"))
+    elif event in _FINISHED_COMPLETE:
+        # A run killed by a stop request (fastReruns starting a newer run, the
+        # user's Stop) ends "with success" too; its reads are partial.
+        _events.run_finished(sender._requests._state is not ScriptRequestType.STOP)
+    elif event in _FINISHED_CUT_SHORT:
+        _events.run_finished(False)
+    elif event is _SHUTDOWN:
+        _events.runner_stopped(sender._session_id)
+
+
+def install(events: RunEvents) -> None:
+    """Observe every ScriptRunner created from now on. Idempotent."""
+    global _events
+    with _install_lock:
+        _events = events
+        if getattr(ScriptRunner, _HOOKED, False):
+            return
+        original = ScriptRunner.__init__
+
+        @functools.wraps(original)
+        def __init__(self: ScriptRunner, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            # Connected before AppSession connects its own receiver, so ours
+            # runs first for every event, on the thread that sends it.
+            self.on_event.connect(_on_runner_event, weak=False)
+
+        ScriptRunner.__init__ = __init__  # type: ignore[method-assign]
+        setattr(ScriptRunner, _HOOKED, True)
+
+
+def hook_current_runner(sid: str) -> bool:
+    """Connect to the runner executing this thread's script, when that runner
+    was created before ``install`` (the run that first imported us). Returns
+    True when this thread is a live runner's script thread."""
+    session = active_session(sid)
+    runner = getattr(session, "_scriptrunner", None) if session is not None else None
+    if runner is None or runner._script_thread is not threading.current_thread():
+        return False
+    runner.on_event.connect(_on_runner_event, weak=False)  # idempotent: keyed by id
+    return True
+
+
+def current_session_id() -> str | None:
+    """The session whose script (or attached thread) runs here, else None."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return None if ctx is None else ctx.session_id
+
+
+def current_fragment_ids() -> list[str] | None:
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return None if ctx is None else ctx.fragment_ids_this_run
+
+
+def current_read_scope() -> tuple[bool, str | None]:
+    """``(in_callback, fragment_id)`` of the code running on this thread."""
+    try:
+        state = ThreadState.get()
+    except RuntimeError:  # a thread Streamlit never set up
+        return False, None
+    return state.run_location is RunLocation.CALLBACK, state.fragment_id
+
+
+def active_session(sid: str) -> Session | None:
+    """The live AppSession of ``sid``, or None once its browser disconnected."""
+    if not Runtime.exists():
+        return None
+    try:
+        info = Runtime.instance()._session_mgr.get_active_session_info(sid)
+    except AttributeError:  # AppTest's mocked Runtime has no session manager
+        return None
+    return None if info is None else info.session
+
+
+def session_loop(session: Session) -> asyncio.AbstractEventLoop:
+    return session._event_loop  # type: ignore[no-any-return]
+
+
+def is_running(session: Session) -> bool:
+    """Whether the session has a ScriptRunner (a run going or about to go).
+    Call on the session's event loop, where this is consistent."""
+    return session._scriptrunner is not None
+
+
+def request_rerun(session: Session, fragment_id: str | None) -> bool:
+    """Rerun ``session`` (or one of its fragments) keeping its page and query
+    string. Call on the session's event loop. False when the fragment is gone."""
+    client_state = ClientState()
+    client_state.CopyFrom(session._client_state)
+    if fragment_id is not None:
+        if not session._fragment_storage.contains(fragment_id):
+            return False
+        client_state.fragment_id = fragment_id
+    session.request_rerun(client_state)
+    return True
+
+
+def call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None], *, after_pending: bool = False) -> None:
+    """Run ``fn`` on ``loop`` from any thread. ``after_pending``: also after
+    every callback already queued there, including the ones the current
+    callbacks queue (the session's own handling of a runner's end)."""
+    try:
+        if after_pending:
+            loop.call_soon_threadsafe(loop.call_soon, fn)
+        else:
+            loop.call_soon_threadsafe(fn)
+    except RuntimeError:  # the loop is closed: the server is stopping
+        pass
+
+
+def call_later(loop: asyncio.AbstractEventLoop, delay: float, fn: Callable[[], None]) -> asyncio.TimerHandle:
+    return loop.call_later(delay, fn)
+
+
+def watch_session_lifetime(session: Session, on_collected: Callable[[], None]) -> None:
+    """Call ``on_collected`` when the AppSession is garbage collected. The
+    finalizer can run on any thread in the middle of anything: keep it trivial."""
+    weakref.finalize(session, on_collected)

@@ -27,12 +27,25 @@ class KeyLocks:
 
     @contextmanager
     def holding(self, keys: list[str]) -> Iterator[None]:
-        """Hold several keys' locks, taken in sorted order so that two callers
-        over the same keys cannot deadlock each other."""
-        with ExitStack() as stack:
-            for key in sorted(set(keys)):
-                stack.enter_context(self.get(key))
-            yield
+        """Hold several keys' locks at once. All or none: when one is busy,
+        release the others and wait for that one, so that a caller already
+        holding some lock (``with server_state_lock["b"]: ...``) can never
+        deadlock against us, whatever order it takes locks in."""
+        locks = [self.get(key) for key in sorted(set(keys))]
+        while True:
+            with ExitStack() as stack:
+                busy = None
+                for lock in locks:
+                    if not lock.acquire(blocking=False):
+                        busy = lock
+                        break
+                    stack.callback(lock.release)
+                if busy is None:
+                    yield
+                    return
+            # Wait for the busy lock without holding any other, then retry.
+            if busy.acquire(timeout=1.0):
+                busy.release()
 
 
 class ServerStateLock:

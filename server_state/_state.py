@@ -130,7 +130,10 @@ class _Coordinator:
 
     # -- changes -> reruns ---------------------------------------------------------
 
-    def announce(self, changes: Iterable[Change]) -> None:
+    def announce(self, changes: tuple[Change, ...]) -> None:
+        """After a commit, with no lock held: tell watchers, then rerun the
+        sessions that showed the keys (unless inside ``no_rerun``)."""
+        self.store.notify(changes)
         if _suppressed.get() > 0:
             return
         while self._gone:
@@ -220,11 +223,14 @@ class ServerState:
         converted once per stored object (that is, once per key-version)."""
         if type(value) in _FAST_READ or not is_persistent(value):
             return value
-        cached = self._read_cache.get(key)
-        if cached is not None and cached[0] is value:
-            return cached[1]
+        # The newest two stored objects of the key: the live value and the one
+        # an older snapshot shows, each converted once.
+        cached = self._read_cache.get(key, ())
+        for stored, readable in cached:
+            if stored is value:
+                return readable
         readable = read_form(value, key)
-        self._read_cache[key] = (value, readable)
+        self._read_cache[key] = ((value, readable), *cached[:1])
         return readable
 
     def __getitem__(self, key: str) -> Any:
@@ -275,10 +281,11 @@ class ServerState:
         return len(self._store.state.values)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(self._store.state.values.keys()))
+        return iter(self.keys())
 
     def keys(self) -> list[str]:
-        return list(self._store.state.values.keys())
+        """The keys set now, in the order they were first set."""
+        return self._store.keys()
 
     def values(self) -> list[Any]:
         return [self[k] for k in self.keys()]
@@ -299,7 +306,9 @@ class ServerState:
 
     def __delitem__(self, key: str) -> None:
         key = _check_key(key)
-        self._coord.announce((self._store.delete(key),))
+        change = self._store.delete(key)
+        self._read_cache.pop(key, None)
+        self._coord.announce((change,))
 
     def update(self, key: str, fn: Callable[[Any], Any], default: Any = MISSING) -> Any:
         """Atomically replace ``key``'s value with ``fn(value)`` and return it.
@@ -363,14 +372,11 @@ class ServerState:
                 f"force_rerun_bound_sessions({key!r}) was called inside `with no_rerun:`, "
                 "which suppresses reruns; call it after the block.",
             )
-        value, _ = self._store.entry(key)
-        if value is MISSING:
+        if self._store.entry(key)[0] is MISSING:
             raise ServerStateKeyError(
                 key, f"force_rerun_bound_sessions({key!r}): server_state has no key {key!r}; set it first."
             )
-        change = self._store.set(key, value, force=True)
-        if change is not None:
-            self._coord.announce((change,))
+        self._coord.announce((self._store.touch(key),))
 
     def stats(self) -> dict[str, int]:
         """Counters for diagnostics: live sessions tracked, reruns requested,

@@ -78,7 +78,7 @@ class MemoryStore:
         self._state = StoreState(pmap(), 0)
         self._latest: dict[str, tuple[Any, int]] = {}
         self._root_lock = threading.Lock()
-        self._watchers: dict[str | None, list[Watcher]] = {}
+        self._watchers: dict[str | None, list[_Subscription]] = {}
         self._watchers_lock = threading.Lock()
 
     # -- reads: lock-free -------------------------------------------------------
@@ -94,19 +94,33 @@ class MemoryStore:
     def version(self, key: str) -> int:
         return self._latest.get(key, _ABSENT)[1]
 
+    def keys(self) -> list[str]:
+        """Present keys in first-set order (``list()`` copies the dict in one step)."""
+        return [k for k, (v, _) in list(self._latest.items()) if v is not MISSING]
+
     # -- writes ---------------------------------------------------------------
 
-    def set(self, key: str, value: Any, *, force: bool = False) -> Change | None:
-        """Store ``value`` (already frozen). ``force`` advances the version
-        even when the value is unchanged (an in-place change announced by the
-        caller). Returns the change, or None when nothing changed."""
+    def set(self, key: str, value: Any) -> Change | None:
+        """Store ``value`` (already frozen). Returns the change, or None when
+        nothing changed. Write methods return changes and call nobody: the
+        caller notifies watchers once it holds no lock."""
         while True:
             old, version = self._latest.get(key, _ABSENT)
-            if not force and old is not MISSING and unchanged(old, value):
+            if old is not MISSING and unchanged(old, value):
                 return None
             changes = self._commit({key: version}, {key: value}, ())
             if changes is not None:
-                self._notify(changes)
+                return changes[0]
+
+    def touch(self, key: str) -> Change:
+        """Advance ``key``'s version keeping its newest value: an in-place
+        change of an object stored by reference, announced by the caller."""
+        while True:
+            value, version = self._latest.get(key, _ABSENT)
+            if value is MISSING:
+                raise ServerStateKeyError(key, f"server_state has no key {key!r}; set it first.")
+            changes = self._commit({key: version}, {key: value}, ())
+            if changes is not None:
                 return changes[0]
 
     def delete(self, key: str) -> Change:
@@ -120,7 +134,6 @@ class MemoryStore:
                 )
             changes = self._commit({key: version}, {}, (key,))
             if changes is not None:
-                self._notify(changes)
                 return changes[0]
 
     def update(
@@ -146,7 +159,6 @@ class MemoryStore:
                 continue
             changes = self._commit({key: version}, {key: new}, ())
             if changes is not None:
-                self._notify(changes)
                 return new, changes[0]
 
     def transact(
@@ -189,7 +201,6 @@ class MemoryStore:
             with guard([*writes, *deletes]):
                 changes = self._commit(None, writes, deletes, seen_state=state)
             if changes is not None:
-                self._notify(changes)
                 return self._state.values, changes
 
     def _commit(
@@ -236,15 +247,18 @@ class MemoryStore:
     # -- watchers ---------------------------------------------------------------
 
     def watch(self, keys: Iterable[str] | None, callback: Watcher) -> Callable[[], None]:
+        """Subscribe ``callback`` to changes of ``keys`` (all keys when None);
+        returns the function that ends this one subscription."""
         slots: tuple[str | None, ...] = (None,) if keys is None else tuple(keys)
+        subscription = _Subscription(callback)
         with self._watchers_lock:
             for slot in slots:
-                self._watchers[slot] = [*self._watchers.get(slot, ()), callback]
+                self._watchers[slot] = [*self._watchers.get(slot, ()), subscription]
 
         def unsubscribe() -> None:
             with self._watchers_lock:
                 for slot in slots:
-                    rest = [cb for cb in self._watchers.get(slot, ()) if cb is not callback]
+                    rest = [sub for sub in self._watchers.get(slot, ()) if sub is not subscription]
                     if rest:
                         self._watchers[slot] = rest
                     else:
@@ -252,13 +266,19 @@ class MemoryStore:
 
         return unsubscribe
 
-    def _notify(self, changes: Iterable[Change]) -> None:
+    def notify(self, changes: Iterable[Change]) -> None:
+        """Call the watchers of ``changes``. Call with no lock held."""
         watchers = self._watchers  # lists are replaced, never mutated: no lock needed
         if not watchers:
             return
         for change in changes:
-            for callback in (*watchers.get(change.key, ()), *watchers.get(None, ())):
+            for sub in (*watchers.get(change.key, ()), *watchers.get(None, ())):
                 try:
-                    callback(change.key, change.old, change.new)
+                    sub.callback(change.key, change.old, change.new)
                 except Exception:
-                    _LOG.exception("server_state watcher %r failed for key %r", callback, change.key)
+                    _LOG.exception("server_state watcher %r failed for key %r", sub.callback, change.key)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Subscription:
+    callback: Watcher

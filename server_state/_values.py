@@ -89,7 +89,7 @@ class FrozenList(list):  # type: ignore[type-arg]
     _ss_key: str | None
 
     def _refuse(self, what: str) -> NoReturn:
-        raise _readonly_error(self._ss_key, what)
+        raise _readonly_error(getattr(self, "_ss_key", None), what)
 
     def append(self, *_: Any) -> NoReturn:
         self._refuse("append")
@@ -144,7 +144,7 @@ class FrozenDict(dict):  # type: ignore[type-arg]
     _ss_key: str | None
 
     def _refuse(self, what: str) -> NoReturn:
-        raise _readonly_error(self._ss_key, what)
+        raise _readonly_error(getattr(self, "_ss_key", None), what)
 
     def __setitem__(self, *_: Any) -> NoReturn:
         self._refuse("item assignment")
@@ -206,6 +206,7 @@ def _restore_dict(items: dict[Any, Any], label: str | None) -> FrozenDict:
 # Types whose instances are immutable all the way down (the frozen containers
 # only ever hold frozen elements: they are built here and nowhere else).
 _FROZEN: frozenset[type] = _ATOMIC | {FrozenList, FrozenDict}
+_LABELLED: frozenset[type] = frozenset({FrozenList, FrozenDict})
 
 
 def _is_atomic(value: object) -> bool:
@@ -225,6 +226,10 @@ def freeze(value: Any, label: str | None = None) -> Any:
     """
     kind = type(value)
     if kind in _FROZEN:
+        if kind in _LABELLED and value._ss_key != label and label is not None:
+            # Assigned from another key: a shallow relabelled copy, so that a
+            # mutation attempt names the key the user assigned.
+            return _make_list(value, label) if kind is FrozenList else _make_dict(value, label)
         return value
     if isinstance(value, list):
         if set(map(type, value)) <= _FROZEN:
@@ -235,7 +240,7 @@ def freeze(value: Any, label: str | None = None) -> Any:
             return _make_dict(value, label)
         return _make_dict({k: _freeze_nested(v, label) for k, v in value.items()}, label)
     if isinstance(value, tuple):
-        items = [freeze(v, label) for v in value]
+        items = [_freeze_nested(v, label) for v in value]
         if all(a is b for a, b in zip(items, value)):
             return value  # already immutable: keep the object (and namedtuple type)
         if kind is tuple:
@@ -277,7 +282,7 @@ def thaw(value: Any) -> Any:
         return {k: thaw(v) for k, v in value.items()}
     if isinstance(value, (list, PVector, *_PLIST, _PDEQUE)):
         return [thaw(v) for v in value]
-    if isinstance(value, PSet):
+    if isinstance(value, (PSet, frozenset)):
         return set(value)
     if type(value) is tuple:
         return tuple(thaw(v) for v in value)
@@ -318,6 +323,9 @@ def _same_types(a: Any, b: Any) -> bool:
     if isinstance(a, (list, tuple)):
         return all(map(_same_types, a, b))
     if isinstance(a, dict):
-        return all(_same_types(v, b[k]) for k, v in a.items())
+        b_keys = {k: k for k in b}  # b's own key objects, to compare their types
+        return all(type(k) is type(b_keys[k]) and _same_types(v, b[k]) for k, v in a.items())
+    if isinstance(a, frozenset):
+        return {(type(x), x) for x in a} == {(type(x), x) for x in b}
     return True
 

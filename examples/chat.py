@@ -22,7 +22,7 @@ def send() -> None:
     msg = {"name": st.session_state.name.strip() or "anonymous", "text": text}
     # update() is an atomic read-modify-write: two tabs sending at once both land.
     # The lambda may run again if another message got in first, so it only builds.
-    server_state.update("messages", lambda m: m + [msg], default=[])
+    server_state.update("messages", lambda m: [*m, msg], default=[])
     st.session_state.message = ""  # allowed here: callbacks run before the widget exists
 
 

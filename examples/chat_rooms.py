@@ -25,7 +25,7 @@ def create_room() -> None:
     if not name:
         return
     # Pure: a room created meanwhile by someone else is kept, a duplicate is not added.
-    server_state.update("rooms", lambda rooms: rooms if name in rooms else rooms + [name], default=[])
+    server_state.update("rooms", lambda rooms: rooms if name in rooms else [*rooms, name], default=[])
     st.session_state.room = name  # go to the new room; the radio below is not drawn yet
     st.session_state.new_room = ""
 
@@ -35,7 +35,7 @@ def send() -> None:
     if not text:
         return
     msg = {"name": st.session_state.name.strip() or "anonymous", "text": text}
-    server_state.update(f"room:{st.session_state.room}", lambda m: m + [msg], default=[])
+    server_state.update(f"room:{st.session_state.room}", lambda m: [*m, msg], default=[])
     st.session_state.message = ""
 
 

@@ -37,15 +37,19 @@ class Worker:
         cpu = 50.0
         while not self.stopped.wait(self.period):
             cpu = round(min(100.0, max(0.0, cpu + random.uniform(-5, 5))), 1)
-            server_state["latest"] = {
-                "cpu": cpu,
-                "memory": round(random.uniform(30, 70), 1),
-                "requests": random.randint(0, 500),
-            }
-            # The stored pvector is handed to fn as is: append is O(log n), and
-            # slicing a pvector gives a pvector, so no copy to a list on every tick.
-            server_state.update("history", lambda v, x=cpu: v.append(x)[-HISTORY:], default=pvector())
-            server_state.update("ticks", lambda n: n + 1, default=0)
+            self._tick(cpu)
+
+    @staticmethod
+    def _tick(cpu: float) -> None:
+        server_state["latest"] = {
+            "cpu": cpu,
+            "memory": round(random.uniform(30, 70), 1),
+            "requests": random.randint(0, 500),
+        }
+        # The stored pvector is handed to fn as is: append is O(log n), and
+        # slicing a pvector gives a pvector, so no copy to a list on every tick.
+        server_state.update("history", lambda v: v.append(cpu)[-HISTORY:], default=pvector())
+        server_state.update("ticks", lambda n: n + 1, default=0)
 
     def stop(self) -> None:
         self.stopped.set()

@@ -7,7 +7,7 @@ key) and outlives a ``del`` of the key, so a held lock is never replaced.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 __all__ = ["KeyLocks", "ServerStateLock"]
@@ -51,15 +51,16 @@ class KeyLocks:
 class ServerStateLock:
     """``server_state_lock["k"]`` and ``server_state_lock.k``: the lock of key k."""
 
-    __slots__ = ("_locks", "_check")
+    __slots__ = ("_check", "_locks")
+    _locks: KeyLocks
+    _check: Callable[[object], str]
 
-    def __init__(self, locks: KeyLocks, check: object) -> None:
+    def __init__(self, locks: KeyLocks, check: Callable[[object], str]) -> None:
         object.__setattr__(self, "_locks", locks)
         object.__setattr__(self, "_check", check)
 
     def __getitem__(self, key: str) -> threading.RLock:
-        self._check(key)  # type: ignore[operator]
-        return self._locks.get(key)  # type: ignore[no-any-return]
+        return self._locks.get(self._check(key))
 
     def __getattr__(self, key: str) -> threading.RLock:
         if key.startswith("__"):

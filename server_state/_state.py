@@ -22,7 +22,7 @@ from ._errors import (
     ServerStateKeyError,
     ServerStateTypeError,
 )
-from ._locks import KeyLocks, ServerStateLock
+from ._locks import KeyLocks
 from ._store import MISSING, Change, MemoryStore, StoreState
 from ._tracker import BindingTracker, RerunPlan, RunRecord, SessionEntry, current_run
 from ._values import FrozenDict, FrozenList, freeze, is_persistent, read_form
@@ -196,7 +196,12 @@ class ServerState:
     """One state for every session of the app. Reads bind the running session
     to the key; a change reruns every other session that showed it."""
 
-    __slots__ = ("_store", "_tracker", "_locks", "_coord", "_read_cache")
+    __slots__ = ("_coord", "_locks", "_read_cache", "_store", "_tracker")
+    _store: MemoryStore
+    _tracker: BindingTracker
+    _locks: KeyLocks
+    _coord: _Coordinator
+    _read_cache: dict[str, tuple[tuple[Any, Any], ...]]
 
     def __init__(self, store: MemoryStore | None = None) -> None:
         setter = object.__setattr__
@@ -263,7 +268,7 @@ class ServerState:
     def peek(self, key: str, default: Any = None) -> Any:
         """Read without binding: this session is not rerun when ``key`` changes."""
         key = _check_key(key)
-        value, version = self._store.entry(key)
+        value = self._store.entry(key)[0]
         return default if value is MISSING else self._readable(key, value)
 
     def version(self, key: str) -> int:
@@ -331,7 +336,7 @@ class ServerState:
             self._coord.announce((change,))
         return new
 
-    def transact(self, fn: Callable[[PMap], PMap]) -> PMap:
+    def transact(self, fn: Callable[[PMap[str, Any]], PMap[str, Any]]) -> PMap[str, Any]:
         """Atomically apply ``fn`` to the whole state, a pyrsistent map of
         stored forms, e.g. ``lambda s: s.set("a", s["a"] - 1).set("b", s["b"] + 1)``.
         Retried like ``update`` if anything changed while ``fn`` ran; only keys
@@ -428,7 +433,7 @@ class Snapshot(Mapping[str, Any]):
     """The state at one instant. Reads bind the session at that instant, so
     it reruns if a key it showed from the snapshot has advanced since."""
 
-    __slots__ = ("_owner", "_state", "_keys")
+    __slots__ = ("_keys", "_owner", "_state")
 
     def __init__(self, owner: ServerState, state: StoreState, keys: frozenset[str] | None) -> None:
         self._owner = owner

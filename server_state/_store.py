@@ -48,7 +48,7 @@ class StoreState:
     A key's value in it is at most ``seq`` old, so a reader of a snapshot is
     bound at ``seq``: stale exactly when the key advanced after the snapshot."""
 
-    values: PMap  # key -> stored value
+    values: PMap[str, Any]  # key -> stored value
     seq: int  # the last commit's sequence number
 
 
@@ -163,9 +163,9 @@ class MemoryStore:
 
     def transact(
         self,
-        fn: Callable[[PMap], PMap],
+        fn: Callable[[PMap[str, Any]], PMap[str, Any]],
         guard: Callable[[list[str]], AbstractContextManager[None]] = lambda keys: nullcontext(),
-    ) -> tuple[PMap, tuple[Change, ...]]:
+    ) -> tuple[PMap[str, Any], tuple[Change, ...]]:
         """Multi-key compare-and-set over the whole map: retried if anything
         was committed while ``fn`` ran, since we cannot know what ``fn`` read.
         ``guard(keys)`` is held around the commit (the facade's per-key locks,

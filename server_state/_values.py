@@ -19,7 +19,8 @@ import enum
 import fractions
 import pathlib
 import uuid
-from typing import Any, NoReturn
+from collections.abc import Iterable
+from typing import Any, NoReturn, cast
 
 from pyrsistent import PMap, PSet, PVector, pdeque, plist, pmap, pset, pvector
 
@@ -64,7 +65,8 @@ _PVECTOR: type = type(pvector())
 _PSET: type = type(pset())
 _PLIST: tuple[type, ...] = (type(plist()), type(plist([1])))
 _PDEQUE: type = type(pdeque())
-_PERSISTENT: tuple[type, ...] = (PMap, PVector, PSet, *_PLIST, _PDEQUE)
+_SEQUENCES: tuple[type, ...] = (PVector, *_PLIST, _PDEQUE)
+_PERSISTENT: tuple[type, ...] = (PMap, PSet, *_SEQUENCES)
 
 
 def _readonly_error(label: str | None, what: str) -> ReadOnlyValueError:
@@ -241,7 +243,7 @@ def freeze(value: Any, label: str | None = None) -> Any:
         return _make_dict({k: _freeze_nested(v, label) for k, v in value.items()}, label)
     if isinstance(value, tuple):
         items = [_freeze_nested(v, label) for v in value]
-        if all(a is b for a, b in zip(items, value)):
+        if all(a is b for a, b in zip(items, value, strict=True)):
             return value  # already immutable: keep the object (and namedtuple type)
         if kind is tuple:
             return tuple(items)
@@ -267,8 +269,8 @@ def read_form(value: Any, label: str | None = None) -> Any:
         return value
     if isinstance(value, PMap):
         return _make_dict({k: read_form(v, label) for k, v in value.items()}, label)
-    if isinstance(value, (PVector, *_PLIST, _PDEQUE)):
-        return _make_list([read_form(v, label) for v in value], label)
+    if isinstance(value, _SEQUENCES):
+        return _make_list([read_form(v, label) for v in cast("Iterable[Any]", value)], label)
     if isinstance(value, PSet):
         return frozenset(value)
     if isinstance(value, (list, dict, tuple, set)):
@@ -280,8 +282,8 @@ def thaw(value: Any) -> Any:
     """A deep, mutable plain copy of a read or stored value."""
     if isinstance(value, (dict, PMap)):
         return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, (list, PVector, *_PLIST, _PDEQUE)):
-        return [thaw(v) for v in value]
+    if isinstance(value, (list, *_SEQUENCES)):
+        return [thaw(v) for v in cast("Iterable[Any]", value)]
     if isinstance(value, (PSet, frozenset)):
         return set(value)
     if type(value) is tuple:

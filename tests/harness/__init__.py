@@ -1,0 +1,32 @@
+"""Test harness: a real ``streamlit run`` server, a headless websocket client
+that speaks Streamlit's browser protocol, and a Playwright/Chromium launcher.
+
+See ``tests/test_harness.py`` for usage and ``/work/shared/STREAMLIT_FACTS.md``
+section 6 for why tests use a real server rather than ``AppTest``.
+"""
+
+from __future__ import annotations
+
+from .client import (
+    Node,
+    PageInfo,
+    RunRecord,
+    SessionClosedError,
+    StreamlitSession,
+    WidgetInfo,
+    run_sessions,
+)
+from .server import ServerStartError, StreamlitServer, free_port
+
+__all__ = [
+    "Node",
+    "PageInfo",
+    "RunRecord",
+    "ServerStartError",
+    "SessionClosedError",
+    "StreamlitServer",
+    "StreamlitSession",
+    "WidgetInfo",
+    "free_port",
+    "run_sessions",
+]

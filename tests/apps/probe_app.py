@@ -3,7 +3,7 @@ unless told not to (query string ``show=none``, or the checkbox unticked)."""
 
 import streamlit as st
 
-from server_state import server_state
+from server_state import no_rerun, server_state
 
 st.session_state.setdefault("runs", 0)
 st.session_state.runs += 1
@@ -19,6 +19,10 @@ st.button(
 
 if st.query_params.get("show", "count") == "count" and st.checkbox("Read count", value=True):
     st.markdown(f"count={server_state.get('count', 0)}")
+
+if st.button("Silent add"):  # announces nothing: others see it on their next run
+    with no_rerun:
+        server_state.update("count", lambda n: n + 1, default=0)
 
 if st.button("Refresh"):
     pass

@@ -19,6 +19,8 @@ gate = Path(os.environ["SWALLOW_DIR"])
 st.session_state.setdefault("runs", 0)
 st.session_state.runs += 1
 
+st.markdown(f"other={server_state.get('other', 0)}")  # read before the gate
+
 slow = st.query_params.get("slow") == "1"
 deadline = time.monotonic() + 60
 while slow and (gate / "armed").exists() and not (gate / "open").exists() and time.monotonic() < deadline:
@@ -26,6 +28,6 @@ while slow and (gate / "armed").exists() and not (gate / "open").exists() and ti
 
 if st.button("Add"):
     server_state.update("added", lambda n: n + 1, default=0)
-st.markdown(f"added={server_state.get('added', 0)} other={server_state.get('other', 0)}")
+st.markdown(f"added={server_state.get('added', 0)}")
 if st.button("Write other"):
     server_state.update("other", lambda n: n + 1, default=0)

@@ -47,13 +47,13 @@ def test_a_tracked_session_is_not_kept_alive_and_is_forgotten_when_collected(
 ) -> None:
     state = ServerState()
     session = _FakeSession()
-    monkeypatch.setattr(adapter, "active_session", lambda sid: session if sid == "sid-1" else None)
+    alive = weakref.ref(session)
+    monkeypatch.setattr(adapter, "active_session", lambda sid: alive() if sid == "sid-1" else None)
     coordinator = state._coord
     coordinator.run_started("sid-1", None)
     assert state._tracker.entry("sid-1") is not None
     coordinator.run_finished(True)
 
-    alive = weakref.ref(session)
     del session
     gc.collect()
     assert alive() is None  # nothing of ours held it

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from harness import StreamlitServer, StreamlitSession, run_sessions
 
 pytestmark = pytest.mark.server

@@ -283,7 +283,7 @@ class ServerState:
         return Snapshot(self, self._store.state, frozenset(keys) if keys else None)
 
     def __len__(self) -> int:
-        return len(self._store.state.values)
+        return len(self._store)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())

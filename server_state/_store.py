@@ -1,10 +1,10 @@
 """The in-memory store: a persistent map swapped atomically.
 
-The whole state is one immutable ``StoreState`` (values, per-key versions, a
-commit sequence). Readers take ``self._state`` without a lock; writers compute
-outside any lock and hold the root lock only to compare and swap. A snapshot is
-that one reference, so it is O(1) and consistent by construction. Versions are
-commit sequence numbers, so they only grow, for every key, across deletes.
+A snapshot is one immutable ``StoreState`` (a pyrsistent map of values and the
+commit sequence it shows): O(1) to take, consistent by construction. Writers
+compute outside any lock and hold the root lock only to compare and swap.
+Versions are commit sequence numbers, so they only grow, for every key, across
+deletes.
 
 No Streamlit import here.
 """
@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyrsistent import PMap, pmap
 
@@ -41,9 +41,8 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-@dataclass(frozen=True, slots=True)
-class StoreState:
-    """One instant of the store: never mutated, replaced whole on commit.
+class StoreState(NamedTuple):
+    """One instant of the store: never mutated.
 
     A key's value in it is at most ``seq`` old, so a reader of a snapshot is
     bound at ``seq``: stale exactly when the key advanced after the snapshot."""
@@ -52,8 +51,7 @@ class StoreState:
     seq: int  # the last commit's sequence number
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One key's change in a commit. ``old``/``new`` are stored forms or MISSING."""
 
     key: str
@@ -70,12 +68,20 @@ _ABSENT: tuple[Any, int] = (MISSING, 0)
 class MemoryStore:
     """The default backend: one process, many threads.
 
-    ``_state`` (persistent, for snapshots and ``transact``) and ``_latest``
-    (a plain dict of ``key -> (value, version)``, deleted keys included, for
-    O(1) reads of the newest value) are both replaced under the root lock."""
+    Under the root lock a commit updates ``_latest`` (a plain dict of
+    ``key -> (value, version)``, deleted keys included: O(1) reads of the
+    newest value) and records the write in ``_pending``. The persistent map
+    (``_values``) takes the pending writes, all in one evolver pass, when a
+    snapshot or a transaction asks for it: a write costs dict operations
+    (pyrsistent's ``PMap.set`` is ~3 µs of Python), a snapshot with no write
+    since the last one returns the same ``StoreState`` (O(1))."""
 
     def __init__(self) -> None:
-        self._state = StoreState(pmap(), 0)
+        self._values: PMap[str, Any] = pmap()
+        self._pending: dict[str, Any] = {}  # writes not yet in _values (MISSING: deleted)
+        self._snapshot: StoreState | None = StoreState(self._values, 0)
+        self._seq = 0
+        self._size = 0
         self._latest: dict[str, tuple[Any, int]] = {}
         self._root_lock = threading.Lock()
         self._watchers: dict[str | None, list[_Subscription]] = {}
@@ -85,7 +91,27 @@ class MemoryStore:
 
     @property
     def state(self) -> StoreState:
-        return self._state
+        """The state at the newest commit, as one immutable value."""
+        snapshot = self._snapshot
+        if snapshot is not None:
+            return snapshot
+        with self._root_lock:
+            if self._snapshot is None:
+                if self._pending:
+                    before = self._values
+                    evolver = before.evolver()
+                    for key, value in self._pending.items():
+                        if value is not MISSING:
+                            evolver[key] = value
+                        elif key in before:  # set and deleted since: never in the map
+                            del evolver[key]
+                    self._values = evolver.persistent()
+                    self._pending = {}
+                self._snapshot = StoreState(self._values, self._seq)
+            return self._snapshot
+
+    def __len__(self) -> int:
+        return self._size
 
     def entry(self, key: str) -> tuple[Any, int]:
         """``(stored value or MISSING, version)`` of the newest commit."""
@@ -171,7 +197,7 @@ class MemoryStore:
         ``guard(keys)`` is held around the commit (the facade's per-key locks,
         so a transaction never lands inside a locked read-modify-write)."""
         while True:
-            state = self._state
+            state = self.state
             result = fn(state.values)
             if not isinstance(result, PMap):
                 raise ServerStateTypeError(
@@ -201,7 +227,7 @@ class MemoryStore:
             with guard([*writes, *deletes]):
                 changes = self._commit(None, writes, deletes, seen_state=state)
             if changes is not None:
-                return self._state.values, changes
+                return self.state.values, changes
 
     def _commit(
         self,
@@ -211,37 +237,34 @@ class MemoryStore:
         *,
         seen_state: StoreState | None = None,
     ) -> tuple[Change, ...] | None:
-        """Swap in the writes if the expected versions (or, for a transaction,
+        """Apply the writes if the expected versions (or, for a transaction,
         the whole state) are unchanged; None tells the caller to retry."""
         with self._root_lock:
-            now = self._state
             latest = self._latest
             if seen_state is not None:
-                if now is not seen_state:
+                if self._seq != seen_state.seq:
                     return None
             elif expected is not None:
                 for key, version in expected.items():
                     if latest.get(key, _ABSENT)[1] != version:
                         return None
-            seq = now.seq + 1
+            seq = self._seq + 1
             changes = []
-            if len(writes) + len(deletes) == 1 and writes:
-                ((key, value),) = writes.items()
-                changes.append(Change(key, latest.get(key, _ABSENT)[0], value, seq))
-                values = now.values.set(key, value)
+            pending = self._pending
+            for key, value in writes.items():
+                old = latest.get(key, _ABSENT)[0]
+                changes.append(Change(key, old, value, seq))
                 latest[key] = (value, seq)
-            else:
-                evolver = now.values.evolver()
-                for key, value in writes.items():
-                    changes.append(Change(key, latest.get(key, _ABSENT)[0], value, seq))
-                    evolver[key] = value
-                    latest[key] = (value, seq)
-                for key in deletes:
-                    changes.append(Change(key, latest.get(key, _ABSENT)[0], MISSING, seq))
-                    del evolver[key]
-                    latest[key] = (MISSING, seq)
-                values = evolver.persistent()
-            self._state = StoreState(values, seq)
+                pending[key] = value
+                if old is MISSING:
+                    self._size += 1
+            for key in deletes:
+                changes.append(Change(key, latest[key][0], MISSING, seq))
+                latest[key] = (MISSING, seq)
+                pending[key] = MISSING
+                self._size -= 1
+            self._seq = seq
+            self._snapshot = None
         return tuple(changes)
 
     # -- watchers ---------------------------------------------------------------

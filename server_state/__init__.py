@@ -8,6 +8,8 @@ is first used inside a running app.
 
 from __future__ import annotations
 
+import os
+
 from ._errors import (
     ReadOnlyValueError,
     RerunSuppressedError,
@@ -17,7 +19,7 @@ from ._errors import (
 )
 from ._locks import ServerStateLock
 from ._state import NoRerun, ServerState, Snapshot, _check_key
-from ._store import MISSING
+from ._store import MISSING, store_from_url
 from ._values import FrozenDict, FrozenList, thaw
 
 __all__ = [
@@ -42,7 +44,7 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-server_state = ServerState()
+server_state = ServerState(store_from_url(os.environ.get("SERVER_STATE_URL")))
 server_state_lock = ServerStateLock(server_state._locks, _check_key)
 no_rerun = NoRerun()
 

@@ -23,7 +23,7 @@ from pyrsistent import PMap, pmap
 from ._errors import ServerStateKeyError, ServerStateTypeError
 from ._values import freeze, unchanged
 
-__all__ = ["MISSING", "Change", "MemoryStore", "StoreState", "Watcher"]
+__all__ = ["MISSING", "Change", "MemoryStore", "StoreState", "Watcher", "store_from_url"]
 
 _LOG = logging.getLogger("server_state")
 
@@ -305,3 +305,15 @@ class MemoryStore:
 @dataclass(frozen=True, slots=True, eq=False)
 class _Subscription:
     callback: Watcher
+
+
+def store_from_url(url: str | None) -> MemoryStore:
+    """The backend a ``SERVER_STATE_URL`` names: ``memory://`` (the default)."""
+    if not url or url.startswith("memory://"):
+        return MemoryStore()
+    from ._errors import ServerStateError
+
+    raise ServerStateError(
+        f"SERVER_STATE_URL={url!r}: this version of server_state keeps the state in the "
+        "server's memory only (memory://); unset SERVER_STATE_URL or set it to memory://."
+    )

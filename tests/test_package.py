@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import weakref
@@ -60,3 +61,16 @@ def test_a_tracked_session_is_not_kept_alive_and_is_forgotten_when_collected(
     # The finalizer only queued the id; the next announcement drops it.
     state["k"] = 1
     assert state._tracker.entry("sid-1") is None
+
+
+def test_an_unsupported_state_url_fails_at_import_with_a_clear_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import server_state"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SERVER_STATE_URL": "redis://127.0.0.1:1/0"},
+    )
+    assert done.returncode != 0
+    assert "SERVER_STATE_URL='redis://127.0.0.1:1/0'" in done.stderr
+    assert "memory://" in done.stderr

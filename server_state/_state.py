@@ -8,6 +8,7 @@ no internal lock held: the store and the tracker hand back what to do.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -29,8 +30,9 @@ from ._values import FrozenDict, FrozenList, freeze, is_persistent, read_form
 
 __all__ = ["NoRerun", "ServerState", "Snapshot"]
 
-# How long a pushed rerun waits for a session's own run to finish before it
-# interrupts it anyway: a run that never ends must not hold updates back forever.
+# How long a pushed rerun waits for a session's own run to finish (and reach
+# its browser) before it goes ahead anyway: a run that never ends must not hold
+# updates back forever.
 RUN_WAIT_LIMIT = 5.0
 
 _FAST_READ = frozenset({type(None), bool, int, float, str, bytes, FrozenList, FrozenDict, tuple, frozenset})
@@ -92,9 +94,17 @@ class _Coordinator:
         session = adapter.active_session(sid)
         if session is None:
             return None  # not a live browser session (AppTest, a closing tab)
-        entry = self.tracker.ensure_entry(sid, adapter.session_loop(session))
+        loop = adapter.session_loop(session)
+        entry = self.tracker.ensure_entry(sid, loop)
         adapter.watch_session_lifetime(session, lambda: self._gone.append(sid))
+        adapter.call_soon(loop, lambda: self._track_settling(sid))
         return entry
+
+    @staticmethod
+    def _track_settling(sid: str) -> None:
+        session = adapter.active_session(sid)
+        if session is not None:
+            adapter.settled_event(session)
 
     def run_started(self, sid: str, fragment_ids: Iterable[str] | None) -> None:
         entry = self._entry_for(sid)
@@ -152,7 +162,10 @@ class _Coordinator:
             self.flush(sid)
 
     def flush(self, sid: str, *, waited: bool = False) -> None:
-        """On the session's event loop: rerun it if it is stale and idle."""
+        """On the session's event loop: rerun the session if it is stale and
+        settled, that is, no run is going and its browser has every message
+        of the last one (a rerun started before they are sent makes Streamlit
+        drop them from its queue, and the browser misses widget resets)."""
         entry = self.tracker.entry(sid)
         if entry is None:
             return
@@ -162,24 +175,31 @@ class _Coordinator:
             self.tracker.drop(sid)  # disconnected: never touched again
             return
         plan = self.tracker.stale_plan(entry)
-        if adapter.is_running(session) and not waited:
-            # Its run's end flushes again. Bound the wait.
-            if plan is not None and entry.wait_timer is None:
-                entry.wait_timer = adapter.call_later(
-                    entry.handle, RUN_WAIT_LIMIT, lambda: self._wait_over(sid)
-                )
+        if plan is None:
             return
-        if entry.wait_timer is not None:
-            entry.wait_timer.cancel()
-            entry.wait_timer = None
-        if plan is not None and self.tracker.admit(entry, plan):
+        if not waited:
+            settled = adapter.settled_event(session)
+            if not settled.is_set():
+                if entry.waiter is None:
+                    entry.waiter = asyncio.ensure_future(self._flush_when_settled(sid, settled), loop=entry.handle)
+                return
+        if self.tracker.admit(entry, plan):
             self._rerun(session, plan)
 
-    def _wait_over(self, sid: str) -> None:
+    async def _flush_when_settled(self, sid: str, settled: asyncio.Event) -> None:
+        """Wait (bounded: a run that never ends must not hold updates back
+        forever) until the session settles, then flush it again."""
+        waited = False
+        try:
+            async with asyncio.timeout(RUN_WAIT_LIMIT):
+                while not settled.is_set():
+                    await settled.wait()
+        except TimeoutError:
+            waited = True
         entry = self.tracker.entry(sid)
         if entry is not None:
-            entry.wait_timer = None
-            self.flush(sid, waited=True)
+            entry.waiter = None
+            self.flush(sid, waited=waited)
 
     @staticmethod
     def _rerun(session: Any, plan: RerunPlan) -> None:

@@ -11,12 +11,14 @@ used, and why (see STREAMLIT_FACTS.md of the project for the line references):
   it is a widget callback (callbacks render nothing and must bind nothing).
 - ``Runtime.instance()._session_mgr.get_active_session_info``: the thread-safe
   way from a session id to a live ``AppSession``; never kept, looked up each time.
-- ``AppSession._event_loop``, ``._scriptrunner``, ``._client_state``,
-  ``._fragment_storage`` and ``request_rerun(ClientState)``: we rerun a session
-  on its own event loop, only when no ScriptRunner exists (an immediate rerun
-  swallows the click being processed), with a copy of its client state (``None``
-  sends a multipage app to its main page), with ``fragment_id`` set to rerun one
-  fragment.
+- ``AppSession._event_loop``, ``._client_state``, ``._fragment_storage``,
+  ``track_settling()``/``._settled`` and ``request_rerun(ClientState)``: we
+  rerun a session on its own event loop, only once it is settled (no
+  ScriptRunner, and its browser has every message of the last run: an
+  immediate rerun swallows the click being processed, and a rerun started
+  before the last run's messages are sent makes Streamlit drop them from its
+  queue), with a copy of its client state (``None`` sends a multipage app to
+  its main page), with ``fragment_id`` set to rerun one fragment.
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ __all__ = [
     "current_read_scope",
     "current_session_id",
     "install",
-    "is_running",
     "request_rerun",
     "session_loop",
+    "settled_event",
     "watch_session_lifetime",
 ]
 
@@ -174,12 +176,6 @@ def session_loop(session: Session) -> asyncio.AbstractEventLoop:
     return session._event_loop  # type: ignore[no-any-return]
 
 
-def is_running(session: Session) -> bool:
-    """Whether the session has a ScriptRunner (a run going or about to go).
-    Call on the session's event loop, where this is consistent."""
-    return session._scriptrunner is not None
-
-
 def request_rerun(session: Session, fragment_id: str | None) -> bool:
     """Rerun ``session`` (or one of its fragments) keeping its page and query
     string. Call on the session's event loop. False when the fragment is gone."""
@@ -206,8 +202,14 @@ def call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None], *, after_
         pass
 
 
-def call_later(loop: asyncio.AbstractEventLoop, delay: float, fn: Callable[[], None]) -> asyncio.TimerHandle:
-    return loop.call_later(delay, fn)
+def settled_event(session: Session) -> asyncio.Event:
+    """Set while the session has no run going and its browser has been sent
+    every message of the last one (``AppSession.track_settling``, the
+    bookkeeping Streamlit keeps for its agent API). Call on the session's
+    event loop; the first call starts the tracking."""
+    if session._settled is None:
+        session.track_settling()
+    return session._settled  # type: ignore[no-any-return]
 
 
 def watch_session_lifetime(session: Session, on_collected: Callable[[], None]) -> None:

@@ -54,7 +54,7 @@ class SessionEntry:
     flush_scheduled: bool = False
     pending_round: int = 0
     pending_chain: frozenset[str] = frozenset()
-    wait_timer: Any = None  # the timer bounding how long we wait for a run to end
+    waiter: Any = None  # the task waiting for the session to settle, if any
 
 
 @dataclass(slots=True, eq=False)

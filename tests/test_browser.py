@@ -1,0 +1,257 @@
+"""What a person sees in Chromium, with two tabs open on one server.
+
+Each tab is its own browser context, so its own Streamlit session (as two
+browser windows would be). Every check is on the rendered page through
+Playwright's auto-waiting ``expect``: a value written in one tab has to show
+up in the other with no interaction there, which is the whole point of
+server_state. One server per test, so each test starts from an empty state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from harness import StreamlitServer
+from harness.browser import sync_chromium, wait_for_app_idle
+from playwright.sync_api import Browser, Locator, Page, expect
+
+pytestmark = [pytest.mark.server, pytest.mark.browser]
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+APPS = Path(__file__).resolve().parent / "apps"
+
+# Generous: CI has 2 cores, and a pushed rerun is a round trip through the
+# server and a script run. These bound a failure, not a passing test.
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def expect_timeout() -> Iterator[None]:
+    """Every ``expect`` in this module waits up to TIMEOUT_MS (default 5 s)."""
+    previous = getattr(expect, "_timeout", None) or 5_000
+    expect.set_options(timeout=TIMEOUT_MS)
+    yield
+    expect.set_options(timeout=previous)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_chromium(timeout_ms=60_000) as b:
+        yield b
+
+
+def open_tab(browser: Browser, server: StreamlitServer) -> Page:
+    """A new context (cookies and all: a separate session) showing the app."""
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    context.set_default_navigation_timeout(60_000)
+    page = context.new_page()
+    page.goto(server.url)
+    wait_for_app_idle(page, 60_000)
+    return page
+
+
+def close_tabs(*pages: Page) -> None:
+    for page in pages:
+        page.context.close()
+
+
+def assert_no_exception(*pages: Page) -> None:
+    for page in pages:
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+@contextmanager
+def server_log_on_failure(server: StreamlitServer) -> Iterator[None]:
+    """Add the server's log tail to a failing assertion (an exception in the
+    script, or in server_state's rerun machinery, shows up there)."""
+    try:
+        yield
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- server log tail ---\n{server.log_tail()}") from exc
+
+
+# -- 1. global counter ------------------------------------------------------
+
+
+def button(page: Page, name: str) -> Locator:
+    # Scoped to st.button: st.number_input's +/- are also buttons named
+    # "Increment"/"Decrement".
+    return page.get_by_test_id("stButton").get_by_role("button", name=name, exact=True)
+
+
+def count(page: Page) -> Locator:
+    """The number in "Count = `N`"."""
+    return page.get_by_test_id("stMarkdownContainer").filter(has_text="Count =").locator("code")
+
+
+def test_counter_in_two_tabs(browser: Browser) -> None:
+    with StreamlitServer(EXAMPLES / "global_counter.py") as server, server_log_on_failure(server):
+        a = open_tab(browser, server)
+        b = open_tab(browser, server)
+        try:
+            expect(count(a)).to_have_text(re.compile(r"^-?\d+$"))
+            n = int(count(a).inner_text())
+            expect(count(b)).to_have_text(str(n))
+
+            for i in range(1, 4):
+                button(a, "Increment").click()
+                expect(count(a)).to_have_text(str(n + i))
+                wait_for_app_idle(a, TIMEOUT_MS)
+
+            # B was not touched: the change was pushed to it.
+            expect(count(b)).to_have_text(str(n + 3))
+            wait_for_app_idle(b, TIMEOUT_MS)
+
+            button(b, "Decrement").click()
+            expect(count(b)).to_have_text(str(n + 2))
+            expect(count(a)).to_have_text(str(n + 2))
+
+            # Settled: both tabs idle and showing the same number, once each.
+            wait_for_app_idle(a, TIMEOUT_MS)
+            wait_for_app_idle(b, TIMEOUT_MS)
+            for page in (a, b):
+                expect(count(page)).to_have_count(1)
+                expect(count(page)).to_have_text(str(n + 2))
+            assert count(a).inner_text() == count(b).inner_text() == str(n + 2)
+            assert_no_exception(a, b)
+        finally:
+            close_tabs(a, b)
+
+
+# -- 2. chat ----------------------------------------------------------------
+
+
+def messages(page: Page) -> Locator:
+    """The chat lines: the only st.markdown elements of the app (the title is
+    a heading, the labels are widget labels)."""
+    return page.get_by_test_id("stMarkdown")
+
+
+def line(page: Page, text: str) -> Locator:
+    """The message lines whose whole text is ``text`` ("name: message")."""
+    return messages(page).filter(has_text=re.compile(rf"^\s*{re.escape(text)}\s*$"))
+
+
+def set_name(page: Page, name: str) -> None:
+    field = page.get_by_label("Your name", exact=True)
+    field.fill(name)
+    field.press("Enter")  # commits the value (a rerun), as a person would by Enter
+    wait_for_app_idle(page, TIMEOUT_MS)
+    expect(field).to_have_value(name)
+
+
+def type_message(page: Page, text: str) -> None:
+    """Type into "Message" without committing: the Send click commits it (blur)."""
+    page.get_by_label("Message", exact=True).fill(text)
+
+
+def send(page: Page) -> None:
+    page.get_by_test_id("stButton").get_by_role("button", name="Send", exact=True).click()
+
+
+def test_chat_in_two_tabs(browser: Browser) -> None:
+    with StreamlitServer(EXAMPLES / "chat.py") as server, server_log_on_failure(server):
+        a = open_tab(browser, server)
+        b = open_tab(browser, server)
+        try:
+            expect(messages(a)).to_have_count(0)
+            expect(messages(b)).to_have_count(0)
+            set_name(a, "Alice")
+            set_name(b, "Bob")
+
+            # A sends; B sees it without doing anything.
+            type_message(a, "hello from A")
+            send(a)
+            expect(messages(a)).to_have_text(["Alice: hello from A"])
+            expect(a.get_by_label("Message", exact=True)).to_have_value("")
+            expect(messages(b)).to_have_text(["Alice: hello from A"])
+            expect(messages(a).first.locator("strong")).to_have_text("Alice")  # **name** is bold
+
+            # B replies; A sees it below the first message.
+            wait_for_app_idle(b, TIMEOUT_MS)
+            type_message(b, "reply from B")
+            send(b)
+            both = ["Alice: hello from A", "Bob: reply from B"]
+            expect(messages(b)).to_have_text(both)
+            expect(messages(a)).to_have_text(both)
+
+            # Both send at about the same time: no waiting between the clicks.
+            wait_for_app_idle(a, TIMEOUT_MS)
+            wait_for_app_idle(b, TIMEOUT_MS)
+            type_message(a, "same time A")
+            type_message(b, "same time B")
+            send(a)
+            send(b)
+            expected = [*both, "Alice: same time A", "Bob: same time B"]
+            for page in (a, b):
+                expect(messages(page)).to_have_count(4)
+            # Settled: nothing more arrives after both tabs are idle.
+            for page in (a, b):
+                wait_for_app_idle(page, TIMEOUT_MS)
+            for page in (a, b):
+                expect(messages(page)).to_have_count(4)
+                # The first two in order; the simultaneous two in either order.
+                expect(messages(page).nth(0)).to_have_text(both[0])
+                expect(messages(page).nth(1)).to_have_text(both[1])
+                for text in expected:
+                    expect(line(page, text)).to_have_count(1)
+                # The sender's own run cleared its Message box. A rerun pushed
+                # before that run's messages reached the browser would make
+                # Streamlit drop them from its queue, and the box would keep
+                # the sent text: the library waits for the session to settle.
+                expect(page.get_by_label("Message", exact=True)).to_have_value("")
+            assert_no_exception(a, b)
+        finally:
+            close_tabs(a, b)
+
+
+# -- 3. read-only values rendered by Streamlit elements ----------------------
+
+
+def test_read_only_values_render(browser: Browser) -> None:
+    with StreamlitServer(APPS / "render_app.py") as server, server_log_on_failure(server):
+        page = open_tab(browser, server)
+        try:
+            json_view = page.get_by_test_id("stJson")
+            expect(json_view).to_have_count(2)  # st.json + st.write(list)
+            keys = json_view.first.locator(".object-key")
+            for key in ("rows", "tags", "a", "b"):
+                expect(keys.filter(has_text=re.compile(rf'^"{key}"$')).first).to_be_visible()
+            expect(json_view.first).to_contain_text('"red"')
+            expect(json_view.first).to_contain_text('"x"')
+            expect(json_view.nth(1)).to_contain_text('"blue"')
+
+            tag = page.get_by_role("radiogroup", name="Tag")
+            expect(tag.get_by_role("radio")).to_have_count(2)
+            expect(tag.get_by_test_id("stRadioOption")).to_have_text(["red", "blue"])
+            expect(tag.get_by_role("radio", name="red")).to_be_checked()
+
+            pick = page.get_by_role("combobox", name="Pick")
+            expect(pick).to_have_value("red")
+
+            pv = page.get_by_role("radiogroup", name="PV")
+            expect(pv.get_by_test_id("stRadioOption")).to_have_text(["p", "q"])
+            expect(pv.get_by_role("radio", name="p")).to_be_checked()
+
+            # The grid is drawn on a canvas; its accessible twin, a table inside
+            # the canvas, carries the same rows (hidden, so located by CSS).
+            grid = page.get_by_test_id("stDataFrame").locator('table[role="grid"]')
+            expect(grid).to_have_attribute("aria-rowcount", "3")  # header + 2 rows
+            body_rows = grid.locator('tbody tr[role="row"]')
+            expect(body_rows).to_have_count(2)
+            expect(grid.locator('th[role="columnheader"]')).to_have_text(["a", "b"])
+            expect(body_rows.nth(0).locator('td[role="gridcell"]')).to_have_text(["1", "x"])
+            expect(body_rows.nth(1).locator('td[role="gridcell"]')).to_have_text(["2", "y"])
+            expect(page.get_by_test_id("stDataFrame").get_by_test_id("data-grid-canvas")).to_be_visible()
+
+            wait_for_app_idle(page, TIMEOUT_MS)
+            assert_no_exception(page)
+            assert "Traceback" not in server.log_text()
+        finally:
+            close_tabs(page)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import subprocess
@@ -40,14 +41,16 @@ class _FakeSession:
     """Stands in for an AppSession object only to prove we keep no strong
     reference to it (the cross-session behaviour is tested on real servers)."""
 
-    _event_loop = None
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._event_loop = loop
 
 
 def test_a_tracked_session_is_not_kept_alive_and_is_forgotten_when_collected(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     state = ServerState()
-    session = _FakeSession()
+    loop = asyncio.new_event_loop()  # never run: callbacks queued on it are dropped
+    session = _FakeSession(loop)
     alive = weakref.ref(session)
     monkeypatch.setattr(adapter, "active_session", lambda sid: alive() if sid == "sid-1" else None)
     coordinator = state._coord
@@ -61,6 +64,7 @@ def test_a_tracked_session_is_not_kept_alive_and_is_forgotten_when_collected(
     # The finalizer only queued the id; the next announcement drops it.
     state["k"] = 1
     assert state._tracker.entry("sid-1") is None
+    loop.close()
 
 
 def test_an_unsupported_state_url_fails_at_import_with_a_clear_error() -> None:

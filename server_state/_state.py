@@ -144,13 +144,17 @@ class _Coordinator:
         """After a commit, with no lock held: tell watchers, then rerun the
         sessions that showed the keys (unless inside ``no_rerun``)."""
         self.store.notify(changes)
-        if _suppressed.get() > 0:
+        if _suppressed.get():
             return
         while self._gone:
             self.tracker.drop(self._gone.popleft())
         run = current_run.get()
-        round_, chain = (run.round, run.chain) if run is not None else (0, frozenset())
-        entries = self.tracker.announce(((c.key, c.version) for c in changes), round_, chain)
+        if run is None:
+            entries = self.tracker.announce([(c.key, c.version) for c in changes], 0, frozenset())
+        else:
+            entries = self.tracker.announce([(c.key, c.version) for c in changes], run.round, run.chain)
+        if not entries:
+            return
         by_loop: dict[Any, list[str]] = {}
         for entry in entries:
             by_loop.setdefault(entry.handle, []).append(entry.sid)
@@ -345,7 +349,8 @@ class ServerState:
         with code that uses that lock too. A missing key uses ``default``, or
         raises ``KeyError`` when none is given.
         """
-        key = _check_key(key)
+        if type(key) is not str:
+            key = _check_key(key)
         if not callable(fn):
             raise ServerStateTypeError(
                 key, f"server_state.update({key!r}, fn): fn must be callable, got {type(fn).__name__}."

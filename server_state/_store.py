@@ -134,9 +134,9 @@ class MemoryStore:
             old, version = self._latest.get(key, _ABSENT)
             if old is not MISSING and unchanged(old, value):
                 return None
-            changes = self._commit({key: version}, {key: value}, ())
-            if changes is not None:
-                return changes[0]
+            change = self._commit_one(key, version, value)
+            if change is not None:
+                return change
 
     def touch(self, key: str) -> Change:
         """Advance ``key``'s version keeping its newest value: an in-place
@@ -145,9 +145,9 @@ class MemoryStore:
             value, version = self._latest.get(key, _ABSENT)
             if value is MISSING:
                 raise ServerStateKeyError(key, f"server_state has no key {key!r}; set it first.")
-            changes = self._commit({key: version}, {key: value}, ())
-            if changes is not None:
-                return changes[0]
+            change = self._commit_one(key, version, value)
+            if change is not None:
+                return change
 
     def delete(self, key: str) -> Change:
         while True:
@@ -183,9 +183,9 @@ class MemoryStore:
                 if self._latest.get(key, _ABSENT)[1] == version:
                     return current, None
                 continue
-            changes = self._commit({key: version}, {key: new}, ())
-            if changes is not None:
-                return new, changes[0]
+            change = self._commit_one(key, version, new)
+            if change is not None:
+                return new, change
 
     def transact(
         self,
@@ -228,6 +228,21 @@ class MemoryStore:
                 changes = self._commit(None, writes, deletes, seen_state=state)
             if changes is not None:
                 return self.state.values, changes
+
+    def _commit_one(self, key: str, expected: int, value: Any) -> Change | None:
+        """``_commit`` for one key set: the hot path of every write."""
+        with self._root_lock:
+            latest = self._latest
+            old, version = latest.get(key, _ABSENT)
+            if version != expected:
+                return None
+            seq = self._seq = self._seq + 1
+            latest[key] = (value, seq)
+            self._pending[key] = value
+            if old is MISSING:
+                self._size += 1
+            self._snapshot = None
+        return Change(key, old, value, seq)
 
     def _commit(
         self,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["BindingTracker", "RerunPlan", "RunRecord", "SessionEntry", "current_run"]
 
@@ -37,11 +37,11 @@ MAX_ROUNDS = 10
 _CHAIN_KEYS_KEPT = 16
 
 
-@dataclass(slots=True)
-class Announcement:
+class Announcement(NamedTuple):
     version: int
     round: int
-    chain: frozenset[str]
+    chain: frozenset[str]  # keys of the rerun chain that led here (not ``key`` itself)
+    key: str
 
 
 @dataclass(slots=True, eq=False)
@@ -176,13 +176,16 @@ class BindingTracker:
         """Record that keys advanced; return the sessions that need a flush
         scheduled (each at most once until its flush runs: coalescing)."""
         to_flush: list[SessionEntry] = []
+        announced = self._announced
         for key, version in changes:
-            keys = chain | {key} if len(chain) < _CHAIN_KEYS_KEPT else chain
             with self._lock:
-                current = self._announced.get(key)
+                current = announced.get(key)
                 if current is None or current.version < version:
-                    self._announced[key] = Announcement(version, round, keys)
-                sids = tuple(self._index.get(key, ()))
+                    announced[key] = Announcement(version, round, chain, key)
+                bound = self._index.get(key)
+                if not bound:
+                    continue
+                sids = tuple(bound)
             for sid in sids:
                 entry = self._sessions.get(sid)
                 if entry is None or entry.flush_scheduled:
@@ -220,7 +223,8 @@ class BindingTracker:
                 if seen < ann.version:
                     stale.add(scope)
                     rounds.append(ann.round)
-                    chain |= ann.chain
+                    if len(chain) < _CHAIN_KEYS_KEPT:
+                        chain |= ann.chain | {ann.key}
         if not stale:
             return None
         fragments = frozenset(s for s in stale if s is not None)

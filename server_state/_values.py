@@ -236,11 +236,14 @@ def freeze(value: Any, label: str | None = None) -> Any:
     if isinstance(value, list):
         if set(map(type, value)) <= _FROZEN:
             return _make_list(value, label)
-        return _make_list([_freeze_nested(v, label) for v in value], label)
+        return _make_list(_freeze_items(value, label), label)
     if isinstance(value, dict):
         if set(map(type, value.values())) <= _FROZEN:
             return _make_dict(value, label)
-        return _make_dict({k: _freeze_nested(v, label) for k, v in value.items()}, label)
+        frozen = _FROZEN
+        return _make_dict(
+            {k: v if type(v) in frozen else _freeze_nested(v, label) for k, v in value.items()}, label
+        )
     if isinstance(value, tuple):
         items = [_freeze_nested(v, label) for v in value]
         if all(a is b for a, b in zip(items, value, strict=True)):
@@ -252,6 +255,24 @@ def freeze(value: Any, label: str | None = None) -> Any:
     if isinstance(value, (set, frozenset)):
         return value if kind is frozenset else frozenset(value)
     return value  # atomic, pyrsistent (stored as is) or opaque (stored by reference)
+
+
+_CHUNK = 64
+
+
+def _freeze_items(items: list[Any], label: str | None) -> list[Any]:
+    """Freeze a list's elements, visiting one by one only the chunks that hold
+    something not frozen yet: ``read + [new]`` assigned back is a C-speed
+    type scan of the old elements plus the work on the new one."""
+    out: list[Any] = []
+    frozen = _FROZEN
+    for start in range(0, len(items), _CHUNK):
+        chunk = items[start : start + _CHUNK]
+        if set(map(type, chunk)) <= frozen:
+            out += chunk
+        else:
+            out += [v if type(v) in frozen else _freeze_nested(v, label) for v in chunk]
+    return out
 
 
 def _freeze_nested(value: Any, label: str | None) -> Any:

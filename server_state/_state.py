@@ -37,6 +37,8 @@ RUN_WAIT_LIMIT = 5.0
 
 _FAST_READ = frozenset({type(None), bool, int, float, str, bytes, FrozenList, FrozenDict, tuple, frozenset})
 
+_NO_CHAIN: frozenset[str] = frozenset()
+
 _suppressed: ContextVar[int] = ContextVar("server_state_no_rerun", default=0)
 
 
@@ -143,16 +145,17 @@ class _Coordinator:
     def announce(self, changes: tuple[Change, ...]) -> None:
         """After a commit, with no lock held: tell watchers, then rerun the
         sessions that showed the keys (unless inside ``no_rerun``)."""
-        self.store.notify(changes)
+        if self.store.has_watchers:
+            self.store.notify(changes)
         if _suppressed.get():
             return
         while self._gone:
             self.tracker.drop(self._gone.popleft())
         run = current_run.get()
         if run is None:
-            entries = self.tracker.announce([(c.key, c.version) for c in changes], 0, frozenset())
+            entries = self.tracker.announce(changes, 0, _NO_CHAIN)
         else:
-            entries = self.tracker.announce([(c.key, c.version) for c in changes], run.round, run.chain)
+            entries = self.tracker.announce(changes, run.round, run.chain)
         if not entries:
             return
         by_loop: dict[Any, list[str]] = {}

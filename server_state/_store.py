@@ -304,6 +304,10 @@ class MemoryStore:
 
         return unsubscribe
 
+    @property
+    def has_watchers(self) -> bool:
+        return bool(self._watchers)
+
     def notify(self, changes: Iterable[Change]) -> None:
         """Call the watchers of ``changes``. Call with no lock held."""
         watchers = self._watchers  # lists are replaced, never mutated: no lock needed

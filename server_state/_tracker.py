@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 __all__ = ["BindingTracker", "RerunPlan", "RunRecord", "SessionEntry", "current_run"]
 
@@ -30,6 +30,16 @@ _LOG = logging.getLogger("server_state")
 current_run: ContextVar[RunRecord | None] = ContextVar("server_state_run", default=None)
 
 Scope = str | None  # None: the whole app; else a fragment id
+
+
+class _Advance(Protocol):
+    """A key that advanced to a version (the store's ``Change``)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
 
 # Rounds of reruns caused by reruns before we call it a loop. A user action or
 # a background write starts at round 0; every pushed rerun adds one.
@@ -172,12 +182,13 @@ class BindingTracker:
 
     # -- changes (any thread) -----------------------------------------------------
 
-    def announce(self, changes: Iterable[tuple[str, int]], round: int, chain: frozenset[str]) -> list[SessionEntry]:
+    def announce(self, changes: Iterable[_Advance], round: int, chain: frozenset[str]) -> list[SessionEntry]:
         """Record that keys advanced; return the sessions that need a flush
         scheduled (each at most once until its flush runs: coalescing)."""
         to_flush: list[SessionEntry] = []
         announced = self._announced
-        for key, version in changes:
+        for change in changes:
+            key, version = change.key, change.version
             with self._lock:
                 current = announced.get(key)
                 if current is None or current.version < version:

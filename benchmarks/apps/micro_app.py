@@ -1,0 +1,534 @@
+"""In-session microbenchmarks of both libraries, in one real Streamlit session.
+
+Loaded by ``benchmarks/run.py`` through the headless protocol client. Each
+benchmark is a button ("run read", "run append_classic_100000", ...): a click runs
+that benchmark in that script run, on the script thread, so reads bind the
+session exactly as an app's reads do, for both libraries. Results are merged
+into the JSON file named by ``$SERVER_STATE_BENCH_OUT`` and the page shows
+``done <name> <seq>`` (or ``failed <name> <seq>: <error>``). Buttons, being
+one-shot triggers, make sure that a rerun pushed by server_state (this
+session read a key and then wrote it) runs no benchmark again.
+
+Sizes: query parameter ``mode=smoke|full``.
+
+Upstream's writes run inside upstream's own ``no_rerun``: upstream reruns
+every session bound to the key, the writer included, from inside the
+writer's run, which restarts this benchmark run under ``runner.fastReruns``.
+``no_rerun`` skips only the rerun requests: upstream's set still hashes the
+value (``repr``) and checks the suppression flag. server_state runs in normal
+mode (commit, announce, binding tracker, rerun scheduling): a comparison
+conservative for server_state.
+
+Timing: ``time.perf_counter_ns`` around a loop of k operations, k calibrated
+per library to a target time per repeat; the figure is the median over
+repeats of (elapsed / k). Repeats alternate between the libraries, so that
+noise hits both. The cyclic GC stays on, as in an app (collected once per
+benchmark, before it); the pvector append is also measured with it off, to
+separate the library's cost from the collector's. Loop overhead (~20 ns) is
+not subtracted. Appended messages are built inside the timed loop, as an
+app builds each new message (a dict; a pmap for the pvector variant).
+
+Every expression's value is assigned (``_ = s["k"]``): a bare expression
+statement is Streamlit "magic" (an ``st.write``), even inside a function;
+the server also runs with ``runner.magicEnabled false``.
+
+The page keeps every "done" line on later runs: when server_state reruns
+this session right after a run that read and then wrote a key (its rule 2),
+Streamlit drops that run's not-yet-sent output (``ForwardMsgQueue.clear``
+rewrites its ``script_finished`` to ``FINISHED_EARLY_FOR_RERUN``), so a line
+shown only by the benchmark's own run could be lost.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+import traceback
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+from pyrsistent import pmap, pvector
+from streamlit_server_state import no_rerun as up_no_rerun
+from streamlit_server_state import server_state as up_state
+from streamlit_server_state import server_state_lock as up_lock
+
+from server_state import server_state, server_state_lock
+
+perf = time.perf_counter_ns
+
+SETTINGS: dict[str, dict[str, Any]] = {
+    "full": {
+        "repeats": 7,
+        "target_ns": 30_000_000,  # per repeat
+        "append_sizes": (1_000, 10_000, 100_000),
+        "snapshot_sizes": (10, 10_000),
+        "memory_n": 100_000,
+        "memory_snapshots": 1_000,
+    },
+    "smoke": {
+        "repeats": 2,
+        "target_ns": 1_000_000,
+        "append_sizes": (1_000, 10_000, 100_000),
+        "snapshot_sizes": (10, 10_000),
+        "memory_n": 10_000,
+        "memory_snapshots": 20,
+    },
+}
+
+BENCHMARKS = (
+    "snapshot",
+    "read",
+    "increment",
+    "append_classic_1000",
+    "append_classic_10000",
+    "append_classic_100000",
+    "append_update_1000",
+    "append_update_10000",
+    "append_update_100000",
+    "memory_ours",
+    "memory_upstream",
+)
+
+
+def message(i: int) -> dict[str, str]:
+    """One chat message: a dict of two strings."""
+    return {"user": f"user{i % 50}", "text": f"message number {i}"}
+
+
+Loop = Callable[[int], int]  # runs k operations, returns elapsed ns
+Reset = Callable[[], None] | None
+
+
+def _timed(loop: Loop, k: int, reset: Reset, chunk: int, gc_on: bool) -> float:
+    """ns per operation over k operations, run in chunks of at most ``chunk``
+    with ``reset()`` (untimed) before each chunk."""
+    if not gc_on:
+        gc.disable()
+    try:
+        total = done = 0
+        while done < k:
+            step = min(chunk, k - done)
+            if reset is not None:
+                reset()
+            total += loop(step)
+            done += step
+        return total / k
+    finally:
+        gc.enable()
+
+
+def _calibrate(loop: Loop, reset: Reset, target_ns: float, chunk: int, gc_on: bool) -> int:
+    one = min(_timed(loop, 1, reset, chunk, gc_on), _timed(loop, 1, reset, chunk, gc_on))
+    return int(max(3, min(1_000_000, target_ns // max(one, 1.0))))
+
+
+def pair(
+    ours: Loop,
+    upstream: Loop,
+    cfg: dict[str, Any],
+    *,
+    reset_ours: Reset = None,
+    reset_upstream: Reset = None,
+    chunk: int = 1_000_000,
+    gc_on: bool = True,
+) -> dict[str, Any]:
+    """Median ns per operation of each library, repeats interleaved."""
+    gc.collect()  # once: a full collection of a large heap takes tens of ms
+    k_ours = _calibrate(ours, reset_ours, cfg["target_ns"], chunk, gc_on)
+    k_up = _calibrate(upstream, reset_upstream, cfg["target_ns"], chunk, gc_on)
+    ours_s: list[float] = []
+    up_s: list[float] = []
+    for _ in range(cfg["repeats"]):
+        ours_s.append(_timed(ours, k_ours, reset_ours, chunk, gc_on))
+        up_s.append(_timed(upstream, k_up, reset_upstream, chunk, gc_on))
+    return {
+        "ours_ns": statistics.median(ours_s),
+        "upstream_ns": statistics.median(up_s),
+        "ours_samples_ns": ours_s,
+        "upstream_samples_ns": up_s,
+        "k": [k_ours, k_up],
+        "gc": gc_on,
+    }
+
+
+def single(
+    loop: Loop, cfg: dict[str, Any], *, reset: Reset = None, chunk: int = 1_000_000, gc_on: bool = True
+) -> dict[str, Any]:
+    gc.collect()
+    k = _calibrate(loop, reset, cfg["target_ns"], chunk, gc_on)
+    samples = [_timed(loop, k, reset, chunk, gc_on) for _ in range(cfg["repeats"])]
+    return {"ns": statistics.median(samples), "samples_ns": samples, "k": k, "gc": gc_on}
+
+
+# -- the benchmarks ---------------------------------------------------------------
+
+
+def bench_read(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A read of a bound key (an int) in the script thread: binding included."""
+    server_state["bench_r"] = 1
+    with up_no_rerun:
+        up_state["bench_r"] = 1
+
+    def ours(k: int) -> int:
+        s = server_state
+        t0 = perf()
+        for _ in range(k):
+            _ = s["bench_r"]
+        return perf() - t0
+
+    def upstream(k: int) -> int:
+        s = up_state
+        t0 = perf()
+        for _ in range(k):
+            _ = s["bench_r"]
+        return perf() - t0
+
+    return {"read": pair(ours, upstream, cfg)}
+
+
+def bench_increment(cfg: dict[str, Any]) -> dict[str, Any]:
+    """ours ``update("c", fn)`` vs upstream ``with lock: s["c"] = s["c"] + 1``;
+    and, for information, ours with upstream's classic code."""
+    server_state["bench_c"] = 0
+    server_state["bench_c2"] = 0
+    with up_no_rerun:
+        up_state["bench_c"] = 0
+
+    def inc(n: int) -> int:
+        return n + 1
+
+    def ours(k: int) -> int:
+        update = server_state.update
+        t0 = perf()
+        for _ in range(k):
+            update("bench_c", inc)
+        return perf() - t0
+
+    def ours_classic(k: int) -> int:
+        s, lock = server_state, server_state_lock
+        t0 = perf()
+        for _ in range(k):
+            with lock["bench_c2"]:
+                s["bench_c2"] = s["bench_c2"] + 1
+        return perf() - t0
+
+    def upstream(k: int) -> int:
+        s, lock = up_state, up_lock
+        with up_no_rerun:
+            t0 = perf()
+            for _ in range(k):
+                with lock["bench_c"]:
+                    s["bench_c"] = s["bench_c"] + 1
+            return perf() - t0
+
+    out = {"increment": pair(ours, upstream, cfg)}
+    out["increment_classic"] = pair(ours_classic, upstream, cfg)
+    ours_count = server_state.peek("bench_c")
+    out["increment"]["checked"] = ours_count > 0 and server_state.peek("bench_c2") > 0
+    return out
+
+
+def bench_append_classic(cfg: dict[str, Any], n: int) -> dict[str, Any]:
+    """Append one message to a shared list of n messages, the classic way,
+    ``with lock: s["m"] = s["m"] + [msg]``: upstream (in no_rerun) and ours
+    with the same code (normal mode).
+
+    The list is reset to n items (untimed) after at most n/20 appends, so n
+    stays within 5 %."""
+    chunk = max(1, n // 20)
+    base = [message(i) for i in range(n)]
+
+    def reset_up() -> None:
+        with up_no_rerun:
+            up_state["bench_m"] = list(base)
+
+    def reset_ours() -> None:
+        server_state["bench_m"] = base
+
+    def upstream(k: int) -> int:
+        s, lock = up_state, up_lock
+        with up_no_rerun:
+            t0 = perf()
+            for i in range(k):
+                with lock["bench_m"]:
+                    s["bench_m"] = s["bench_m"] + [{"user": "bench", "text": f"message {i}"}]
+            return perf() - t0
+
+    def ours(k: int) -> int:
+        s, lock = server_state, server_state_lock
+        t0 = perf()
+        for i in range(k):
+            with lock["bench_m"]:
+                s["bench_m"] = s["bench_m"] + [{"user": "bench", "text": f"message {i}"}]
+        return perf() - t0
+
+    res = pair(ours, upstream, cfg, reset_ours=reset_ours, reset_upstream=reset_up, chunk=chunk)
+    assert len(server_state.peek("bench_m")) > n and len(up_state["bench_m"]) > n
+    res["n"] = n
+    return {f"append_classic_{n}": res}
+
+
+def bench_append_update(cfg: dict[str, Any], n: int) -> dict[str, Any]:
+    """Ours only: ``update("mp", lambda v: v.append(pmap(msg)))`` on a pvector
+    of n pmaps, with the GC on (as in an app) and off (the library's own
+    cost). The upstream figure shown beside it in the table is its classic
+    append, from the append_classic run. Reset as for the classic append."""
+    chunk = max(1, n // 20)
+    pbase = pvector(pmap(message(i)) for i in range(n))
+
+    def reset() -> None:
+        server_state["bench_mp"] = pbase
+
+    def ours(k: int) -> int:
+        update = server_state.update
+        t0 = perf()
+        for i in range(k):
+            m = pmap({"user": "bench", "text": f"message {i}"})
+            update("bench_mp", lambda v: v.append(m))  # noqa: B023 - called at once
+        return perf() - t0
+
+    res = single(ours, cfg, reset=reset, chunk=chunk, gc_on=True)
+    res_off = single(ours, cfg, reset=reset, chunk=chunk, gc_on=False)
+    # The stored value itself, not its read form (converting it is O(n)).
+    assert len(server_state._store.entry("bench_mp")[0]) > n
+    res["n"] = res_off["n"] = n
+    return {f"append_update_{n}": res, f"append_update_gcoff_{n}": res_off}
+
+
+def bench_snapshot(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``server_state.snapshot()`` with 10 and with 10k keys in the store:
+    repeated (no write in between), and right after a write of one key (only
+    the snapshot timed, each call between two ``perf_counter_ns``: ~50 ns of
+    timer included).
+    For information, upstream's nearest equivalent: ``dict(server_state)``, a
+    copy of every key (which binds the session to every key, and is not
+    consistent under concurrent writes)."""
+    out: dict[str, Any] = {}
+    present = 0
+    for size in cfg["snapshot_sizes"]:
+        for i in range(present, size):
+            server_state[f"bench_s{i}"] = i
+        with up_no_rerun:
+            for i in range(present, size):
+                up_state[f"bench_s{i}"] = i
+        present = size
+
+        def ours(k: int) -> int:
+            snap = server_state.snapshot
+            t0 = perf()
+            for _ in range(k):
+                _ = snap()
+            return perf() - t0
+
+        def upstream(k: int) -> int:
+            s = up_state
+            t0 = perf()
+            for _ in range(k):
+                _ = dict(s)
+            return perf() - t0
+
+        def ours_after_write(k: int) -> int:
+            s, snap = server_state, server_state.snapshot
+            total = 0
+            for i in range(k):
+                s["bench_s0"] = -1 - i  # a real change (not timed)
+                t0 = perf()
+                _ = snap()
+                total += perf() - t0
+            return total
+
+        res = pair(ours, upstream, cfg)
+        res["ours_keys"] = len(server_state)
+        res["upstream_keys"] = len(up_state)
+        out[f"snapshot_{size}"] = res
+        res = single(ours_after_write, cfg)
+        res["ours_keys"] = len(server_state)
+        out[f"snapshot_after_write_{size}"] = res
+    for i in range(present):
+        del server_state[f"bench_s{i}"]
+        del up_state[f"bench_s{i}"]
+    return out
+
+
+def _traced() -> int:
+    return tracemalloc.get_traced_memory()[0]
+
+
+def bench_memory_ours(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Bytes (tracemalloc): one copy of an n-item pvector of pmaps, vs that
+    value stored and appended to ``count`` times with ``update``, a snapshot
+    kept after every append: everything still alive at the end (stored value,
+    snapshots, appended messages) counts. The GC is off during that loop
+    (tracing is slow enough; no cycles are made, so what stays alive is the
+    same).
+
+    Then the same loop again, untraced and with the GC on, timed: the cost of
+    an append while the snapshots are held (information, no target)."""
+    n, count = cfg["memory_n"], cfg["memory_snapshots"]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        b0 = _traced()
+        value = pvector(pmap(message(i)) for i in range(n))
+        one = _traced() - b0
+        server_state["bench_mem"] = value
+        del value
+        snaps = []
+        gc.disable()
+        for i in range(count):
+            m = pmap(message(n + i))
+            server_state.update("bench_mem", lambda v: v.append(m))  # noqa: B023 - called at once
+            snaps.append(server_state.snapshot())
+        gc.enable()
+        gc.collect()
+        total = _traced() - b0
+    finally:
+        gc.enable()
+        tracemalloc.stop()
+    assert len(server_state._store.entry("bench_mem")[0]) == n + count
+    assert len(snaps) == count
+    del snaps
+
+    server_state["bench_mem"] = pvector(pmap(message(i)) for i in range(n))
+    snaps = []
+    gc.collect()
+    t0 = perf()
+    for i in range(count):
+        m = pmap(message(n + i))
+        server_state.update("bench_mem", lambda v: v.append(m))  # noqa: B023 - called at once
+        snaps.append(server_state.snapshot())
+    per_append = (perf() - t0) / count
+    del snaps
+    del server_state["bench_mem"]
+    return {
+        "memory_ours": {
+            "one_copy_bytes": one,
+            "total_bytes": total,
+            "ratio": total / one,
+            "n": n,
+            "snapshots": count,
+        },
+        "append_snapshots_held": {"ours_ns": per_append, "n": n, "snapshots": count, "gc": True},
+    }
+
+
+def bench_memory_upstream(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The same with upstream and the classic append (in no_rerun): one copy
+    of an n-item list of dicts (tracemalloc), vs the stored list after
+    ``count`` appends with a reference to the value kept after every append
+    (upstream has no snapshot; the classic append replaces the list, so a
+    reference is what a snapshot of it costs there).
+
+    Counted without tracemalloc, which would make each of upstream's ``repr``
+    hashes of the whole list several times slower: ``sys.getsizeof`` of
+    every distinct list kept (its pointer array; the messages are shared),
+    of the appended messages (dict and two strings each) and of the hash
+    upstream keeps (the repr string of the last value). GC off in the loop."""
+    n, count = cfg["memory_n"], cfg["memory_snapshots"]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        b0 = _traced()
+        value = [message(i) for i in range(n)]
+        one = _traced() - b0
+    finally:
+        tracemalloc.stop()
+    with up_no_rerun:
+        up_state["bench_mem"] = value
+    del value
+    snaps: list[list[dict[str, str]]] = []
+    gc.disable()
+    t0 = perf()
+    try:
+        with up_no_rerun:
+            for i in range(count):
+                m = message(n + i)
+                with up_lock["bench_mem"]:
+                    up_state["bench_mem"] = up_state["bench_mem"] + [m]
+                snaps.append(up_state["bench_mem"])
+    finally:
+        gc.enable()
+    per_append = (perf() - t0) / count
+    final = up_state["bench_mem"]
+    assert len(final) == n + count
+    kept = {id(v): v for v in snaps}
+    added = sum(sys.getsizeof(v) for v in kept.values())
+    added += sum(sys.getsizeof(m) + sys.getsizeof(m["user"]) + sys.getsizeof(m["text"]) for m in final[n:])
+    value_hash = up_state._ensure_item("bench_mem")._value_hash  # upstream keeps (repr, None)
+    added += sys.getsizeof(value_hash[0]) if value_hash else 0
+    del snaps, kept, final
+    del up_state["bench_mem"]
+    return {
+        "memory_upstream": {
+            "one_copy_bytes": one,
+            "total_bytes": one + added,
+            "ratio": (one + added) / one,
+            "n": n,
+            "snapshots": count,
+            "append_ns_gc_off": per_append,
+        },
+    }
+
+
+def run_benchmark(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    if name.startswith("append_classic_"):
+        return bench_append_classic(cfg, int(name.rsplit("_", 1)[1]))
+    if name.startswith("append_update_"):
+        return bench_append_update(cfg, int(name.rsplit("_", 1)[1]))
+    return {
+        "snapshot": bench_snapshot,
+        "read": bench_read,
+        "increment": bench_increment,
+        "memory_ours": bench_memory_ours,
+        "memory_upstream": bench_memory_upstream,
+    }[name](cfg)
+
+
+_file_lock = threading.Lock()
+
+
+def save(results: dict[str, Any]) -> None:
+    out = os.environ.get("SERVER_STATE_BENCH_OUT")
+    if not out:
+        return
+    path = Path(out)
+    with _file_lock:
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data.update(results)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(path)
+
+
+# -- the page ---------------------------------------------------------------------
+
+mode = st.query_params.get("mode", "full")
+cfg = SETTINGS[mode]
+st.session_state.setdefault("seq", 0)
+st.session_state.setdefault("finished", [])
+clicked = [name for name in BENCHMARKS if st.button(f"run {name}")]
+for name in clicked:
+    st.session_state.seq += 1
+    seq = st.session_state.seq
+    started = time.perf_counter()
+    try:
+        results = run_benchmark(name, cfg)
+    except Exception as exc:  # reported to the client, which fails the run
+        save({f"error_{name}": traceback.format_exc()})
+        st.session_state.finished.append(f"failed {name} {seq}: {type(exc).__name__}: {exc}")
+    else:
+        for res in results.values():
+            res["run_seconds"] = time.perf_counter() - started
+            res["mode"] = mode
+        save(results)
+        st.session_state.finished.append(f"done {name} {seq}")
+for line in st.session_state.finished:
+    st.markdown(line)

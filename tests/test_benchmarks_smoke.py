@@ -1,0 +1,93 @@
+"""The benchmarks in smoke mode: every benchmark runs and prints its row.
+
+Figures from tiny counts mean nothing, so no target is asserted here (``make
+bench`` prints them). One correctness property is asserted exactly: a write
+reruns only the sessions that read the key (10 sessions, 1 reading it: 1 rerun).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Every row the table must have, by id (see benchmarks/run.py).
+EXPECTED_ROWS = [
+    "read",
+    "increment",
+    "increment_classic",
+    "append_classic_1000",
+    "append_classic_10000",
+    "append_classic_100000",
+    "append_update_1000",
+    "append_update_10000",
+    "append_update_100000",
+    "append_update_flat",
+    "append_update_gcoff_1000",
+    "append_update_gcoff_10000",
+    "append_update_gcoff_100000",
+    "append_update_gcoff_flat",
+    "snapshot_10",
+    "snapshot_10000",
+    "snapshot_after_write_10",
+    "snapshot_after_write_10000",
+    "memory",
+    "append_snapshots_held",
+    "propagation_p50",
+    "propagation_p95",
+    "fanout_gc_off",
+    "fanout_gc_on",
+    "unbound",
+]
+
+pytestmark = [pytest.mark.bench, pytest.mark.server, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def smoke(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--smoke", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    data = json.loads(out.read_text()) if out.exists() else {}
+    return proc, data
+
+
+def test_every_benchmark_runs_and_prints(
+    smoke: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+) -> None:
+    proc, data = smoke
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr[-6000:]}"
+    )
+    assert not data["failures"]
+    rows = {row["id"]: row for row in data["rows"]}
+    assert list(rows) == EXPECTED_ROWS, f"rows: {list(rows)}\n{proc.stdout}"
+    for row in rows.values():
+        assert f"| {row['benchmark']} " in proc.stdout, f"row {row['id']} not printed:\n{proc.stdout}"
+        assert row["ours"] and row["ours"] != "-", row
+
+
+def test_a_write_reruns_exactly_the_bound_sessions(
+    smoke: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+) -> None:
+    proc, data = smoke
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    ours = data["results"]["unbound"]["ours"]
+    assert ours["sessions"] == 10 and ours["bound"] == 1
+    assert ours["reruns"] == 1, ours
+    assert ours["bound_reruns"] == 1 and ours["unbound_reruns"] == 0, ours
+    assert ours["readers_updated"] == 1, ours

@@ -153,9 +153,9 @@ class _Coordinator:
             self.tracker.drop(self._gone.popleft())
         run = current_run.get()
         if run is None:
-            entries = self.tracker.announce(changes, 0, _NO_CHAIN)
+            entries = self.tracker.announce(changes, 0, _NO_CHAIN, None)
         else:
-            entries = self.tracker.announce(changes, run.round, run.chain)
+            entries = self.tracker.announce(changes, run.round, run.chain, run.entry)
         if not entries:
             return
         by_loop: dict[Any, list[str]] = {}

@@ -63,6 +63,7 @@ class Change(NamedTuple):
 Watcher = Callable[[str, Any, Any], None]
 
 _ABSENT: tuple[Any, int] = (MISSING, 0)
+_new = tuple.__new__
 
 
 class MemoryStore:
@@ -242,7 +243,7 @@ class MemoryStore:
             if old is MISSING:
                 self._size += 1
             self._snapshot = None
-        return Change(key, old, value, seq)
+        return _new(Change, (key, old, value, seq))  # Change(...) without NamedTuple's Python __new__
 
     def _commit(
         self,

@@ -45,6 +45,7 @@ class _Advance(Protocol):
 # a background write starts at round 0; every pushed rerun adds one.
 MAX_ROUNDS = 10
 _CHAIN_KEYS_KEPT = 16
+_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
 
 
 class Announcement(NamedTuple):
@@ -182,9 +183,12 @@ class BindingTracker:
 
     # -- changes (any thread) -----------------------------------------------------
 
-    def announce(self, changes: Iterable[_Advance], round: int, chain: frozenset[str]) -> list[SessionEntry]:
+    def announce(
+        self, changes: Iterable[_Advance], round: int, chain: frozenset[str], writer: SessionEntry | None
+    ) -> list[SessionEntry]:
         """Record that keys advanced; return the sessions that need a flush
-        scheduled (each at most once until its flush runs: coalescing)."""
+        scheduled (each at most once until its flush runs: coalescing). The
+        writer's own session is left out: the end of its run flushes it."""
         to_flush: list[SessionEntry] = []
         announced = self._announced
         for change in changes:
@@ -192,14 +196,14 @@ class BindingTracker:
             with self._lock:
                 current = announced.get(key)
                 if current is None or current.version < version:
-                    announced[key] = Announcement(version, round, chain, key)
+                    announced[key] = _new(Announcement, (version, round, chain, key))
                 bound = self._index.get(key)
                 if not bound:
                     continue
                 sids = tuple(bound)
             for sid in sids:
                 entry = self._sessions.get(sid)
-                if entry is None or entry.flush_scheduled:
+                if entry is None or entry.flush_scheduled or entry is writer:
                     continue
                 if self._seen(entry, key) < version:
                     entry.flush_scheduled = True

@@ -19,7 +19,7 @@ import enum
 import fractions
 import pathlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, cast
 
 from pyrsistent import PMap, PSet, PVector, pdeque, plist, pmap, pset, pvector
@@ -63,6 +63,15 @@ _ATOMIC_BASES: tuple[type, ...] = (enum.Enum, pathlib.PurePath)
 _PMAP: type = type(pmap())
 _PVECTOR: type = type(pvector())
 _PSET: type = type(pset())
+_C_PVECTOR: type = type(pvector())
+_python_pvector: Callable[[Any], Any] | None
+try:  # a private name of pyrsistent's, stable since 0.11; without it we keep C vectors
+    from pyrsistent._pvector import python_pvector as _imported
+
+    _python_pvector = _imported
+except ImportError:  # pragma: no cover
+    _python_pvector = None
+_LARGE_VECTOR = 1024
 _PLIST: tuple[type, ...] = (type(plist()), type(plist([1])))
 _PDEQUE: type = type(pdeque())
 _SEQUENCES: tuple[type, ...] = (PVector, *_PLIST, _PDEQUE)
@@ -254,6 +263,13 @@ def freeze(value: Any, label: str | None = None) -> Any:
         return make(items) if make is not None else tuple(items)
     if isinstance(value, (set, frozenset)):
         return value if kind is frozenset else frozenset(value)
+    if kind is _C_PVECTOR and _python_pvector is not None and len(value) >= _LARGE_VECTOR:
+        # pyrsistent's C PVector is one GC object whose traversal visits every
+        # element: each new version (every append) is young, so every minor
+        # collection walks all n elements and a 100k-item append costs ~80 µs
+        # instead of ~5. The pure-Python PVector's nodes are GC objects of
+        # their own: a new version adds O(log n) young ones. Same API.
+        return _python_pvector(value)
     return value  # atomic, pyrsistent (stored as is) or opaque (stored by reference)
 
 

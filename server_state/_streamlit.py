@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from streamlit import config
 from streamlit.proto.ClientState_pb2 import ClientState
 from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner.script_runner import ScriptRunner, ScriptRunnerEvent
@@ -127,6 +129,22 @@ def install(events: RunEvents) -> None:
 
         ScriptRunner.__init__ = __init__  # type: ignore[method-assign]
         setattr(ScriptRunner, _HOOKED, True)
+        if config.get_option("runner.postScriptGC") and _gc_yield_point not in gc.callbacks:
+            gc.callbacks.append(_gc_yield_point)
+
+
+def _gc_yield_point(phase: str, info: dict[str, int]) -> None:
+    """A no-op garbage-collector callback, there for its side effect.
+
+    With ``runner.postScriptGC`` (Streamlit's default) every script run ends
+    with a full ``gc.collect()``, about 35 ms holding the GIL with a few
+    hundred sessions' objects. When a write reruns many sessions, their runs
+    end together and those collections queue up one after another. Calling
+    into Python at the start of a collection lets another thread take the GIL
+    there; if that thread's run ends meanwhile, its ``gc.collect()`` sees one
+    in progress and returns at once. Fan-out to 100 sessions took 1.45x
+    upstream's time without this (upstream gets the same effect by accident,
+    from a WeakSet callback during collection)."""
 
 
 def hook_current_runner(sid: str) -> bool:

@@ -121,9 +121,9 @@ class _Coordinator:
     def runner_stopped(self, sid: str) -> None:
         entry = self.tracker.entry(sid)
         if entry is not None:
-            # After AppSession has handled the same SHUTDOWN (queued behind
-            # ours), so the session is seen idle.
-            adapter.call_soon(entry.handle, lambda: self.flush(sid), after_pending=True)
+            # The flush waits for the session to settle (AppSession handles
+            # the same SHUTDOWN after us, then delivers the run's messages).
+            adapter.call_soon(entry.handle, lambda: self.flush(sid))
 
     def run_for_current_thread(self) -> RunRecord | None:
         """The run to bind reads to when the ContextVar has none: a thread
@@ -266,7 +266,8 @@ class ServerState:
         return readable
 
     def __getitem__(self, key: str) -> Any:
-        key = _check_key(key)
+        if type(key) is not str:
+            key = _check_key(key)
         value, version = self._store.entry(key)
         self._bind(key, version)
         if value is MISSING:
@@ -280,7 +281,8 @@ class ServerState:
         return self._readable(key, value)
 
     def get(self, key: str, default: Any = None) -> Any:
-        key = _check_key(key)
+        if type(key) is not str:
+            key = _check_key(key)
         value, version = self._store.entry(key)
         self._bind(key, version)
         return default if value is MISSING else self._readable(key, value)
@@ -480,7 +482,8 @@ class Snapshot(Mapping[str, Any]):
             )
 
     def __getitem__(self, key: str) -> Any:
-        key = _check_key(key)
+        if type(key) is not str:
+            key = _check_key(key)
         self._allowed(key)
         value = self._state.values.get(key, MISSING)
         self._owner._bind(key, self._state.seq)

@@ -24,6 +24,7 @@ used, and why (see STREAMLIT_FACTS.md of the project for the line references):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import logging
@@ -87,28 +88,28 @@ _SHUTDOWN = ScriptRunnerEvent.SHUTDOWN
 
 
 def _on_runner_event(sender: ScriptRunner, event: ScriptRunnerEvent, **payload: Any) -> None:
-    if event is _ENQUEUE or _events is None:  # the hot case: one per element
+    events = _events
+    if event is _ENQUEUE or events is None:  # the hot case: one per element
         return
     # A receiver that raises skips the receivers after it (AppSession's own):
     # never let ours.
     try:
-        _dispatch(sender, event, payload)
+        _dispatch(events, sender, event, payload)
     except Exception:
         _LOG.exception("server_state failed to follow a script run; reruns may be missed")
 
 
-def _dispatch(sender: ScriptRunner, event: ScriptRunnerEvent, payload: dict[str, Any]) -> None:
-    assert _events is not None
+def _dispatch(events: RunEvents, sender: ScriptRunner, event: ScriptRunnerEvent, payload: dict[str, Any]) -> None:
     if event is _STARTED:
-        _events.run_started(sender._session_id, payload.get("fragment_ids_this_run"))
+        events.run_started(sender._session_id, payload.get("fragment_ids_this_run"))
     elif event in _FINISHED_COMPLETE:
         # A run killed by a stop request (fastReruns starting a newer run, the
         # user's Stop) ends "with success" too; its reads are partial.
-        _events.run_finished(sender._requests._state is not ScriptRequestType.STOP)
+        events.run_finished(sender._requests._state is not ScriptRequestType.STOP)
     elif event in _FINISHED_CUT_SHORT:
-        _events.run_finished(False)
+        events.run_finished(False)
     elif event is _SHUTDOWN:
-        _events.runner_stopped(sender._session_id)
+        events.runner_stopped(sender._session_id)
 
 
 def install(events: RunEvents) -> None:
@@ -207,17 +208,10 @@ def request_rerun(session: Session, fragment_id: str | None) -> bool:
     return True
 
 
-def call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None], *, after_pending: bool = False) -> None:
-    """Run ``fn`` on ``loop`` from any thread. ``after_pending``: also after
-    every callback already queued there, including the ones the current
-    callbacks queue (the session's own handling of a runner's end)."""
-    try:
-        if after_pending:
-            loop.call_soon_threadsafe(loop.call_soon, fn)
-        else:
-            loop.call_soon_threadsafe(fn)
-    except RuntimeError:  # the loop is closed: the server is stopping
-        pass
+def call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
+    """Run ``fn`` on ``loop`` from any thread."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed: the server is stopping
+        loop.call_soon_threadsafe(fn)
 
 
 def settled_event(session: Session) -> asyncio.Event:

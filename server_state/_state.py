@@ -8,11 +8,7 @@ no internal lock held: the store and the tracker hand back what to do.
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextvars import ContextVar
 from typing import Any
 
 from pyrsistent import PMap
@@ -24,22 +20,14 @@ from ._errors import (
     ServerStateTypeError,
 )
 from ._locks import KeyLocks
-from ._store import MISSING, Change, MemoryStore, StoreState
-from ._tracker import BindingTracker, RerunPlan, RunRecord, SessionEntry, current_run
+from ._scheduler import RerunScheduler, suppressed
+from ._store import MISSING, MemoryStore, StoreState
+from ._tracker import BindingTracker, current_run
 from ._values import FrozenDict, FrozenList, freeze, is_persistent, read_form
 
 __all__ = ["NoRerun", "ServerState", "Snapshot"]
 
-# How long a pushed rerun waits for a session's own run to finish (and reach
-# its browser) before it goes ahead anyway: a run that never ends must not hold
-# updates back forever.
-RUN_WAIT_LIMIT = 5.0
-
 _FAST_READ = frozenset({type(None), bool, int, float, str, bytes, FrozenList, FrozenDict, tuple, frozenset})
-
-_NO_CHAIN: frozenset[str] = frozenset()
-
-_suppressed: ContextVar[int] = ContextVar("server_state_no_rerun", default=0)
 
 
 def _check_key(key: object) -> str:
@@ -60,163 +48,14 @@ class NoRerun:
     and per asyncio task (a ContextVar)."""
 
     def __enter__(self) -> None:
-        _suppressed.set(_suppressed.get() + 1)
+        suppressed.set(suppressed.get() + 1)
 
     def __exit__(self, *exc: object) -> None:
-        _suppressed.set(_suppressed.get() - 1)
+        suppressed.set(suppressed.get() - 1)
 
     @property
     def active(self) -> bool:
-        return _suppressed.get() > 0
-
-
-class _Coordinator:
-    """Follows runs (told by the adapter) and carries out reruns."""
-
-    def __init__(self, tracker: BindingTracker, store: MemoryStore) -> None:
-        self.tracker = tracker
-        self.store = store
-        self.installed = False
-        self._install_lock = threading.Lock()
-        self._gone: collections.deque[str] = collections.deque()
-
-    # -- runs (script thread) ------------------------------------------------------
-
-    def ensure_installed(self) -> None:
-        if not self.installed:
-            with self._install_lock:
-                if not self.installed:
-                    adapter.install(self)
-                    self.installed = True
-
-    def _entry_for(self, sid: str) -> SessionEntry | None:
-        entry = self.tracker.entry(sid)
-        if entry is not None:
-            return entry
-        session = adapter.active_session(sid)
-        if session is None:
-            return None  # not a live browser session (AppTest, a closing tab)
-        loop = adapter.session_loop(session)
-        entry = self.tracker.ensure_entry(sid, loop)
-        adapter.watch_session_lifetime(session, lambda: self._gone.append(sid))
-        adapter.call_soon(loop, lambda: self._track_settling(sid))
-        return entry
-
-    @staticmethod
-    def _track_settling(sid: str) -> None:
-        session = adapter.active_session(sid)
-        if session is not None:
-            adapter.settled_event(session)
-
-    def run_started(self, sid: str, fragment_ids: Iterable[str] | None) -> None:
-        entry = self._entry_for(sid)
-        current_run.set(None if entry is None else self.tracker.run_started(entry, fragment_ids))
-
-    def run_finished(self, completed: bool) -> None:
-        run = current_run.get()
-        if run is not None:
-            current_run.set(None)
-            self.tracker.run_finished(run, completed)
-
-    def runner_stopped(self, sid: str) -> None:
-        entry = self.tracker.entry(sid)
-        if entry is not None:
-            # The flush waits for the session to settle (AppSession handles
-            # the same SHUTDOWN after us, then delivers the run's messages).
-            adapter.call_soon(entry.handle, lambda: self.flush(sid))
-
-    def run_for_current_thread(self) -> RunRecord | None:
-        """The run to bind reads to when the ContextVar has none: a thread
-        attached to a session, or a runner created before we were installed."""
-        sid = adapter.current_session_id()
-        if sid is None:
-            return None  # a background thread: reads simply read
-        self.ensure_installed()
-        entry = self.tracker.entry(sid)
-        if entry is not None and entry.run is not None:
-            return entry.run
-        if adapter.hook_current_runner(sid):
-            self.run_started(sid, adapter.current_fragment_ids())
-            return current_run.get()
-        return None
-
-    # -- changes -> reruns ---------------------------------------------------------
-
-    def announce(self, changes: tuple[Change, ...]) -> None:
-        """After a commit, with no lock held: tell watchers, then rerun the
-        sessions that showed the keys (unless inside ``no_rerun``)."""
-        if self.store.has_watchers:
-            self.store.notify(changes)
-        if _suppressed.get():
-            return
-        while self._gone:
-            self.tracker.drop(self._gone.popleft())
-        run = current_run.get()
-        if run is None:
-            entries = self.tracker.announce(changes, 0, _NO_CHAIN, None)
-        else:
-            entries = self.tracker.announce(changes, run.round, run.chain, run.entry)
-        if not entries:
-            return
-        by_loop: dict[Any, list[str]] = {}
-        for entry in entries:
-            by_loop.setdefault(entry.handle, []).append(entry.sid)
-        for loop, sids in by_loop.items():
-            adapter.call_soon(loop, lambda sids=sids: self.flush_many(sids))  # type: ignore[misc]
-
-    def flush_many(self, sids: list[str]) -> None:
-        for sid in sids:
-            self.flush(sid)
-
-    def flush(self, sid: str, *, waited: bool = False) -> None:
-        """On the session's event loop: rerun the session if it is stale and
-        settled, that is, no run is going and its browser has every message
-        of the last one (a rerun started before they are sent makes Streamlit
-        drop them from its queue, and the browser misses widget resets)."""
-        entry = self.tracker.entry(sid)
-        if entry is None:
-            return
-        entry.flush_scheduled = False
-        session = adapter.active_session(sid)
-        if session is None:
-            self.tracker.drop(sid)  # disconnected: never touched again
-            return
-        plan = self.tracker.stale_plan(entry)
-        if plan is None:
-            return
-        if not waited:
-            settled = adapter.settled_event(session)
-            if not settled.is_set():
-                if entry.waiter is None:
-                    entry.waiter = asyncio.ensure_future(self._flush_when_settled(sid, settled), loop=entry.handle)
-                return
-        if self.tracker.admit(entry, plan):
-            self._rerun(session, plan)
-
-    async def _flush_when_settled(self, sid: str, settled: asyncio.Event) -> None:
-        """Wait (bounded: a run that never ends must not hold updates back
-        forever) until the session settles, then flush it again."""
-        waited = False
-        try:
-            async with asyncio.timeout(RUN_WAIT_LIMIT):
-                while not settled.is_set():
-                    await settled.wait()
-        except TimeoutError:
-            waited = True
-        entry = self.tracker.entry(sid)
-        if entry is not None:
-            entry.waiter = None
-            self.flush(sid, waited=waited)
-
-    @staticmethod
-    def _rerun(session: Any, plan: RerunPlan) -> None:
-        if plan.full:
-            adapter.request_rerun(session, None)
-            return
-        for fragment_id in sorted(plan.fragments):
-            if not adapter.request_rerun(session, fragment_id):
-                adapter.request_rerun(session, None)  # the fragment is gone: rerun all
-                return
+        return suppressed.get() > 0
 
 
 class ServerState:
@@ -227,7 +66,7 @@ class ServerState:
     _store: MemoryStore
     _tracker: BindingTracker
     _locks: KeyLocks
-    _coord: _Coordinator
+    _coord: RerunScheduler
     _read_cache: dict[str, tuple[tuple[Any, Any], ...]]
 
     def __init__(self, store: MemoryStore | None = None) -> None:
@@ -235,7 +74,7 @@ class ServerState:
         setter(self, "_store", store if store is not None else MemoryStore())
         setter(self, "_tracker", BindingTracker())
         setter(self, "_locks", KeyLocks())
-        setter(self, "_coord", _Coordinator(self._tracker, self._store))
+        setter(self, "_coord", RerunScheduler(self._tracker, self._store))
         setter(self, "_read_cache", {})
 
     # -- reading -----------------------------------------------------------------
@@ -401,7 +240,7 @@ class ServerState:
 
     def force_rerun(self, key: str) -> None:
         key = _check_key(key)
-        if _suppressed.get() > 0:
+        if suppressed.get() > 0:
             raise RerunSuppressedError(
                 key,
                 f"force_rerun_bound_sessions({key!r}) was called inside `with no_rerun:`, "

@@ -1,0 +1,182 @@
+"""The rerun scheduler: follows runs (told by the adapter), and after each
+commit reruns the sessions that showed a changed key, on their own event
+loops, once their own run is over and has reached the browser.
+
+Rules it carries out are in the README ("When sessions rerun"). Decisions on
+*who* is stale live in the binding tracker; this module decides *when*, and
+talks to Streamlit only through the adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from collections.abc import Iterable
+from contextvars import ContextVar
+from typing import Any
+
+from . import _streamlit as adapter
+from ._store import Change, MemoryStore
+from ._tracker import BindingTracker, RerunPlan, RunRecord, SessionEntry, current_run
+
+__all__ = ["RUN_WAIT_LIMIT", "RerunScheduler", "suppressed"]
+
+# How long a pushed rerun waits for a session's own run to finish (and reach
+# its browser) before it goes ahead anyway: a run that never ends must not hold
+# updates back forever.
+RUN_WAIT_LIMIT = 5.0
+
+_NO_CHAIN: frozenset[str] = frozenset()
+
+# Depth of ``with no_rerun:`` blocks in this thread or task.
+suppressed: ContextVar[int] = ContextVar("server_state_no_rerun", default=0)
+
+
+class RerunScheduler:
+    """Follows runs (told by the adapter) and carries out reruns."""
+
+    def __init__(self, tracker: BindingTracker, store: MemoryStore) -> None:
+        self.tracker = tracker
+        self.store = store
+        self.installed = False
+        self._install_lock = threading.Lock()
+        self._gone: collections.deque[str] = collections.deque()
+
+    # -- runs (script thread) ------------------------------------------------------
+
+    def ensure_installed(self) -> None:
+        if not self.installed:
+            with self._install_lock:
+                if not self.installed:
+                    adapter.install(self)
+                    self.installed = True
+
+    def _entry_for(self, sid: str) -> SessionEntry | None:
+        entry = self.tracker.entry(sid)
+        if entry is not None:
+            return entry
+        session = adapter.active_session(sid)
+        if session is None:
+            return None  # not a live browser session (AppTest, a closing tab)
+        loop = adapter.session_loop(session)
+        entry = self.tracker.ensure_entry(sid, loop)
+        adapter.watch_session_lifetime(session, lambda: self._gone.append(sid))
+        adapter.call_soon(loop, lambda: self._track_settling(sid))
+        return entry
+
+    @staticmethod
+    def _track_settling(sid: str) -> None:
+        session = adapter.active_session(sid)
+        if session is not None:
+            adapter.settled_event(session)
+
+    def run_started(self, sid: str, fragment_ids: Iterable[str] | None) -> None:
+        entry = self._entry_for(sid)
+        current_run.set(None if entry is None else self.tracker.run_started(entry, fragment_ids))
+
+    def run_finished(self, completed: bool) -> None:
+        run = current_run.get()
+        if run is not None:
+            current_run.set(None)
+            self.tracker.run_finished(run, completed)
+
+    def runner_stopped(self, sid: str) -> None:
+        entry = self.tracker.entry(sid)
+        if entry is not None:
+            # The flush waits for the session to settle (AppSession handles
+            # the same SHUTDOWN after us, then delivers the run's messages).
+            adapter.call_soon(entry.handle, lambda: self.flush(sid))
+
+    def run_for_current_thread(self) -> RunRecord | None:
+        """The run to bind reads to when the ContextVar has none: a thread
+        attached to a session, or a runner created before we were installed."""
+        sid = adapter.current_session_id()
+        if sid is None:
+            return None  # a background thread: reads simply read
+        self.ensure_installed()
+        entry = self.tracker.entry(sid)
+        if entry is not None and entry.run is not None:
+            return entry.run
+        if adapter.hook_current_runner(sid):
+            self.run_started(sid, adapter.current_fragment_ids())
+            return current_run.get()
+        return None
+
+    # -- changes -> reruns ---------------------------------------------------------
+
+    def announce(self, changes: tuple[Change, ...]) -> None:
+        """After a commit, with no lock held: tell watchers, then rerun the
+        sessions that showed the keys (unless inside ``no_rerun``)."""
+        if self.store.has_watchers:
+            self.store.notify(changes)
+        if suppressed.get():
+            return
+        while self._gone:
+            self.tracker.drop(self._gone.popleft())
+        run = current_run.get()
+        if run is None:
+            entries = self.tracker.announce(changes, 0, _NO_CHAIN, None)
+        else:
+            entries = self.tracker.announce(changes, run.round, run.chain, run.entry)
+        if not entries:
+            return
+        by_loop: dict[Any, list[str]] = {}
+        for entry in entries:
+            by_loop.setdefault(entry.handle, []).append(entry.sid)
+        for loop, sids in by_loop.items():
+            adapter.call_soon(loop, lambda sids=sids: self.flush_many(sids))  # type: ignore[misc]
+
+    def flush_many(self, sids: list[str]) -> None:
+        for sid in sids:
+            self.flush(sid)
+
+    def flush(self, sid: str, *, waited: bool = False) -> None:
+        """On the session's event loop: rerun the session if it is stale and
+        settled, that is, no run is going and its browser has every message
+        of the last one (a rerun started before they are sent makes Streamlit
+        drop them from its queue, and the browser misses widget resets)."""
+        entry = self.tracker.entry(sid)
+        if entry is None:
+            return
+        entry.flush_scheduled = False
+        session = adapter.active_session(sid)
+        if session is None:
+            self.tracker.drop(sid)  # disconnected: never touched again
+            return
+        plan = self.tracker.stale_plan(entry)
+        if plan is None:
+            return
+        if not waited:
+            settled = adapter.settled_event(session)
+            if not settled.is_set():
+                if entry.waiter is None:
+                    entry.waiter = asyncio.ensure_future(self._flush_when_settled(sid, settled), loop=entry.handle)
+                return
+        if self.tracker.admit(entry, plan):
+            self._rerun(session, plan)
+
+    async def _flush_when_settled(self, sid: str, settled: asyncio.Event) -> None:
+        """Wait (bounded: a run that never ends must not hold updates back
+        forever) until the session settles, then flush it again."""
+        waited = False
+        try:
+            async with asyncio.timeout(RUN_WAIT_LIMIT):
+                while not settled.is_set():
+                    await settled.wait()
+        except TimeoutError:
+            waited = True
+        entry = self.tracker.entry(sid)
+        if entry is not None:
+            entry.waiter = None
+            self.flush(sid, waited=waited)
+
+    @staticmethod
+    def _rerun(session: Any, plan: RerunPlan) -> None:
+        if plan.full:
+            adapter.request_rerun(session, None)
+            return
+        for fragment_id in sorted(plan.fragments):
+            if not adapter.request_rerun(session, fragment_id):
+                adapter.request_rerun(session, None)  # the fragment is gone: rerun all
+                return

@@ -16,6 +16,9 @@ Both libraries are measured in the same run:
 - ``propagation``, ``fanout``, ``unbound``: ``apps/counter_app.py`` on two
   servers side by side (one per library, same options); this one client
   process drives both, alternating the writes, so noise hits both alike.
+- ``hardening``: ``benchmarks/hardening.py``, in-process figures of ours
+  alone (no server), each item in a child process; printed as a second
+  table after the first.
 
 Exit status: 0 when every benchmark ran, whether or not targets were met;
 1 when one failed to run.
@@ -42,13 +45,14 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from . import hardening
 from ._client import BenchSession, StreamlitServer
 
 APPS = Path(__file__).resolve().parent / "apps"
 MICRO_APP = APPS / "micro_app.py"
 COUNTER_APP = APPS / "counter_app.py"
 LIBS = ("ours", "upstream")
-GROUPS = ("micro", "propagation", "fanout", "unbound")
+GROUPS = ("micro", "propagation", "fanout", "unbound", "hardening")
 
 MICRO_BENCHMARKS = (
     "snapshot",
@@ -707,6 +711,12 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(f"micro:\n{traceback.format_exc()}")
             log("micro FAILED")
     asyncio.run(run_cross(mode, groups, results, failures))
+    hardening_rows: list[hardening.Row] = []
+    if "hardening" in groups:  # after the servers have stopped: nothing else on the CPUs
+        hardening_started = time.monotonic()
+        hardening_rows, results["hardening"], hardening_failures = hardening.run_all(mode)
+        hardening_seconds = time.monotonic() - hardening_started
+        failures += hardening_failures
 
     rows: list[Row] = []
     if "micro" in results:
@@ -726,6 +736,9 @@ def main(argv: list[str] | None = None) -> int:
         print("Smoke mode: tiny sizes, figures and 'met' are meaningless; only that every benchmark ran.")
     missed = [r.id for r in rows if r.met == "no"]
     print(f"Targets missed: {', '.join(missed) if missed else 'none'}")
+    if "hardening" in groups:
+        print()
+        print(hardening.report(mode, hardening_rows, hardening_seconds))
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -733,6 +746,7 @@ def main(argv: list[str] | None = None) -> int:
                     "mode": mode,
                     "environment": env,
                     "rows": [asdict(r) for r in rows],
+                    "hardening_rows": [asdict(r) for r in hardening_rows],
                     "results": results,
                     "failures": failures,
                 },

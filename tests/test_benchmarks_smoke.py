@@ -3,6 +3,7 @@
 Figures from tiny counts mean nothing, so no target is asserted here (``make
 bench`` prints them). One correctness property is asserted exactly: a write
 reruns only the sessions that read the key (10 sessions, 1 reading it: 1 rerun).
+The hardening figures (benchmarks/hardening.py) run too and print every row.
 """
 
 from __future__ import annotations
@@ -44,6 +45,35 @@ EXPECTED_ROWS = [
     "fanout_gc_off",
     "fanout_gc_on",
     "unbound",
+]
+
+# Every row of the hardening table, by id (see benchmarks/hardening.py).
+EXPECTED_HARDENING_ROWS = [
+    "equal_write_ints",
+    "equal_write_floats",
+    "equal_write_dicts",
+    "transact_small",
+    "transact_mid",
+    "transact_large",
+    "transact_flat",
+    "transact_progress",
+    "burst_snapshot_few",
+    "burst_writer_blocked_few",
+    "burst_snapshot_distinct",
+    "burst_writer_blocked_distinct",
+    "churn_rss",
+    "churn_keys",
+    "churn_iter",
+    "churn_repr",
+    "replaced_vector_held",
+    "first_read_concurrent",
+    "append_ints",
+    "append_dicts",
+    "append_tuples",
+    "append_namedtuples",
+    "append_frozensets",
+    "named_snapshot",
+    "snapshot_order",
 ]
 
 pytestmark = [pytest.mark.bench, pytest.mark.server, pytest.mark.timeout(300)]
@@ -91,3 +121,21 @@ def test_a_write_reruns_exactly_the_bound_sessions(
     assert ours["reruns"] == 1, ours
     assert ours["bound_reruns"] == 1 and ours["unbound_reruns"] == 0, ours
     assert ours["readers_updated"] == 1, ours
+
+
+def test_every_hardening_figure_runs_and_prints(
+    smoke: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+) -> None:
+    proc, data = smoke
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr[-6000:]}"
+    )
+    assert not data["failures"]
+    rows = {row["id"]: row for row in data["hardening_rows"]}
+    assert list(rows) == EXPECTED_HARDENING_ROWS, f"rows: {list(rows)}\n{proc.stdout}"
+    table = proc.stdout[proc.stdout.index("server_state hardening figures") :]
+    for row in rows.values():
+        assert f"| {row['benchmark']} " in table, f"row {row['id']} not printed:\n{proc.stdout}"
+        assert row["ours"] and row["ours"] != "-", row
+        assert row["met"] in ("yes", "no", "-"), row
+    assert set(data["results"]["hardening"]) == {"6", "9", "10", "13", "14", "15", "16", "17"}

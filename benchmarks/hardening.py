@@ -1,0 +1,852 @@
+"""Hardening figures: in-process costs of the items of the hardening round.
+
+    python -m benchmarks.hardening [--full|--smoke] [--json out.json] [--only 6,9,...]
+
+No Streamlit server: each figure uses fresh ``ServerState()`` instances and the
+public API only (plus the process's RSS and tracemalloc). Each item runs in a
+child process of its own (``--measure ITEM``), so that memory figures start
+from a clean heap, one item's garbage does not slow the next, and a hang is
+cut off by a timeout instead of stopping the run.
+
+``benchmarks.run`` prints this table after its own, in both modes. ``--full``
+(the default) uses the sizes of the hardening items and takes under two
+minutes on 2 cores; ``--smoke`` uses small sizes (well under 30 s): it proves
+that every figure runs; its figures and "met" mean nothing.
+
+Exit status: 0 when every item ran, whether or not targets were met; 1 when
+one failed to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections import namedtuple
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ITEMS = ("6", "9", "10", "13", "14", "15", "16", "17")
+
+SIZES: dict[str, dict[str, Any]] = {
+    "full": {
+        "equal_ints": 1_000_000,
+        "equal_floats": 1_000_000,
+        "equal_dicts": 100_000,
+        "equal_repeat": 5,
+        "transact_keys": (100, 10_000, 100_000),
+        "transact_budget": 1.0,  # seconds of timed calls per size
+        "progress_keys": 50_000,
+        "progress_bound": 20.0,  # seconds before the transact counts as not finishing
+        "burst_writes": 300_000,
+        "burst_keys": 1_000,
+        "burst_trials": 3,
+        "churn": 1_000_000,
+        "vector_replaced": 2_000_000,
+        "vector_first_read": 100_000,
+        "first_read_threads": 8,
+        "first_read_trials": 5,
+        "append_items": 100_000,
+        "append_repeat": 20,
+        "named_keys": 200_000,
+    },
+    "smoke": {
+        "equal_ints": 100_000,
+        "equal_floats": 100_000,
+        "equal_dicts": 10_000,
+        "equal_repeat": 2,
+        "transact_keys": (100, 1_000, 10_000),
+        "transact_budget": 0.2,
+        "progress_keys": 5_000,
+        "progress_bound": 3.0,
+        "burst_writes": 30_000,
+        "burst_keys": 1_000,
+        "burst_trials": 1,
+        "churn": 50_000,
+        "vector_replaced": 200_000,
+        "vector_first_read": 10_000,
+        "first_read_threads": 8,
+        "first_read_trials": 2,
+        "append_items": 10_000,
+        "append_repeat": 5,
+        "named_keys": 20_000,
+    },
+}
+
+# Seconds a child may take for one item before it is killed (the item fails).
+CHILD_TIMEOUT = {"full": 150.0, "smoke": 60.0}
+
+MB = 1024 * 1024
+
+
+def log(msg: str) -> None:
+    print(f"[hardening {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+def _fresh() -> Any:
+    from server_state import ServerState
+
+    return ServerState()
+
+
+def _rss() -> int:
+    """Resident set size of this process now, in bytes (VmRSS)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource  # peak, not current: an upper bound where /proc is missing
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _median_calls(
+    fn: Callable[[], Any], budget: float, *, min_calls: int = 3, max_calls: int = 20_000
+) -> float:
+    """Median seconds of one ``fn()`` over as many calls as fit in ``budget``."""
+    samples: list[float] = []
+    deadline = time.perf_counter() + budget
+    while len(samples) < max_calls and (len(samples) < min_calls or time.perf_counter() < deadline):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def _fill(state: Any, n: int, prefix: str = "k") -> None:
+    for i in range(n):
+        state[f"{prefix}{i}"] = i
+
+
+# ---------------------------------------------------------------------------
+# the items; each returns a JSON-able dict of raw figures (seconds, bytes)
+# ---------------------------------------------------------------------------
+
+
+def item_6(z: dict[str, Any]) -> dict[str, Any]:
+    """An equal write: the second write of an equal but distinct value."""
+    makers: dict[str, Callable[[int], list[Any]]] = {
+        "ints": lambda n: list(range(n)),
+        "floats": lambda n: [float(i) for i in range(n)],
+        "dicts": lambda n: [{"id": i, "name": f"user{i}"} for i in range(n)],
+    }
+    out: dict[str, Any] = {}
+    for kind, make in makers.items():
+        n = z[f"equal_{kind}"]
+        state = _fresh()
+        state["v"] = make(n)
+        version = state.version("v")
+        samples = []
+        for _ in range(z["equal_repeat"]):
+            again = make(n)  # equal, distinct, built outside the timing
+            gc.collect()
+            samples.append(_timed(lambda again=again, state=state: state.__setitem__("v", again)))
+            del again
+        out[kind] = {
+            "n": n,
+            "s": statistics.median(samples),
+            "version_advanced": state.version("v") != version,
+        }
+    return out
+
+
+def item_9(z: dict[str, Any]) -> dict[str, Any]:
+    """transact() touching 2 keys, by state size; progress under a write storm."""
+
+    def move(s: Any) -> Any:
+        return s.set("a", s["a"] - 1).set("b", s["b"] + 1)
+
+    cost: dict[str, float] = {}
+    for n in z["transact_keys"]:
+        state = _fresh()
+        _fill(state, n - 2)
+        state["a"], state["b"] = 10**9, 0
+        state.transact(move)  # untimed: the first one takes every pending write
+        gc.collect()
+        cost[str(n)] = _median_calls(lambda state=state: state.transact(move), z["transact_budget"])
+        del state
+
+    n = z["progress_keys"]
+    state = _fresh()
+    _fill(state, n - 3)
+    state["a"], state["b"], state["tick"] = 10**9, 0, 0
+    state.snapshot()
+    stop = threading.Event()
+    abort = threading.Event()
+    attempts = 0
+    outcome: dict[str, Any] = {}
+
+    class Aborted(Exception):
+        pass
+
+    def ticker() -> None:
+        i = 0
+        while not stop.wait(0.003):  # another key, every 3 ms
+            i += 1
+            state["tick"] = i
+
+    def counted(s: Any) -> Any:
+        nonlocal attempts
+        attempts += 1
+        if abort.is_set():
+            raise Aborted
+        return move(s)
+
+    def transactor() -> None:
+        t0 = time.perf_counter()
+        try:
+            state.transact(counted)
+            outcome["s"] = time.perf_counter() - t0
+        except Aborted:
+            pass
+
+    tick = threading.Thread(target=ticker, name="ticker", daemon=True)
+    tick.start()
+    time.sleep(0.05)  # the storm is on
+    worker = threading.Thread(target=transactor, name="transactor", daemon=True)
+    worker.start()
+    worker.join(z["progress_bound"])
+    finished = not worker.is_alive()
+    abort.set()  # a still-running transact raises at its next attempt...
+    stop.set()  # ...or commits now that the storm has stopped
+    tick.join(5)
+    worker.join(5)
+    return {
+        "cost": cost,
+        "progress": {
+            "keys": n,
+            "finished": finished,
+            "s": outcome.get("s") if finished else None,
+            "attempts": attempts,
+            "bound": z["progress_bound"],
+            "ticks": state.peek("tick"),
+        },
+    }
+
+
+def _burst_and_snapshot(nkeys: int, writes: int) -> dict[str, float]:
+    """``writes`` writes spread over ``nkeys`` keys, then the first snapshot()
+    while another thread writes and times each of its writes. Then the same
+    with the main thread running plain Python for as long, holding no lock of
+    the state: the writer's stall from the interpreter alone."""
+    state = _fresh()
+    for i in range(writes):
+        state[f"burst{i % nkeys}"] = i
+    gc.collect()
+
+    spans: list[tuple[float, float]] = []
+    started = threading.Event()
+    stop = threading.Event()
+
+    def writer() -> None:
+        clock = time.perf_counter
+        j = 0
+        while not stop.is_set():
+            j += 1
+            t0 = clock()
+            state["writer"] = j
+            spans.append((t0, clock()))
+            if j == 2000:
+                started.set()
+
+    def longest(t0: float, t1: float) -> float:
+        return max((e - s for s, e in spans if e >= t0 and s <= t1), default=0.0)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0001)
+    gc.disable()
+    try:
+        thread = threading.Thread(target=writer, name="writer", daemon=True)
+        thread.start()
+        started.wait(10)
+        time.sleep(0.005)
+        t0 = time.perf_counter()
+        state.snapshot()
+        t1 = time.perf_counter()
+        time.sleep(0.005)
+        c0 = time.perf_counter()
+        busy = 0
+        while time.perf_counter() - c0 < min(t1 - t0, 0.05):  # Python work, no state lock
+            busy += 1
+        c1 = time.perf_counter()
+        time.sleep(0.005)
+        stop.set()
+        thread.join(10)
+    finally:
+        gc.enable()
+        sys.setswitchinterval(interval)
+    return {"snapshot_s": t1 - t0, "max_blocked_s": longest(t0, t1), "control_max_s": longest(c0, c1)}
+
+
+def item_10(z: dict[str, Any]) -> dict[str, Any]:
+    """The first snapshot() after a burst of writes, and the longest a writer
+    thread was blocked meanwhile (GIL switch interval 0.1 ms, GC off in the
+    window, so that a stall is the lock, not the interpreter). Over
+    ``burst_keys`` keys (median of ``burst_trials``) and over distinct keys."""
+    writes = z["burst_writes"]
+    trials = [_burst_and_snapshot(z["burst_keys"], writes) for _ in range(z["burst_trials"])]
+    few = {k: statistics.median(t[k] for t in trials) for k in trials[0]}
+    distinct = _burst_and_snapshot(writes, writes)
+    return {
+        "writes": writes,
+        "keys": z["burst_keys"],
+        "trials": len(trials),
+        "few": few,
+        "distinct": distinct,
+    }
+
+
+def item_13(z: dict[str, Any]) -> dict[str, Any]:
+    """Churn of per-user keys: set then delete, n distinct keys."""
+    n = z["churn"]
+    state = _fresh()
+    state["live"] = 1
+    gc.collect()
+    rss0 = _rss()
+    t0 = time.perf_counter()
+    for i in range(n):
+        key = f"user:{i}"
+        state[key] = {"name": "someone", "visits": i}
+        del state[key]
+    churn_s = time.perf_counter() - t0
+    gc.collect()
+    rss1 = _rss()
+    assert state.keys() == ["live"], state.keys()[:5]
+
+    def best(fn: Callable[[], Any]) -> float:
+        return min(_timed(fn) for _ in range(3))
+
+    return {
+        "n": n,
+        "churn_s": churn_s,
+        "rss_growth": rss1 - rss0,
+        "keys_s": best(state.keys),
+        "list_s": best(lambda: list(state)),
+        "repr_s": best(lambda: repr(state)),
+        "len": len(state),
+    }
+
+
+def item_14(z: dict[str, Any]) -> dict[str, Any]:
+    """Memory still held after a large pvector, read once, is replaced by []."""
+    from pyrsistent import pvector
+
+    n = z["vector_replaced"]
+    state = _fresh()
+    state["v"] = []
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    state["v"] = pvector(range(n))
+    stored = tracemalloc.get_traced_memory()[0] - base
+    assert len(state["v"]) == n  # one read: the read form is built (and cached)
+    read = tracemalloc.get_traced_memory()[0] - base
+    state["v"] = []
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    return {"n": n, "stored_bytes": stored, "after_read_bytes": read, "held_bytes": held}
+
+
+def item_15(z: dict[str, Any]) -> dict[str, Any]:
+    """Threads reading a new pvector version for the first time, all at once."""
+    from pyrsistent import pvector
+
+    n, threads, trials = z["vector_first_read"], z["first_read_threads"], z["first_read_trials"]
+    state = _fresh()
+    state["v"] = pvector(range(n))
+    assert len(state["v"]) == n  # the first version's read form, out of the way
+
+    def new_version() -> None:
+        state.update("v", lambda v: v.set(0, v[0] + 1))
+        gc.collect()
+
+    singles = []
+    for _ in range(trials):
+        new_version()
+        singles.append(_timed(lambda: state["v"]))
+
+    ratios, totals, distinct = [], [], []
+    for _ in range(trials):
+        new_version()
+        barrier = threading.Barrier(threads + 1)
+        results: list[Any] = [None] * threads
+        ends = [0.0] * threads
+
+        def reader(
+            i: int,
+            barrier: threading.Barrier = barrier,
+            results: list[Any] = results,
+            ends: list[float] = ends,
+        ) -> None:
+            barrier.wait()
+            results[i] = state["v"]
+            ends[i] = time.perf_counter()
+
+        workers = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(threads)]
+        for w in workers:
+            w.start()
+        barrier.wait()
+        t0 = time.perf_counter()
+        for w in workers:
+            w.join(60)
+        total = max(ends) - t0
+        totals.append(total)
+        distinct.append(len({id(r) for r in results}))
+        ratios.append(total / statistics.median(singles))
+    return {
+        "n": n,
+        "threads": threads,
+        "single_s": statistics.median(singles),
+        "concurrent_s": statistics.median(totals),
+        "ratio": statistics.median(ratios),
+        "distinct_results": max(distinct),
+    }
+
+
+Msg = namedtuple("Msg", "user text")
+
+APPEND_KINDS: dict[str, Callable[[int], Any]] = {
+    "ints": lambda i: i,
+    "dicts": lambda i: {"user": "someone", "text": f"message {i}"},
+    "tuples": lambda i: ("someone", f"message {i}"),
+    "namedtuples": lambda i: Msg("someone", f"message {i}"),
+    "frozensets": lambda i: frozenset({i, -i - 1}),
+}
+
+
+def item_16(z: dict[str, Any]) -> dict[str, Any]:
+    """The classic append, ``state["msgs"] = state["msgs"] + [m]``, by item type."""
+    n, repeat = z["append_items"], z["append_repeat"]
+    out: dict[str, Any] = {}
+    for kind, make in APPEND_KINDS.items():
+        state = _fresh()
+        state["msgs"] = [make(i) for i in range(n)]
+        gc.collect()
+        samples = []
+        for j in range(repeat):
+            m = make(n + j)
+            t0 = time.perf_counter()
+            state["msgs"] = state["msgs"] + [m]
+            samples.append(time.perf_counter() - t0)
+        out[kind] = {"n": n, "s": statistics.median(samples)}
+        del state
+    return out
+
+
+def item_17(z: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot of two named keys in a large state; snapshot order vs keys()."""
+    n = z["named_keys"]
+    state = _fresh()
+    half = n // 2
+    _fill(state, half, "a")
+    state["email"] = "someone@example.com"
+    state["name"] = "someone"
+    _fill(state, n - half - 2, "b")
+    del state["a1"]
+    state["a1"] = "set again: last in first-set order"
+    state.snapshot()  # untimed: takes the pending writes
+    gc.collect()
+    named_s = _median_calls(lambda: dict(state.snapshot("name", "email")), 0.5, min_calls=5)
+    keys = state.keys()
+    full_order = list(state.snapshot()) == keys
+    named_order = list(state.snapshot("name", "email")) == [k for k in keys if k in ("name", "email")]
+    return {
+        "n": n,
+        "named_s": named_s,
+        "value": dict(state.snapshot("name", "email")),
+        "full_order_equal": full_order,
+        "named_order_equal": named_order,
+    }
+
+
+MEASURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "6": item_6,
+    "9": item_9,
+    "10": item_10,
+    "13": item_13,
+    "14": item_14,
+    "15": item_15,
+    "16": item_16,
+    "17": item_17,
+}
+
+
+# ---------------------------------------------------------------------------
+# the table
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    id: str
+    benchmark: str
+    ours: str
+    target: str
+    met: str  # "yes", "no", or "-" (information only)
+
+
+def _t(s: float) -> str:
+    if s < 1e-3:
+        return f"{s * 1e6:.2f} µs"
+    if s < 1.0:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def _mb(b: float) -> str:
+    return f"{b / MB:+.1f} MB"
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "no"
+
+
+def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    if item == "6":
+        for kind in ("ints", "floats", "dicts"):
+            k = r[kind]
+            what = {"ints": "ints", "floats": "floats", "dicts": "small dicts"}[kind]
+            fig = _t(k["s"]) + (" (version advanced!)" if k["version_advanced"] else "")
+            target, met = (
+                ("≤ 60 ms", _yes(k["s"] <= 0.060 and not k["version_advanced"]))
+                if kind == "ints"
+                else ("-", "-")
+            )
+            rows.append(
+                Row(
+                    f"equal_write_{kind}",
+                    f"#6 equal write of a list of {k['n']:,} {what} (2nd write)",
+                    fig,
+                    target,
+                    met,
+                )
+            )
+    elif item == "9":
+        cost = r["cost"]
+        sizes = list(cost)
+        for label, n in zip(("small", "mid", "large"), sizes, strict=True):
+            rows.append(
+                Row(
+                    f"transact_{label}",
+                    f"#9 transact() touching 2 keys, {int(n):,} keys in the state",
+                    _t(cost[n]),
+                    "-",
+                    "-",
+                )
+            )
+        ratio = cost[sizes[-1]] / cost[sizes[0]]
+        rows.append(
+            Row(
+                "transact_flat",
+                f"#9 transact(): {int(sizes[-1]):,} keys / {int(sizes[0]):,} keys",
+                f"{ratio:.1f}x",
+                "≤ 2x",
+                _yes(ratio <= 2.0),
+            )
+        )
+        p = r["progress"]
+        if p["finished"]:
+            fig = f"{_t(p['s'])}, {p['attempts']} attempts"
+        else:
+            fig = f"not finished in {p['bound']:.0f} s, {p['attempts']} attempts"
+        rows.append(
+            Row(
+                "transact_progress",
+                f"#9 transact() on a/b, {p['keys']:,} keys, another key written every 3 ms",
+                fig,
+                "finishes, < 1 s",
+                _yes(p["finished"] and p["s"] < 1.0),
+            )
+        )
+    elif item == "10":
+        for variant, keys in (("few", f"{r['keys']:,} keys"), ("distinct", "distinct keys")):
+            v = r[variant]
+            rows.append(
+                Row(
+                    f"burst_snapshot_{variant}",
+                    f"#10 first snapshot() after {r['writes']:,} writes to {keys}",
+                    _t(v["snapshot_s"]),
+                    "-",
+                    "-",
+                )
+            )
+            rows.append(
+                Row(
+                    f"burst_writer_blocked_{variant}",
+                    f"#10 longest write of another thread during it ({keys})",
+                    f"{_t(v['max_blocked_s'])} (no lock held: {_t(v['control_max_s'])})",
+                    "≤ 1 ms",
+                    _yes(v["max_blocked_s"] <= 0.001),
+                )
+            )
+    elif item == "13":
+        rows.append(
+            Row(
+                "churn_rss",
+                f"#13 RSS growth after {r['n']:,} set+del of distinct keys",
+                _mb(r["rss_growth"]) + f" ({r['churn_s'] / r['n'] * 1e6:.1f} µs per set+del)",
+                "≤ 20 MB" if r["n"] >= 1_000_000 else f"≤ {20 * r['n'] / 1_000_000:.1f} MB",
+                _yes(r["rss_growth"] <= 20 * MB * r["n"] / 1_000_000),
+            )
+        )
+        for rid, call, key in (
+            ("churn_keys", "keys()", "keys_s"),
+            ("churn_iter", "list(state)", "list_s"),
+            ("churn_repr", "repr(state)", "repr_s"),
+        ):
+            rows.append(
+                Row(
+                    rid,
+                    f"#13 {call} after that churn, 1 live key",
+                    _t(r[key]),
+                    "< 1 ms",
+                    _yes(r[key] < 0.001),
+                )
+            )
+    elif item == "14":
+        rows.append(
+            Row(
+                "replaced_vector_held",
+                f"#14 memory held after a read {r['n']:,}-item pvector is replaced by []",
+                f"{_mb(r['held_bytes'])} (stored {r['stored_bytes'] / MB:.0f} MB, read {r['after_read_bytes'] / MB:.0f} MB)",
+                "≤ 1 MB",
+                _yes(r["held_bytes"] <= MB),
+            )
+        )
+    elif item == "15":
+        rows.append(
+            Row(
+                "first_read_concurrent",
+                f"#15 {r['threads']} threads' first read of a new {r['n']:,}-item pvector / 1 thread's",
+                f"{r['ratio']:.1f}x ({_t(r['concurrent_s'])} vs {_t(r['single_s'])}; "
+                f"{r['distinct_results']} distinct results)",
+                "≤ 1.5x",
+                _yes(r["ratio"] <= 1.5),
+            )
+        )
+    elif item == "16":
+        base = r["ints"]["s"]
+        for kind in APPEND_KINDS:
+            k = r[kind]
+            label = f"#16 state['msgs'] = state['msgs'] + [m], {k['n']:,} {kind}"
+            if kind == "ints":
+                rows.append(Row(f"append_{kind}", label, _t(k["s"]), "-", "-"))
+            else:
+                rows.append(
+                    Row(
+                        f"append_{kind}",
+                        label,
+                        f"{_t(k['s'])} ({k['s'] / base:.1f}x ints)",
+                        "≤ 2x ints",
+                        _yes(k["s"] <= 2 * base),
+                    )
+                )
+    elif item == "17":
+        rows.append(
+            Row(
+                "named_snapshot",
+                f"#17 dict(snapshot('name', 'email')), {r['n']:,} keys",
+                _t(r["named_s"]),
+                "≤ 1 ms",
+                _yes(r["named_s"] <= 0.001),
+            )
+        )
+        both = r["full_order_equal"] and r["named_order_equal"]
+        rows.append(
+            Row(
+                "snapshot_order",
+                "#17 snapshot iteration order == keys() order",
+                f"{_yes(r['full_order_equal'])} (named: {_yes(r['named_order_equal'])})",
+                "yes",
+                _yes(both),
+            )
+        )
+    return rows
+
+
+# Every row id, in table order (tests/test_benchmarks_smoke.py checks them).
+ROW_IDS = [
+    "equal_write_ints",
+    "equal_write_floats",
+    "equal_write_dicts",
+    "transact_small",
+    "transact_mid",
+    "transact_large",
+    "transact_flat",
+    "transact_progress",
+    "burst_snapshot_few",
+    "burst_writer_blocked_few",
+    "burst_snapshot_distinct",
+    "burst_writer_blocked_distinct",
+    "churn_rss",
+    "churn_keys",
+    "churn_iter",
+    "churn_repr",
+    "replaced_vector_held",
+    "first_read_concurrent",
+    "append_ints",
+    "append_dicts",
+    "append_tuples",
+    "append_namedtuples",
+    "append_frozensets",
+    "named_snapshot",
+    "snapshot_order",
+]
+
+
+def render(rows: list[Row]) -> str:
+    cols = ("benchmark", "ours", "target", "met")
+    head = Row("", "hardening", "ours", "target", "met")
+    widths = {c: max(len(getattr(r, c)) for r in [head, *rows]) for c in cols}
+
+    def line(r: Row) -> str:
+        return "| " + " | ".join(getattr(r, c).ljust(widths[c]) for c in cols) + " |"
+
+    sep = "|" + "|".join("-" * (widths[c] + 2) for c in cols) + "|"
+    return "\n".join([line(head), sep, *(line(r) for r in rows)])
+
+
+NOTES = """\
+Hardening notes:
+- In-process, no server: fresh ServerState() instances, public API only; each item in a child process of its own.
+- Times: median of repeated calls (#13: best of 3), GC on unless said. Memory: #13 VmRSS after gc.collect();
+  #14 tracemalloc (bytes still allocated after the replacement, beyond what was allocated before the vector).
+- #9 progress: the transact runs in a thread, given {bound:.0f} s; if it has not committed by then it is stopped.
+- #10: a second thread writes another key and times each write while the main thread takes the snapshot;
+  GIL switch interval 0.1 ms and GC off in that window, so a long write is a lock held, not the interpreter.
+  "no lock held": the same writer while the main thread runs plain Python as long (≤ 50 ms), no lock held.
+  The {burst_keys:,}-key figures: median over {burst_trials} run(s).
+- #15: wall time from a Barrier releasing {threads} threads to the last read, over one read alone; distinct
+  results = how many read forms were built (1 when the threads share one conversion).
+"""
+
+
+# ---------------------------------------------------------------------------
+# running
+# ---------------------------------------------------------------------------
+
+
+def measure_in_child(item: str, mode: str) -> dict[str, Any]:
+    """Run one item in a fresh interpreter; its figures come back as JSON."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.hardening", "--measure", item, f"--{mode}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT[mode],
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"item {item}: exit {proc.returncode}\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run_all(mode: str, items: tuple[str, ...] = ITEMS) -> tuple[list[Row], dict[str, Any], list[str]]:
+    """Every item (each in a child process): rows, raw results, failures."""
+    rows: list[Row] = []
+    results: dict[str, Any] = {}
+    failures: list[str] = []
+    for item in items:
+        started = time.monotonic()
+        try:
+            results[item] = measure_in_child(item, mode)
+            rows += rows_for(item, results[item])
+            log(f"#{item}: {time.monotonic() - started:.1f} s")
+        except Exception as exc:
+            failures.append(f"hardening #{item}: {exc}")
+            log(f"#{item} FAILED")
+    return rows, results, failures
+
+
+def report(mode: str, rows: list[Row], seconds: float) -> str:
+    z = SIZES[mode]
+    missed = [r.id for r in rows if r.met == "no"]
+    parts = [
+        f"server_state hardening figures ({mode} mode, {seconds:.0f} s)",
+        "",
+        render(rows),
+        "",
+        NOTES.format(
+            bound=z["progress_bound"],
+            threads=z["first_read_threads"],
+            burst_keys=z["burst_keys"],
+            burst_trials=z["burst_trials"],
+        ),
+    ]
+    if mode == "smoke":
+        parts.append(
+            "Smoke mode: small sizes, figures and 'met' are meaningless; only that every figure ran."
+        )
+    parts.append(f"Hardening targets missed: {', '.join(missed) if missed else 'none'}")
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.hardening", description=__doc__.split("\n\n")[0]
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument(
+        "--full", action="store_const", dest="mode", const="full", help="the items' sizes (default)"
+    )
+    size.add_argument(
+        "--smoke", action="store_const", dest="mode", const="smoke", help="small sizes: does it run?"
+    )
+    parser.add_argument("--json", type=Path, help="also write rows and raw results here")
+    parser.add_argument(
+        "--only", default=",".join(ITEMS), help=f"comma-separated subset of {','.join(ITEMS)}"
+    )
+    parser.add_argument("--measure", choices=ITEMS, help=argparse.SUPPRESS)  # internal: one item, JSON out
+    args = parser.parse_args(argv)
+    mode = args.mode or "full"
+    if args.measure:
+        print(json.dumps(MEASURES[args.measure](SIZES[mode])))
+        return 0
+    items = tuple(i.strip().lstrip("#") for i in args.only.split(",") if i.strip())
+    unknown = set(items) - set(ITEMS)
+    if unknown:
+        parser.error(f"unknown items: {sorted(unknown)}")
+    started = time.monotonic()
+    rows, results, failures = run_all(mode, items)
+    print(report(mode, rows, time.monotonic() - started))
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"mode": mode, "rows": [asdict(r) for r in rows], "results": results, "failures": failures},
+                indent=1,
+            )
+        )
+    for failure in failures:
+        print(f"\nFAILED {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,6 +13,7 @@ import os
 from ._errors import (
     ReadOnlyValueError,
     RerunSuppressedError,
+    ServerStateDeadlockError,
     ServerStateError,
     ServerStateKeyError,
     ServerStateTypeError,
@@ -30,6 +31,7 @@ __all__ = [
     "ReadOnlyValueError",
     "RerunSuppressedError",
     "ServerState",
+    "ServerStateDeadlockError",
     "ServerStateError",
     "ServerStateKeyError",
     "ServerStateLock",

@@ -9,6 +9,7 @@ __all__ = [
     "ServerStateTypeError",
     "ReadOnlyValueError",
     "RerunSuppressedError",
+    "ServerStateDeadlockError",
 ]
 
 
@@ -47,3 +48,22 @@ class RerunSuppressedError(ServerStateError, RuntimeError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)
         self.key = key
+
+
+class ServerStateDeadlockError(ServerStateError, RuntimeError):
+    """``update``/``transact`` waited too long for a key's lock while this
+    thread holds another key's lock: two threads are most likely each waiting
+    for the other."""
+
+    def __init__(self, keys: list[str], held: list[str], waited: float) -> None:
+        wanted = ", ".join(map(repr, keys))
+        mine = ", ".join(map(repr, held))
+        super().__init__(
+            f"server_state: waited {waited:.0f} s for the lock of {wanted} while this thread holds "
+            f"the lock of {mine}; another thread holding {wanted} is probably waiting for {mine} "
+            "(a deadlock). Nothing was written. Take the locks in one order everywhere, or use "
+            "server_state.transact(fn) to change several keys at once without holding locks."
+        )
+        self.key = keys[0]
+        self.keys = keys
+        self.held = held

@@ -1,16 +1,36 @@
 """Per-key re-entrant locks, kept apart from the values.
 
 A lock exists before its key is set (the seed's counter takes it to create the
-key) and outlives a ``del`` of the key, so a held lock is never replaced.
+key) and a lock that anyone holds, or may be about to take, is never replaced:
+a ``del`` drops its key's lock only when nobody else has a reference to it.
+
+The library's own waits (``update``, ``transact``) are bounded: a thread that
+waits ``LOCK_PATIENCE`` seconds for a key's lock while it holds another key's
+lock is most likely in a deadlock (two threads each holding one key's lock and
+updating the other's key), and gets ``ServerStateDeadlockError`` naming both.
+A thread that holds no other lock keeps waiting, with a warning in the log.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
-__all__ = ["KeyLocks", "ServerStateLock"]
+from ._errors import ServerStateDeadlockError
+
+__all__ = ["LOCK_PATIENCE", "KeyLocks", "ServerStateLock"]
+
+_LOG = logging.getLogger("server_state")
+
+LOCK_PATIENCE = 10.0  # seconds; module attribute so tests can shorten it
+
+# References to a lock that only the dict and ``discard`` itself hold: the
+# dict's, the local name's and getrefcount's argument.
+_UNSHARED = 3
 
 
 class KeyLocks:
@@ -25,13 +45,59 @@ class KeyLocks:
                 lock = self._locks.setdefault(key, threading.RLock())
         return lock
 
+    def acquire(self, key: str) -> threading.RLock:
+        """Take ``key``'s lock for the library's own use (bounded patience);
+        the caller releases it."""
+        lock = self.get(key)
+        if lock.acquire(True, LOCK_PATIENCE):
+            return lock
+        self._judge_wait([key])
+        lock.acquire()
+        return lock
+
+    def _judge_wait(self, keys: list[str]) -> None:
+        """After ``LOCK_PATIENCE`` waiting for ``keys``: raise if this thread
+        holds another key's lock (a deadlock, almost surely), else warn."""
+        held = self.held_here(exclude=keys)
+        if held:
+            raise ServerStateDeadlockError(keys, held, LOCK_PATIENCE)
+        _LOG.warning(
+            "server_state: waited %.0f s for the lock of %s; another thread holds it "
+            "(a long `with server_state_lock[...]:` block?). Still waiting.",
+            LOCK_PATIENCE,
+            ", ".join(map(repr, keys)),
+        )
+
+    def held_here(self, exclude: list[str]) -> list[str]:
+        """Keys whose lock this thread holds (slow: only after a long wait)."""
+        skip = set(exclude)
+        return sorted(k for k, lock in list(self._locks.items()) if k not in skip and lock._is_owned())  # type: ignore[attr-defined]
+
+    def discard(self, key: str) -> None:
+        """Forget ``key``'s lock if nobody holds it or has a reference to it
+        (a deleted per-user key must not leave a lock behind). With the GIL,
+        taking a reference from the dict is atomic, so a thread between
+        ``get`` and ``acquire`` holds one and keeps the lock in place."""
+        with self._guard:
+            lock = self._locks.get(key)
+            if lock is None or sys.getrefcount(lock) > _UNSHARED:
+                return
+            if lock._is_owned() or not lock.acquire(blocking=False):  # type: ignore[attr-defined]
+                return  # held, by this thread or another
+            lock.release()
+            del self._locks[key]
+
     @contextmanager
-    def holding(self, keys: list[str]) -> Iterator[None]:
-        """Hold several keys' locks at once. All or none: when one is busy,
-        release the others and wait for that one, so that a caller already
-        holding some lock (``with server_state_lock["b"]: ...``) can never
-        deadlock against us, whatever order it takes locks in."""
-        locks = [self.get(key) for key in sorted(set(keys))]
+    def holding(self, keys: list[str], wait: bool = True) -> Iterator[bool]:
+        """Hold several keys' locks at once; yields True. All or none: when
+        one is busy, release the others and wait for that one, so that a
+        caller already holding some lock (``with server_state_lock["b"]:``)
+        can never deadlock against us, whatever order it takes locks in. With
+        ``wait`` false, yields False (holding nothing) when one is busy."""
+        ordered = sorted(set(keys))
+        locks = [self.get(key) for key in ordered]
+        deadline = time.monotonic() + LOCK_PATIENCE
+        judged = False
         while True:
             with ExitStack() as stack:
                 busy = None
@@ -40,12 +106,15 @@ class KeyLocks:
                         busy = lock
                         break
                     stack.callback(lock.release)
-                if busy is None:
-                    yield
+                if busy is None or not wait:
+                    yield busy is None
                     return
             # Wait for the busy lock without holding any other, then retry.
-            if busy.acquire(timeout=1.0):
+            if busy.acquire(timeout=min(1.0, LOCK_PATIENCE)):
                 busy.release()
+            if not judged and time.monotonic() > deadline:
+                judged = True
+                self._judge_wait(ordered)
 
 
 class ServerStateLock:

@@ -8,6 +8,8 @@ no internal lock held: the store and the tracker hand back what to do.
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -19,27 +21,25 @@ from ._errors import (
     ServerStateKeyError,
     ServerStateTypeError,
 )
+from ._keys import check_key
 from ._locks import KeyLocks
 from ._scheduler import RerunScheduler, suppressed
-from ._store import MISSING, MemoryStore, StoreState
+from ._store import (
+    MISSING,
+    Change,
+    MemoryStore,
+    StoreState,
+    freeze,  # TEMPORARY bridge, see _store
+    refuse_missing,
+)
 from ._tracker import BindingTracker, current_run
-from ._values import FrozenDict, FrozenList, freeze, is_persistent, read_form
+from ._values import FrozenDict, FrozenList, is_persistent, read_form
 
 __all__ = ["NoRerun", "ServerState", "Snapshot"]
 
 _FAST_READ = frozenset({type(None), bool, int, float, str, bytes, FrozenList, FrozenDict, tuple, frozenset})
 
-
-def _check_key(key: object) -> str:
-    if type(key) is not str:
-        if isinstance(key, str):
-            return str(key)
-        raise ServerStateTypeError(
-            None,
-            f"server_state keys must be str, got {key!r} ({type(key).__name__}); "
-            f"use server_state[str(key)] if you meant its text.",
-        )
-    return key
+_check_key = check_key  # the name the package and its tests import
 
 
 class NoRerun:
@@ -62,12 +62,13 @@ class ServerState:
     """One state for every session of the app. Reads bind the running session
     to the key; a change reruns every other session that showed it."""
 
-    __slots__ = ("_coord", "_locks", "_read_cache", "_store", "_tracker")
+    __slots__ = ("_convert_lock", "_coord", "_locks", "_read_cache", "_store", "_tracker")
     _store: MemoryStore
     _tracker: BindingTracker
     _locks: KeyLocks
     _coord: RerunScheduler
     _read_cache: dict[str, tuple[tuple[Any, Any], ...]]
+    _convert_lock: threading.Lock
 
     def __init__(self, store: MemoryStore | None = None) -> None:
         setter = object.__setattr__
@@ -76,6 +77,7 @@ class ServerState:
         setter(self, "_locks", KeyLocks())
         setter(self, "_coord", RerunScheduler(self._tracker, self._store))
         setter(self, "_read_cache", {})
+        setter(self, "_convert_lock", threading.Lock())
 
     # -- reading -----------------------------------------------------------------
 
@@ -94,19 +96,29 @@ class ServerState:
         converted once per stored object (that is, once per key-version)."""
         if type(value) in _FAST_READ or not is_persistent(value):
             return value
-        # The newest two stored objects of the key: the live value and the one
-        # an older snapshot shows, each converted once.
-        cached = self._read_cache.get(key, ())
-        for stored, readable in cached:
+        for stored, readable in self._read_cache.get(key, ()):
             if stored is value:
                 return readable
-        readable = read_form(value, key)
-        self._read_cache[key] = ((value, readable), *cached[:1])
+        # One conversion at a time: concurrent first reads of a new version
+        # (every session rerun by the same write) wait for the first one.
+        with self._convert_lock:
+            cached = self._read_cache.get(key, ())
+            for stored, readable in cached:
+                if stored is value:
+                    return readable
+            readable = read_form(value, key)
+            # Kept: the live value's read form, and one older one (what an older
+            # snapshot shows). A write or delete of the key drops both, so a
+            # replaced large value is not held by its read form.
+            if self._store.entry(key)[0] is value:
+                self._read_cache[key] = ((value, readable), *cached[:1])
+            else:
+                self._read_cache[key] = (*cached[:1], (value, readable))
         return readable
 
     def __getitem__(self, key: str) -> Any:
         if type(key) is not str:
-            key = _check_key(key)
+            key = check_key(key)
         value, version = self._store.entry(key)
         self._bind(key, version)
         if value is MISSING:
@@ -121,67 +133,84 @@ class ServerState:
 
     def get(self, key: str, default: Any = None) -> Any:
         if type(key) is not str:
-            key = _check_key(key)
+            key = check_key(key)
         value, version = self._store.entry(key)
         self._bind(key, version)
         return default if value is MISSING else self._readable(key, value)
 
     def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str):
-            return False
+        if type(key) is not str:
+            if not isinstance(key, str):
+                return False
+            key = check_key(key)
         value, version = self._store.entry(key)
         self._bind(key, version)
         return value is not MISSING
 
     def peek(self, key: str, default: Any = None) -> Any:
         """Read without binding: this session is not rerun when ``key`` changes."""
-        key = _check_key(key)
+        key = check_key(key)
         value = self._store.entry(key)[0]
         return default if value is MISSING else self._readable(key, value)
 
     def version(self, key: str) -> int:
-        """The key's version: advances on every real change (deletes included); 0 if never set."""
-        return self._store.version(_check_key(key))
+        """The key's version: advances on every real change (deletes included).
+        0 if never set; for a deleted key, at least the version of its delete."""
+        return self._store.version(check_key(key))
 
     def snapshot(self, *keys: str) -> Snapshot:
         """A consistent, immutable view of the state (or of ``keys``) at one
         instant, taken in O(1). Reading a key from it binds the session."""
-        for key in keys:
-            _check_key(key)
-        return Snapshot(self, self._store.state, frozenset(keys) if keys else None)
+        named = tuple(dict.fromkeys(check_key(key) for key in keys)) if keys else None
+        return Snapshot(self, self._store.state, named)
 
     def __len__(self) -> int:
         return len(self._store)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
+        return iter(self._store.keys())
 
     def keys(self) -> list[str]:
         """The keys set now, in the order they were first set."""
         return self._store.keys()
 
     def values(self) -> list[Any]:
-        return [self[k] for k in self.keys()]
+        """The values at one instant (a snapshot), in ``keys()`` order."""
+        snapshot = self.snapshot()
+        return [snapshot[k] for k in snapshot]
 
     def items(self) -> list[tuple[str, Any]]:
-        return [(k, self[k]) for k in self.keys()]
+        """``(key, value)`` pairs at one instant (a snapshot), in ``keys()`` order."""
+        snapshot = self.snapshot()
+        return [(k, snapshot[k]) for k in snapshot]
 
     def __repr__(self) -> str:
-        return f"<server_state with {len(self)} keys: {', '.join(map(repr, self.keys()[:10]))}>"
+        keys = self._store.keys()
+        return f"<server_state with {len(keys)} keys: {', '.join(map(repr, keys[:10]))}>"
 
     # -- writing -----------------------------------------------------------------
 
+    def _changed(self, changes: tuple[Change, ...]) -> None:
+        """After a commit, with no lock held: forget what the old values
+        needed, then announce."""
+        if self._read_cache:
+            for change in changes:
+                self._read_cache.pop(change.key, None)
+        for change in changes:
+            if change.new is MISSING:
+                self._locks.discard(change.key)
+        self._coord.announce(changes)
+
     def __setitem__(self, key: str, value: Any) -> None:
-        key = _check_key(key)
-        change = self._store.set(key, freeze(value, key))
+        if type(key) is not str:
+            key = check_key(key)
+        change = self._store.set(key, freeze(value, key, previous=self._store.entry(key)[0]))
         if change is not None:
-            self._coord.announce((change,))
+            self._changed((change,))
 
     def __delitem__(self, key: str) -> None:
-        key = _check_key(key)
-        change = self._store.delete(key)
-        self._read_cache.pop(key, None)
-        self._coord.announce((change,))
+        key = check_key(key)
+        self._changed((self._store.delete(key),))
 
     def update(self, key: str, fn: Callable[[Any], Any], default: Any = MISSING) -> Any:
         """Atomically replace ``key``'s value with ``fn(value)`` and return it.
@@ -194,52 +223,85 @@ class ServerState:
         raises ``KeyError`` when none is given.
         """
         if type(key) is not str:
-            key = _check_key(key)
+            key = check_key(key)
         if not callable(fn):
             raise ServerStateTypeError(
                 key, f"server_state.update({key!r}, fn): fn must be callable, got {type(fn).__name__}."
             )
-        with self._locks.get(key):
-            new, change = self._store.update(key, fn, default)
+        lock = self._locks.acquire(key)
+        try:
+            new, _, change = self._store.update(key, fn, default)
+        finally:
+            lock.release()
         if change is not None:
-            self._coord.announce((change,))
+            self._changed((change,))
         return new
 
     def transact(self, fn: Callable[[PMap[str, Any]], PMap[str, Any]]) -> PMap[str, Any]:
-        """Atomically apply ``fn`` to the whole state, a pyrsistent map of
-        stored forms, e.g. ``lambda s: s.set("a", s["a"] - 1).set("b", s["b"] + 1)``.
-        Retried like ``update`` if anything changed while ``fn`` ran; only keys
-        whose value changed advance. Returns the committed map."""
+        """Atomically apply ``fn`` to the state, a pyrsistent map of stored
+        forms, e.g. ``lambda s: s.set("a", s["a"] - 1).set("b", s["b"] + 1)``.
+
+        The map records the keys ``fn`` reads and writes: the transaction is
+        retried only if one of those changed while ``fn`` ran, and costs
+        O(keys touched). After a few retries it runs alone (other commits
+        wait), so it always finishes. ``fn`` must be pure. Only keys whose
+        value changed advance. Returns the map ``fn`` returned, its values in
+        stored form."""
         if not callable(fn):
             raise ServerStateTypeError(
                 None, f"server_state.transact(fn): fn must be callable, got {type(fn).__name__}."
             )
         result, changes = self._store.transact(fn, guard=self._locks.holding)
         if changes:
-            self._coord.announce(changes)
+            self._changed(changes)
         return result
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         """Set ``key`` to ``default`` unless it is set, atomically; return its value."""
-        key = _check_key(key)
-        self.update(key, lambda value: value, default)
-        return self[key]
+        key = check_key(key)
+        refuse_missing(key, default)
+        lock = self._locks.acquire(key)
+        try:
+            value, version, change = self._store.update(key, _same, default)
+        finally:
+            lock.release()
+        if change is not None:
+            self._changed((change,))
+        self._bind(key, version)
+        return self._readable(key, value)
 
-    def watch(self, keys: str | Iterable[str] | None, callback: Callable[[str, Any, Any], None]) -> Callable[[], None]:
+    def watch(
+        self,
+        keys: str | Iterable[str] | None,
+        callback: Callable[..., None],
+        *,
+        with_version: bool = False,
+    ) -> Callable[[], None]:
         """Call ``callback(key, old, new)`` after every commit that changes one
         of ``keys`` (all keys when None), in the writer's thread, with no lock
         held; ``old``/``new`` are stored forms, ``MISSING`` when absent.
-        Returns a function that unsubscribes."""
-        if isinstance(keys, str):
-            keys = (keys,)
-        if keys is not None:
-            keys = tuple(_check_key(k) for k in keys)
+
+        Writers in different threads may call it in another order than their
+        commits: with ``with_version=True`` it is called as
+        ``callback(key, old, new, version)`` and a call whose version is not
+        newer than the last one seen is an older change. Returns a function
+        that unsubscribes."""
         if not callable(callback):
             raise ServerStateTypeError(None, "server_state.watch(keys, callback): callback must be callable.")
-        return self._store.watch(keys, callback)
+        if isinstance(keys, str):
+            keys = (keys,)
+        elif keys is not None:
+            if not isinstance(keys, Iterable):
+                raise ServerStateTypeError(
+                    None,
+                    f"server_state.watch(keys, callback): keys must be a key, a list of keys or None "
+                    f"(every key), got {keys!r} ({type(keys).__name__}).",
+                )
+            keys = tuple(check_key(k) for k in keys)
+        return self._store.watch(keys, callback, with_version=with_version)
 
     def force_rerun(self, key: str) -> None:
-        key = _check_key(key)
+        key = check_key(key)
         if suppressed.get() > 0:
             raise RerunSuppressedError(
                 key,
@@ -264,7 +326,7 @@ class ServerState:
 
     def bound_sessions(self, key: str) -> int:
         """How many live sessions showed ``key`` in their latest run."""
-        return self._tracker.bound_sessions(_check_key(key))
+        return self._tracker.bound_sessions(check_key(key))
 
     # -- attribute style: server_state.count ----------------------------------------
 
@@ -290,7 +352,14 @@ class ServerState:
             raise ServerStateTypeError(
                 name, f"server_state.{name} is a method; use del server_state[{name!r}] for a key of that name."
             )
-        del self[name]
+        try:
+            del self[name]
+        except ServerStateKeyError as exc:
+            raise _AttributeKeyError(name, str(exc)) from None
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 class _AttributeKeyError(ServerStateKeyError, AttributeError):
@@ -300,11 +369,14 @@ class _AttributeKeyError(ServerStateKeyError, AttributeError):
 
 class Snapshot(Mapping[str, Any]):
     """The state at one instant. Reads bind the session at that instant, so
-    it reruns if a key it showed from the snapshot has advanced since."""
+    it reruns if a key it showed from the snapshot has advanced since.
+
+    Iterates in the order of ``keys()`` (first set first), or, when taken of
+    named keys, in the order they were named; costs O(keys asked for)."""
 
     __slots__ = ("_keys", "_owner", "_state")
 
-    def __init__(self, owner: ServerState, state: StoreState, keys: frozenset[str] | None) -> None:
+    def __init__(self, owner: ServerState, state: StoreState, keys: tuple[str, ...] | None) -> None:
         self._owner = owner
         self._state = state
         self._keys = keys
@@ -317,12 +389,12 @@ class Snapshot(Mapping[str, Any]):
     def _allowed(self, key: str) -> None:
         if self._keys is not None and key not in self._keys:
             raise ServerStateKeyError(
-                key, f"this snapshot was taken of {sorted(self._keys)!r} only; {key!r} is not in it."
+                key, f"this snapshot was taken of {list(self._keys)!r} only; {key!r} is not in it."
             )
 
     def __getitem__(self, key: str) -> Any:
         if type(key) is not str:
-            key = _check_key(key)
+            key = check_key(key)
         self._allowed(key)
         value = self._state.values.get(key, MISSING)
         self._owner._bind(key, self._state.seq)
@@ -331,19 +403,34 @@ class Snapshot(Mapping[str, Any]):
         return self._owner._readable(key, value)
 
     def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str) or (self._keys is not None and key not in self._keys):
+        if not isinstance(key, str):
+            return False
+        key = check_key(key)
+        if self._keys is not None and key not in self._keys:
             return False
         self._owner._bind(key, self._state.seq)
         return key in self._state.values
 
+    def _present(self) -> list[str]:
+        if self._keys is not None:
+            values = self._state.values
+            return [k for k in self._keys if k in values]
+        return self._owner._store.ordered_keys(self._state)
+
     def __iter__(self) -> Iterator[str]:
-        keys = self._state.values.keys()
-        return iter([k for k in keys if self._keys is None or k in self._keys])
+        return iter(self._present())
 
     def __len__(self) -> int:
         if self._keys is None:
             return len(self._state.values)
-        return sum(1 for k in self._keys if k in self._state.values)
+        return len(self._present())
+
+    def __copy__(self) -> Snapshot:
+        return self  # immutable
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        """A deep, mutable plain copy of what the snapshot shows."""
+        return {k: copy.deepcopy(self[k], memo) for k in self}
 
     def __repr__(self) -> str:
         return f"<server_state snapshot at commit {self._state.seq}: {len(self)} keys>"

@@ -1,10 +1,33 @@
 """The in-memory store: a persistent map swapped atomically.
 
-A snapshot is one immutable ``StoreState`` (a pyrsistent map of values and the
-commit sequence it shows): O(1) to take, consistent by construction. Writers
-compute outside any lock and hold the root lock only to compare and swap.
-Versions are commit sequence numbers, so they only grow, for every key, across
-deletes.
+How it realises "a persistent map swapped atomically under one root lock",
+and what it trades for speed:
+
+- The state at an instant is a ``StoreState``: a pyrsistent map of stored
+  values and the sequence number of the last commit it contains. It is never
+  mutated, so a snapshot is O(1) and consistent by construction.
+- Every commit happens under the root lock, gets the next sequence number, and
+  that number becomes the version of each key it changed. Versions therefore
+  only grow, for every key, across deletes and re-creations.
+- A commit does not pay for a persistent-map update (``PMap.set`` is ~3 µs of
+  Python). It updates ``_latest``, a plain dict of the live keys (O(1) reads of
+  the newest value), and records the write in ``_pending``. The persistent map
+  takes the pending writes in one evolver pass when a snapshot or a
+  transaction asks for it; that pass runs *outside* the root lock, so no
+  operation holds the root lock longer than a commit.
+
+Invariant (checked by ``_check_invariants`` in the hypothesis model):
+
+    fold(_values, _folding, _pending) == {k: v for k, (v, _) in _latest.items()}
+
+where ``fold`` applies the dicts of writes left to right (``MISSING`` deletes)
+and ``_folding`` is the batch of pending writes being folded right now (None
+between folds). ``_snapshot`` is None or ``StoreState(fold(...), _seq)``.
+
+Deleted keys keep their last version in ``_gone`` (bounded: the oldest are
+forgotten, their versions raised into ``_floor``). An absent key's version is
+its ``_gone`` entry or ``_floor``: never lower than the version of its last
+delete, so anyone who saw it absent is stale exactly when it is set again.
 
 No Streamlit import here.
 """
@@ -13,15 +36,31 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pyrsistent import PMap, pmap
 
-from ._errors import ServerStateKeyError, ServerStateTypeError
-from ._values import freeze, unchanged
+from . import _values
+from ._errors import ServerStateError, ServerStateKeyError, ServerStateTypeError
+from ._txmap import TxMap, TxRecord, normalise_key
+from ._values import unchanged
+
+# TEMPORARY until _values grows content_token and freeze(previous=): removed in the same series.
+content_token: Callable[[Any], Any] = getattr(_values, "content_token", lambda value: None)
+
+
+def freeze(value: Any, label: str | None = None, *, previous: Any = None) -> Any:
+    try:
+        return _values.freeze(value, label, previous=previous)  # type: ignore[call-arg]
+    except TypeError as exc:
+        if "previous" not in str(exc):
+            raise
+        return _values.freeze(value, label)
+
 
 __all__ = ["MISSING", "Change", "MemoryStore", "StoreState", "Watcher", "store_from_url"]
 
@@ -36,6 +75,9 @@ class _Missing:
 
     def __bool__(self) -> bool:
         return False
+
+    def __reduce__(self) -> str:
+        return "MISSING"  # pickles as the module global: stays the one sentinel
 
 
 MISSING: Any = _Missing()
@@ -60,31 +102,59 @@ class Change(NamedTuple):
     version: int
 
 
-Watcher = Callable[[str, Any, Any], None]
+Watcher = Callable[..., None]
 
-_ABSENT: tuple[Any, int] = (MISSING, 0)
+# Deleted keys whose exact last version is kept; older ones share ``_floor``.
+GONE_KEPT = 4096
+# Failed optimistic attempts of a transaction before it runs exclusively.
+TRANSACT_ATTEMPTS = 3
+
 _new = tuple.__new__
+_ABSENT: Any = object()  # not in a map (MISSING is a value a user could put there)
+
+
+class _Busy:
+    __slots__ = ()
+
+
+BUSY = _Busy()
+
+# ``guard(keys, wait)``: a context manager holding the keys' locks; it yields
+# False, holding nothing, when ``wait`` is false and one of them is busy.
+Guard = Callable[[list[str], bool], AbstractContextManager[bool]]
+
+
+@contextmanager
+def _no_guard(keys: list[str], wait: bool) -> Iterator[bool]:
+    yield True
+
+
+def refuse_missing(key: str, value: Any) -> None:
+    if value is MISSING:
+        raise ServerStateTypeError(
+            key,
+            f"server_state[{key!r}] cannot be set to MISSING: MISSING means 'no value'; "
+            f"delete the key instead (del server_state[{key!r}]).",
+        )
 
 
 class MemoryStore:
-    """The default backend: one process, many threads.
-
-    Under the root lock a commit updates ``_latest`` (a plain dict of
-    ``key -> (value, version)``, deleted keys included: O(1) reads of the
-    newest value) and records the write in ``_pending``. The persistent map
-    (``_values``) takes the pending writes, all in one evolver pass, when a
-    snapshot or a transaction asks for it: a write costs dict operations
-    (pyrsistent's ``PMap.set`` is ~3 µs of Python), a snapshot with no write
-    since the last one returns the same ``StoreState`` (O(1))."""
+    """The default backend: one process, many threads."""
 
     def __init__(self) -> None:
+        self._latest: dict[str, tuple[Any, int]] = {}  # live keys, first-set order
+        self._gone: dict[str, int] = {}  # deleted key -> version of its delete (oldest first)
+        self._floor = 0  # every forgotten deleted key's version is at most this
+        self._tokens: dict[str, Any] = {}  # content fingerprints of by-reference values
+        self._seq = 0
         self._values: PMap[str, Any] = pmap()
         self._pending: dict[str, Any] = {}  # writes not yet in _values (MISSING: deleted)
+        self._folding: dict[str, Any] | None = None
         self._snapshot: StoreState | None = StoreState(self._values, 0)
-        self._seq = 0
-        self._size = 0
-        self._latest: dict[str, tuple[Any, int]] = {}
         self._root_lock = threading.Lock()
+        self._fold_lock = threading.Lock()  # one folder at a time; never taken inside the root lock
+        self._exclusive: int | None = None  # thread running a transaction alone
+        self._exclusive_over = threading.Condition(self._root_lock)
         self._watchers: dict[str | None, list[_Subscription]] = {}
         self._watchers_lock = threading.Lock()
 
@@ -96,34 +166,55 @@ class MemoryStore:
         snapshot = self._snapshot
         if snapshot is not None:
             return snapshot
-        with self._root_lock:
-            if self._snapshot is None:
-                if self._pending:
-                    before = self._values
-                    evolver = before.evolver()
-                    for key, value in self._pending.items():
-                        if value is not MISSING:
-                            evolver[key] = value
-                        elif key in before:  # set and deleted since: never in the map
-                            del evolver[key]
-                    self._values = evolver.persistent()
-                    self._pending = {}
-                self._snapshot = StoreState(self._values, self._seq)
-            return self._snapshot
+        with self._fold_lock:
+            with self._root_lock:
+                snapshot = self._snapshot
+                if snapshot is not None:
+                    return snapshot
+                batch, base, seq = self._pending, self._values, self._seq
+                self._pending, self._folding = {}, batch
+            # The long part, with writers free to commit meanwhile: the result
+            # is the state at ``seq``, an instant within this call.
+            evolver = base.evolver()
+            for key, value in batch.items():
+                if value is not MISSING:
+                    evolver[key] = value
+                elif key in evolver:  # type: ignore[operator]  # set and deleted since: never in the map
+                    del evolver[key]
+            values = evolver.persistent()
+            with self._root_lock:
+                self._values, self._folding = values, None
+                snapshot = StoreState(values, seq)
+                if self._seq == seq:
+                    self._snapshot = snapshot
+            return snapshot
 
     def __len__(self) -> int:
-        return self._size
+        return len(self._latest)
 
     def entry(self, key: str) -> tuple[Any, int]:
         """``(stored value or MISSING, version)`` of the newest commit."""
-        return self._latest.get(key, _ABSENT)
+        entry = self._latest.get(key)
+        if entry is None:
+            return MISSING, self._gone.get(key, self._floor)
+        return entry
 
     def version(self, key: str) -> int:
-        return self._latest.get(key, _ABSENT)[1]
+        return self.entry(key)[1]
 
     def keys(self) -> list[str]:
         """Present keys in first-set order (``list()`` copies the dict in one step)."""
-        return [k for k, (v, _) in list(self._latest.items()) if v is not MISSING]
+        return list(self._latest)
+
+    def ordered_keys(self, state: StoreState) -> list[str]:
+        """The keys of ``state`` in the order ``keys()`` gives (first set
+        first); keys deleted since ``state`` come last."""
+        values, seq = state.values, state.seq
+        out = [k for k, (_, version) in list(self._latest.items()) if version <= seq or k in values]
+        if len(out) < len(values):
+            listed = set(out)
+            out += [k for k in values if k not in listed]
+        return out
 
     # -- writes ---------------------------------------------------------------
 
@@ -131,11 +222,22 @@ class MemoryStore:
         """Store ``value`` (already frozen). Returns the change, or None when
         nothing changed. Write methods return changes and call nobody: the
         caller notifies watchers once it holds no lock."""
+        refuse_missing(key, value)
+        token = None if type(value) in _NO_TOKEN else content_token(value)
         while True:
-            old, version = self._latest.get(key, _ABSENT)
-            if old is not MISSING and unchanged(old, value):
-                return None
-            change = self._commit_one(key, version, value)
+            entry = self._latest.get(key)
+            if entry is None:
+                version = self._gone.get(key, self._floor)
+            else:
+                old, version = entry
+                if old is value:
+                    # The same object again: unchanged, unless it is one whose
+                    # content we fingerprint and it was changed in place.
+                    if token is None or token == self._tokens.get(key):
+                        return None
+                elif unchanged(old, value):
+                    return None
+            change = self._commit_one(key, version, value, token)
             if change is not None:
                 return change
 
@@ -143,21 +245,21 @@ class MemoryStore:
         """Advance ``key``'s version keeping its newest value: an in-place
         change of an object stored by reference, announced by the caller."""
         while True:
-            value, version = self._latest.get(key, _ABSENT)
+            value, version = self.entry(key)
             if value is MISSING:
                 raise ServerStateKeyError(key, f"server_state has no key {key!r}; set it first.")
-            change = self._commit_one(key, version, value)
+            token = None if type(value) in _NO_TOKEN else content_token(value)
+            change = self._commit_one(key, version, value, token)
             if change is not None:
                 return change
 
     def delete(self, key: str) -> Change:
         while True:
-            old, version = self._latest.get(key, _ABSENT)
+            old, version = self.entry(key)
             if old is MISSING:
                 raise ServerStateKeyError(
                     key,
-                    f"server_state has no key {key!r} to delete; "
-                    f"check with `{key!r} in server_state` first.",
+                    f"server_state has no key {key!r} to delete; check with `{key!r} in server_state` first.",
                 )
             changes = self._commit({key: version}, {}, (key,))
             if changes is not None:
@@ -165,11 +267,12 @@ class MemoryStore:
 
     def update(
         self, key: str, fn: Callable[[Any], Any], default: Any = MISSING
-    ) -> tuple[Any, Change | None]:
-        """Compare-and-set: ``fn(current)`` is computed outside every lock and
-        committed only if ``key`` did not change meanwhile, else retried."""
+    ) -> tuple[Any, int, Change | None]:
+        """Compare-and-set: ``fn(current)`` is computed outside every internal
+        lock and committed only if ``key`` did not change meanwhile, else
+        retried. Returns the value now stored, its version, and the change."""
         while True:
-            current, version = self._latest.get(key, _ABSENT)
+            current, version = self.entry(key)
             exists = current is not MISSING
             if not exists:
                 if default is MISSING:
@@ -179,69 +282,157 @@ class MemoryStore:
                         f"(server_state.update({key!r}, fn, default=0)) or assign it first.",
                     )
                 current = freeze(default, key)
-            new = freeze(fn(current), key)
+            result = fn(current)
+            refuse_missing(key, result)
+            new = freeze(result, key, previous=current)
             if exists and unchanged(current, new):
-                if self._latest.get(key, _ABSENT)[1] == version:
-                    return current, None
+                if self.entry(key)[1] == version:
+                    return current, version, None
                 continue
-            change = self._commit_one(key, version, new)
+            token = None if type(new) in _NO_TOKEN else content_token(new)
+            change = self._commit_one(key, version, new, token)
             if change is not None:
-                return new, change
+                return new, change.version, change
 
     def transact(
         self,
         fn: Callable[[PMap[str, Any]], PMap[str, Any]],
-        guard: Callable[[list[str]], AbstractContextManager[None]] = lambda keys: nullcontext(),
+        guard: Guard = _no_guard,
     ) -> tuple[PMap[str, Any], tuple[Change, ...]]:
-        """Multi-key compare-and-set over the whole map: retried if anything
-        was committed while ``fn`` ran, since we cannot know what ``fn`` read.
-        ``guard(keys)`` is held around the commit (the facade's per-key locks,
-        so a transaction never lands inside a locked read-modify-write)."""
+        """Multi-key compare-and-set. ``fn`` gets the state as a map that
+        records which keys it reads and writes; the commit conflicts only when
+        one of those changed meanwhile, and costs O(keys touched). After
+        ``TRANSACT_ATTEMPTS`` conflicts the transaction runs exclusively
+        (other commits wait), so it always finishes. ``guard(keys, wait)`` is
+        held around the commit (the facade's per-key locks, so a transaction
+        never lands inside a locked read-modify-write). Returns the map
+        committed: ``fn``'s result with its values in stored form."""
+        keys: list[str] = []
+        for _ in range(TRANSACT_ATTEMPTS):
+            done, keys = self._transact_once(fn, guard, wait=True)
+            if isinstance(done, tuple):
+                return done
+        # Alone from here. The key locks the last attempt needed are taken
+        # first, before other commits are held up: a writer waiting for us to
+        # finish may hold a key lock, and we must never wait for it. Another
+        # key's lock that fn now needs is only tried; if busy, we stand down,
+        # wait for it with the others, and go again.
+        me = threading.get_ident()
         while True:
-            state = self.state
-            result = fn(state.values)
-            if not isinstance(result, PMap):
-                raise ServerStateTypeError(
-                    None,
-                    "server_state.transact(fn): fn must return the map it was given, changed "
-                    f"with .set()/.remove() (a pyrsistent PMap); it returned {type(result).__name__}.",
+            with guard(keys, True):
+                with self._root_lock:
+                    self._wait_exclusive()
+                    outer, self._exclusive = self._exclusive, me
+                try:
+                    done, more = self._transact_once(fn, guard, wait=False)
+                finally:
+                    with self._root_lock:
+                        self._exclusive = outer
+                        self._exclusive_over.notify_all()
+            if isinstance(done, tuple):
+                return done
+            if done is None:
+                raise ServerStateError(
+                    f"server_state.transact(fn) conflicted with itself after {TRANSACT_ATTEMPTS + 1} "
+                    "attempts, the last one alone: fn must not write to server_state (return the "
+                    "changed map instead)."
                 )
-            if result is state.values:
-                return result, ()
-            writes: dict[str, Any] = {}
-            for key, value in result.items():
-                if not isinstance(key, str):
-                    raise ServerStateTypeError(
-                        None,
-                        f"server_state keys must be str; transact(fn) set the key {key!r} "
-                        f"({type(key).__name__}).",
-                    )
-                old = state.values.get(key, MISSING)
-                if old is value:
-                    continue
-                frozen = freeze(value, key)
-                if old is MISSING or not unchanged(old, frozen):
-                    writes[key] = frozen
-            deletes = tuple(k for k in state.values if k not in result)
-            if not writes and not deletes:
-                return state.values, ()
-            with guard([*writes, *deletes]):
-                changes = self._commit(None, writes, deletes, seen_state=state)
-            if changes is not None:
-                return self.state.values, changes
+            keys = sorted({*keys, *more})
 
-    def _commit_one(self, key: str, expected: int, value: Any) -> Change | None:
+    def _transact_once(
+        self,
+        fn: Callable[[PMap[str, Any]], PMap[str, Any]],
+        guard: Guard,
+        *,
+        wait: bool,
+    ) -> tuple[tuple[PMap[str, Any], tuple[Change, ...]] | _Busy | None, list[str]]:
+        """One attempt: ``(result, keys)``, or ``(None, keys)`` on a conflict,
+        or ``(BUSY, keys)`` when ``wait`` is false and a key lock was busy;
+        ``keys`` are the keys the commit needed to guard."""
+        state = self.state
+        base = state.values
+        record = TxRecord()
+        result = fn(TxMap.wrap(base, record))
+        if not isinstance(result, PMap):
+            raise ServerStateTypeError(
+                None,
+                "server_state.transact(fn): fn must return the map it was given, changed "
+                f"with .set()/.remove() (a pyrsistent PMap); it returned {type(result).__name__}.",
+            )
+        committed = TxMap.unwrap(result)
+        conflicts: AbstractSet[str] | None
+        if isinstance(result, TxMap) and result.record is record and not record.read_all:
+            # Keys were normalised by the TxMap as fn wrote them.
+            touched = {key: PMap.get(committed, key, _ABSENT) for key in record.written}
+            conflicts = record.read | record.written
+        else:
+            # Built some other way (pmap(...), an evolver) or fn looked at the
+            # whole map: compare everything, conflict with any commit.
+            given = {_transact_key(key): value for key, value in committed.items()}
+            if len(given) != len(committed):  # str-subclass keys: rebuild with plain ones
+                committed = pmap(given)
+            touched = {key: given.get(key, _ABSENT) for key in {*base, *given}}
+            conflicts = None
+        writes: dict[str, Any] = {}
+        deletes: list[str] = []
+        evolver = committed.evolver()
+        for key, new in touched.items():
+            old = base.get(key, MISSING)
+            if new is _ABSENT:
+                if old is not MISSING:
+                    deletes.append(key)
+                continue
+            refuse_missing(key, new)
+            if new is old:
+                continue
+            frozen = freeze(new, key, previous=old)
+            if frozen is not new:
+                evolver[key] = frozen
+            if old is MISSING or not unchanged(old, frozen):
+                writes[key] = frozen
+        committed = evolver.persistent()
+        keys = [*writes, *deletes]
+        if not keys:
+            return (committed, ()), keys
+        with guard(keys, wait) as held:
+            if not held:
+                return BUSY, keys
+            changes = self._commit(None, writes, tuple(deletes), since=state.seq, conflicts=conflicts)
+        if changes is None:
+            return None, keys
+        return (committed, changes), keys
+
+    def _wait_exclusive(self) -> None:
+        """Called with the root lock held while another thread runs a
+        transaction alone: wait until it is over (the lock is released
+        meanwhile)."""
+        me = threading.get_ident()
+        while self._exclusive is not None and self._exclusive != me:
+            self._exclusive_over.wait()
+
+    def _commit_one(self, key: str, expected: int, value: Any, token: Any) -> Change | None:
         """``_commit`` for one key set: the hot path of every write."""
         with self._root_lock:
+            if self._exclusive is not None:
+                self._wait_exclusive()
             latest = self._latest
-            old, version = latest.get(key, _ABSENT)
-            if version != expected:
-                return None
+            entry = latest.get(key)
+            if entry is None:
+                if self._gone.get(key, self._floor) != expected:
+                    return None
+                old = MISSING
+                self._gone.pop(key, None)
+            else:
+                old, version = entry
+                if version != expected:
+                    return None
             seq = self._seq = self._seq + 1
             latest[key] = (value, seq)
             self._pending[key] = value
-            if old is MISSING:
-                self._size += 1
+            if token is not None:
+                self._tokens[key] = token
+            elif self._tokens:
+                self._tokens.pop(key, None)
             self._snapshot = None
         return _new(Change, (key, old, value, seq))  # Change(...) without NamedTuple's Python __new__
 
@@ -251,45 +442,102 @@ class MemoryStore:
         writes: dict[str, Any],
         deletes: tuple[str, ...],
         *,
-        seen_state: StoreState | None = None,
+        since: int = 0,
+        conflicts: AbstractSet[str] | None = None,
     ) -> tuple[Change, ...] | None:
-        """Apply the writes if the expected versions (or, for a transaction,
-        the whole state) are unchanged; None tells the caller to retry."""
+        """Apply the writes if the expected versions are unchanged (or, for a
+        transaction, no key of ``conflicts`` advanced past ``since``; all keys
+        when ``conflicts`` is None). None tells the caller to retry."""
+        tokens = {
+            k: t
+            for k, v in writes.items()
+            if type(v) not in _NO_TOKEN and (t := content_token(v)) is not None
+        }
         with self._root_lock:
+            if self._exclusive is not None:
+                self._wait_exclusive()
             latest = self._latest
-            if seen_state is not None:
-                if self._seq != seen_state.seq:
-                    return None
-            elif expected is not None:
+            if expected is not None:
                 for key, version in expected.items():
-                    if latest.get(key, _ABSENT)[1] != version:
+                    if self.entry(key)[1] != version:
+                        return None
+            elif conflicts is None:
+                if self._seq != since:
+                    return None
+            else:
+                for key in conflicts:
+                    if self.entry(key)[1] > since:
                         return None
             seq = self._seq + 1
             changes = []
             pending = self._pending
             for key, value in writes.items():
-                old = latest.get(key, _ABSENT)[0]
+                entry = latest.get(key)
+                old = MISSING if entry is None else entry[0]
                 changes.append(Change(key, old, value, seq))
                 latest[key] = (value, seq)
                 pending[key] = value
-                if old is MISSING:
-                    self._size += 1
+                self._gone.pop(key, None)
+                if key in tokens:
+                    self._tokens[key] = tokens[key]
+                else:
+                    self._tokens.pop(key, None)
             for key in deletes:
-                changes.append(Change(key, latest[key][0], MISSING, seq))
-                latest[key] = (MISSING, seq)
-                pending[key] = MISSING
-                self._size -= 1
+                changes.append(Change(key, latest.pop(key)[0], MISSING, seq))
+                self._tokens.pop(key, None)
+                self._forget(key, seq)
             self._seq = seq
             self._snapshot = None
         return tuple(changes)
 
+    def _forget(self, key: str, seq: int) -> None:
+        """A delete, under the root lock: keep the key's version in ``_gone``
+        (bounded) and drop its pending write if the map never had it, so that
+        per-user keys created and deleted leave nothing behind."""
+        folding = self._folding
+        in_map = (
+            folding[key] is not MISSING if folding is not None and key in folding else key in self._values
+        )
+        if in_map:
+            self._pending[key] = MISSING
+        else:
+            self._pending.pop(key, None)
+        gone = self._gone
+        gone[key] = seq
+        if len(gone) > GONE_KEPT:
+            oldest = next(iter(gone))
+            self._floor = max(self._floor, gone.pop(oldest))
+
+    def _check_invariants(self) -> None:
+        """For tests: the invariant of the module docstring."""
+        with self._fold_lock, self._root_lock:
+            assert self._folding is None
+            folded = dict(self._values)
+            for key, value in self._pending.items():
+                if value is MISSING:
+                    folded.pop(key, None)
+                else:
+                    folded[key] = value
+            live = {k: v for k, (v, _) in self._latest.items()}
+            assert folded.keys() == live.keys(), (folded.keys(), live.keys())
+            assert all(folded[k] is live[k] for k in live)
+            assert not (self._gone.keys() & live.keys())
+            assert all(version <= self._seq for _, version in self._latest.values())
+            assert len(self._gone) <= GONE_KEPT
+            if self._snapshot is not None:
+                assert self._snapshot.seq == self._seq
+                assert dict(self._snapshot.values) == folded
+
     # -- watchers ---------------------------------------------------------------
 
-    def watch(self, keys: Iterable[str] | None, callback: Watcher) -> Callable[[], None]:
-        """Subscribe ``callback`` to changes of ``keys`` (all keys when None);
-        returns the function that ends this one subscription."""
-        slots: tuple[str | None, ...] = (None,) if keys is None else tuple(keys)
-        subscription = _Subscription(callback)
+    def watch(
+        self, keys: Iterable[str] | None, callback: Watcher, *, with_version: bool = False
+    ) -> Callable[[], None]:
+        """Subscribe ``callback`` to changes of ``keys`` (all keys when None,
+        each key once however often it is named); returns the function that
+        ends this one subscription."""
+        slots: tuple[str | None, ...] = (None,) if keys is None else tuple(dict.fromkeys(keys))
+        subscription = _Subscription(callback, with_version)
         with self._watchers_lock:
             for slot in slots:
                 self._watchers[slot] = [*self._watchers.get(slot, ()), subscription]
@@ -317,22 +565,36 @@ class MemoryStore:
         for change in changes:
             for sub in (*watchers.get(change.key, ()), *watchers.get(None, ())):
                 try:
-                    sub.callback(change.key, change.old, change.new)
+                    if sub.with_version:
+                        sub.callback(change.key, change.old, change.new, change.version)
+                    else:
+                        sub.callback(change.key, change.old, change.new)
                 except Exception:
                     _LOG.exception("server_state watcher %r failed for key %r", sub.callback, change.key)
+
+
+# Stored types that are never content-fingerprinted: asking would only cost.
+_NO_TOKEN: frozenset[type] = frozenset({type(None), bool, int, float, str, bytes, tuple, frozenset})
+
+
+def _transact_key(key: Any) -> str:
+    if not isinstance(key, str):
+        raise ServerStateTypeError(
+            None, f"server_state keys must be str; transact(fn) set the key {key!r} ({type(key).__name__})."
+        )
+    return normalise_key(key)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Subscription:
     callback: Watcher
+    with_version: bool
 
 
 def store_from_url(url: str | None) -> MemoryStore:
     """The backend a ``SERVER_STATE_URL`` names: ``memory://`` (the default)."""
     if not url or url.startswith("memory://"):
         return MemoryStore()
-    from ._errors import ServerStateError
-
     raise ServerStateError(
         f"SERVER_STATE_URL={url!r}: this version of server_state keeps the state in the "
         "server's memory only (memory://); unset SERVER_STATE_URL or set it to memory://."

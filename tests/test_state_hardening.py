@@ -1,0 +1,621 @@
+"""The store and facade under real apps' habits: enum keys, per-user keys,
+concurrent deletes, big states, transactions under load, deadlocks.
+
+Each test names the item of the hardening issue it covers. Threads meet at
+barriers or wait for a condition with a deadline, never for a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import enum
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pyrsistent import PMap, pvector
+from test_store import run_threads
+
+import server_state._locks as locks_module
+import server_state._state as state_module
+from server_state import (
+    MISSING,
+    ServerState,
+    ServerStateDeadlockError,
+    ServerStateError,
+    ServerStateLock,
+    ServerStateTypeError,
+    _check_key,
+)
+from server_state._store import GONE_KEPT, StoreState
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.001)
+
+
+# -- 3: str-subclass keys mean their string value everywhere -----------------------
+
+
+class K(str, enum.Enum):  # noqa: UP042 -- the (str, Enum) pattern is the one users write
+    COUNT = "count"
+    NAME = "name"
+
+
+def test_str_enum_keys_mean_their_value_everywhere(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s[K.COUNT] = 2
+    assert s["count"] == 2
+    assert s[K.COUNT] == 2
+    assert K.COUNT in s
+    assert s.get(K.COUNT) == 2
+    assert s.keys() == ["count"]
+    assert type(s.keys()[0]) is str
+    s.update(K.COUNT, lambda n: n + 1)
+    assert s["count"] == 3
+    assert s.snapshot(K.COUNT)[K.COUNT] == 3
+    assert s.snapshot()["count"] == 3
+    s.transact(lambda m: m.set(K.NAME, m[K.COUNT] * 10))
+    assert s["name"] == 30
+    assert s.keys() == ["count", "name"]
+    assert s.setdefault(K.NAME, 0) == 30
+    lock = ServerStateLock(s._locks, _check_key)
+    assert lock[K.COUNT] is lock["count"] is lock.count
+    del s[K.NAME]
+    assert "name" not in s
+
+
+class S(enum.StrEnum):
+    TOTAL = "total"
+
+
+def test_str_enum_members_are_keys_too(fresh_state: ServerState) -> None:
+    fresh_state[S.TOTAL] = 1
+    assert fresh_state.total == 1
+    assert S.TOTAL in fresh_state
+
+
+def test_a_transaction_built_outside_the_map_normalises_enum_keys(fresh_state: ServerState) -> None:
+    from pyrsistent import pmap
+
+    s = fresh_state
+    s["count"] = 1
+    s.transact(lambda m: pmap({K.COUNT: 5}))
+    assert s.keys() == ["count"]
+    assert s["count"] == 5
+
+
+# -- 4: MISSING is no value ----------------------------------------------------------
+
+
+def test_missing_is_refused_as_a_value_and_nothing_changes(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s["a"] = 1
+    with pytest.raises(ServerStateTypeError, match=r"'b'.*MISSING.*del server_state"):
+        s["b"] = MISSING
+    with pytest.raises(ServerStateTypeError, match="'a'"):
+        s.update("a", lambda v: MISSING)
+    with pytest.raises(ServerStateTypeError, match="'c'"):
+        s.transact(lambda m: m.set("c", MISSING))
+    with pytest.raises(ServerStateTypeError, match="'d'"):
+        s.setdefault("d", MISSING)
+    assert len(s) == 1
+    assert s.keys() == ["a"]
+    assert s["a"] == 1
+
+
+# -- 7, 8: every call is one instant --------------------------------------------------
+
+
+def test_setdefault_survives_a_concurrent_delete(fresh_state: ServerState) -> None:
+    s = fresh_state
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    results: list[Any] = []
+
+    def deleter() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(KeyError):
+                del s["k"]
+
+    def caller() -> None:
+        try:
+            for i in range(20_000):
+                results.append(s.setdefault("k", i))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    run_threads([deleter, caller])
+    assert not errors
+    assert len(results) == 20_000
+    assert all(isinstance(r, int) for r in results)
+
+
+def test_items_and_values_never_fail_under_concurrent_deletes(fresh_state: ServerState) -> None:
+    s = fresh_state
+    for i in range(200):
+        s[f"k{i}"] = i
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            key = f"k{i % 200}"
+            del s[key]
+            s[key] = i % 200
+            i += 1
+
+    def reader() -> None:
+        try:
+            for _ in range(300):
+                for key, value in s.items():
+                    assert key == f"k{value}"
+                assert all(isinstance(v, int) for v in s.values())
+                assert len(dict(s.snapshot())) >= 199
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    run_threads([churn, reader])
+    assert not errors, errors[0]
+
+
+def test_items_show_one_instant_of_two_keys_that_change_together(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s["a"] = 500
+    s["b"] = 500
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def mover() -> None:
+        while not stop.is_set():
+            s.transact(lambda m: m.set("a", m["a"] - 1).set("b", m["b"] + 1))
+
+    def reader() -> None:
+        try:
+            for _ in range(2_000):
+                pairs = dict(s.items())
+                seen.append(pairs["a"] + pairs["b"])
+                values = s.values()
+                seen.append(values[0] + values[1])
+        finally:
+            stop.set()
+
+    run_threads([mover, reader])
+    assert set(seen) == {1000}
+
+
+# -- 9: transact costs what it touches, conflicts only there, always finishes ------------
+
+
+def test_transact_is_not_retried_for_a_commit_to_a_key_it_never_touched(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s["a"], s["b"], s["other"] = 10, 0, 0
+    calls = [0]
+
+    def fn(m: PMap[str, Any]) -> PMap[str, Any]:
+        calls[0] += 1
+        if calls[0] == 1:
+            s["other"] = 1  # a commit elsewhere while fn runs
+        return m.set("a", m["a"] - 1).set("b", m["b"] + 1)
+
+    s.transact(fn)
+    assert calls[0] == 1
+    assert (s["a"], s["b"], s["other"]) == (9, 1, 1)
+
+
+def test_transact_is_retried_when_a_key_it_read_changed(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s["a"], s["rate"] = 10, 2
+    calls = [0]
+
+    def fn(m: PMap[str, Any]) -> PMap[str, Any]:
+        calls[0] += 1
+        if calls[0] == 1:
+            s["rate"] = 3  # read by fn below: the first result is stale
+        return m.set("a", m["a"] * m["rate"])
+
+    s.transact(fn)
+    assert calls[0] == 2
+    assert s["a"] == 30
+
+
+def test_transact_finishes_under_a_storm_of_writes_to_the_keys_it_uses(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s["a"], s["b"] = 0, 0
+    stop = threading.Event()
+    writes = [0]
+
+    def storm() -> None:
+        while not stop.is_set():
+            s["a"] = s.peek("a") + 1
+            writes[0] += 1
+
+    thread = threading.Thread(target=storm, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: writes[0] > 100)
+        calls = [0]
+
+        def fn(m: PMap[str, Any]) -> PMap[str, Any]:
+            calls[0] += 1
+            time.sleep(0.002)  # a slow fn: the storm always gets in between
+            return m.set("b", m["a"])
+
+        s.transact(fn)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert 1 <= calls[0] <= 5  # a few optimistic attempts, then alone
+    assert s["b"] <= s["a"]
+
+
+def test_transact_returns_the_map_it_committed_not_later_commits(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s["a"] = 1
+    s["x"] = 1
+    committed = s.transact(lambda m: m.set("a", [1, 2]))
+    s["x"] = 2
+    assert committed["x"] == 1
+    assert list(committed["a"]) == [1, 2]
+    assert committed["a"] is s.peek("a")  # the stored (frozen) form
+
+
+def test_transact_that_writes_state_inside_fn_gets_a_clear_error(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s["a"] = 0
+
+    def fn(m: PMap[str, Any]) -> PMap[str, Any]:
+        s["a"] = s.peek("a") + 1  # impure: changes what it read, every time
+        return m.set("a", m["a"] + 100)
+
+    with pytest.raises(ServerStateError, match="fn must not write to server_state"):
+        s.transact(fn)
+
+
+def test_a_transaction_alone_does_not_deadlock_with_lock_holders(fresh_state: ServerState) -> None:
+    # Writers in update() hold a key lock while their commit waits for a
+    # transaction running alone: that transaction never waits for them.
+    s = fresh_state
+    s["a"], s["b"] = 500, 500
+
+    def transfers() -> None:
+        for _ in range(300):
+            s.transact(lambda m: m.set("a", m["a"] - 1).set("b", m["b"] + 1))
+
+    def increments() -> None:
+        for _ in range(300):
+            s.update("a", lambda n: n + 1)
+            s.update("b", lambda n: n - 1)
+
+    run_threads([transfers, transfers, increments, increments], timeout=120)
+    assert s["a"] + s["b"] == 1000
+
+
+# -- 10: no operation holds the root lock longer than a commit --------------------------------
+
+
+def test_the_first_snapshot_after_a_burst_does_not_block_writers(fresh_state: ServerState) -> None:
+    s = fresh_state
+    store = s._store
+    for i in range(200_000):
+        s[f"k{i}"] = i
+    folding = threading.Event()
+    written_while_folding = threading.Event()
+
+    def snapshotter() -> None:
+        folding.set()
+        s.snapshot()
+
+    def writer() -> None:
+        folding.wait(10)
+        wait_for(lambda: store._folding is not None)
+        s["w"] = 1  # commits while the fold is still under way
+        if store._folding is not None:
+            written_while_folding.set()
+
+    run_threads([snapshotter, writer])
+    assert written_while_folding.is_set()
+    assert s.snapshot()["w"] == 1
+    assert len(s.snapshot()) == 200_001
+
+
+# -- 11: a deadlock between two key locks is reported, not silent -----------------------------
+
+
+def test_crossed_update_under_held_key_locks_raises_naming_the_keys(
+    fresh_state: ServerState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(locks_module, "LOCK_PATIENCE", 0.3)
+    s = fresh_state
+    s["a"], s["b"] = 0, 0
+    lock = ServerStateLock(s._locks, _check_key)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def one(mine: str, other: str) -> Callable[[], None]:
+        def run() -> None:
+            with lock[mine]:
+                barrier.wait()
+                try:
+                    s.update(other, lambda n: n + 1)
+                except ServerStateDeadlockError as exc:
+                    errors.append(exc)
+
+        return run
+
+    run_threads([one("a", "b"), one("b", "a")], timeout=30)
+    assert errors
+    message = str(errors[0])
+    assert "'a'" in message and "'b'" in message and "deadlock" in message
+    assert isinstance(errors[0], RuntimeError)
+
+
+def test_crossed_transact_under_a_held_key_lock_raises(
+    fresh_state: ServerState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(locks_module, "LOCK_PATIENCE", 0.3)
+    s = fresh_state
+    s["a"], s["b"] = 0, 0
+    lock = ServerStateLock(s._locks, _check_key)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def holder_of_a() -> None:
+        with lock["a"]:
+            barrier.wait()
+            try:
+                s.update("b", lambda n: n + 1)
+            except ServerStateDeadlockError as exc:
+                errors.append(exc)
+
+    def holder_of_b() -> None:
+        with lock["b"]:
+            barrier.wait()
+            try:
+                s.transact(lambda m: m.set("a", m["a"] + 1))
+            except ServerStateDeadlockError as exc:
+                errors.append(exc)
+
+    run_threads([holder_of_a, holder_of_b], timeout=30)
+    assert errors
+    assert s["a"] + s["b"] <= 1  # at most the call that got through
+
+
+def test_a_long_wait_without_other_locks_waits_and_warns(
+    fresh_state: ServerState, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(locks_module, "LOCK_PATIENCE", 0.2)
+    s = fresh_state
+    s["a"] = 0
+    lock = ServerStateLock(s._locks, _check_key)
+    released = threading.Event()
+    holding = threading.Event()
+
+    def holder() -> None:
+        with lock["a"]:
+            holding.set()
+            wait_for(lambda: "waited" in caplog.text)
+        released.set()
+
+    def updater() -> None:
+        holding.wait(10)
+        s.update("a", lambda n: n + 1)
+
+    run_threads([holder, updater], timeout=30)
+    assert released.is_set()
+    assert s["a"] == 1
+    assert "lock of 'a'" in caplog.text
+
+
+# -- 12: watchers ---------------------------------------------------------------------------
+
+
+def test_watch_names_a_key_once_however_often_it_is_given(fresh_state: ServerState) -> None:
+    s = fresh_state
+    calls: list[tuple[str, Any, Any]] = []
+    s.watch(["a", "a", "a"], lambda k, old, new: calls.append((k, old, new)))
+    s["a"] = 1
+    assert calls == [("a", MISSING, 1)]
+
+
+def test_watch_with_version_tells_commit_order(fresh_state: ServerState) -> None:
+    s = fresh_state
+    seen: list[tuple[str, int]] = []
+    s.watch("a", lambda k, old, new, version: seen.append((new, version)), with_version=True)
+    s["a"] = "x"
+    s["a"] = "y"
+    assert [new for new, _ in seen] == ["x", "y"]
+    assert seen[0][1] < seen[1][1] == s.version("a")
+
+
+def test_watch_with_a_bad_keys_argument_names_what_to_pass(fresh_state: ServerState) -> None:
+    with pytest.raises(ServerStateTypeError, match="keys must be a key, a list of keys or None"):
+        fresh_state.watch(5, lambda *a: None)  # type: ignore[arg-type]
+
+
+# -- 13: per-user keys leave nothing behind ----------------------------------------------------
+
+
+def test_churn_of_distinct_keys_keeps_the_store_and_locks_small(fresh_state: ServerState) -> None:
+    s = fresh_state
+    lock = ServerStateLock(s._locks, _check_key)
+    s["live"] = 1
+    for i in range(GONE_KEPT * 5):
+        key = f"user:{i}"
+        with lock[key]:
+            s[key] = {"name": f"u{i}", "n": i}
+        del s[key]
+    store = s._store
+    assert s.keys() == ["live"]
+    assert len(store._latest) == 1
+    assert len(store._pending) <= 1
+    assert len(store._gone) <= GONE_KEPT
+    assert len(s._locks._locks) <= 2  # "live" at most, and the last one only if held
+    store._check_invariants()
+
+
+def test_a_key_deleted_long_ago_and_set_again_has_a_newer_version(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s["old"] = 1
+    del s["old"]
+    gone_version = s.version("old")
+    assert gone_version > 0
+    for i in range(GONE_KEPT + 10):  # push "old" out of the kept tombstones
+        s[f"u{i}"] = i
+        del s[f"u{i}"]
+    seen_absent = s.version("old")
+    assert seen_absent >= gone_version  # versions never go back
+    s["old"] = 2
+    assert s.version("old") > seen_absent
+
+
+def test_a_held_lock_is_not_dropped_when_its_key_is_deleted(fresh_state: ServerState) -> None:
+    s = fresh_state
+    lock = ServerStateLock(s._locks, _check_key)
+    s["k"] = 1
+    held = lock["k"]
+    with held:
+        del s["k"]
+        assert lock["k"] is held
+
+
+def test_a_lock_acquired_without_a_name_for_it_survives_a_delete(fresh_state: ServerState) -> None:
+    s = fresh_state
+    lock = ServerStateLock(s._locks, _check_key)
+    s["k"] = 1
+    lock["k"].acquire()  # nobody keeps a reference: only the acquire holds it
+    acquired_elsewhere = threading.Event()
+
+    def other() -> None:
+        if lock["k"].acquire(timeout=0.05):
+            acquired_elsewhere.set()
+            lock["k"].release()
+
+    t = threading.Thread(target=other)
+    del s["k"]
+    t.start()
+    t.join(5)
+    assert not acquired_elsewhere.is_set()  # still the same, held lock
+    lock["k"].release()
+
+
+# -- 14, 15: the read-form cache ----------------------------------------------------------
+
+
+def test_a_replaced_large_vector_is_not_kept_by_its_read_form(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s["v"] = pvector(range(10_000))
+    assert len(s["v"]) == 10_000  # read: its read form is cached
+    s["v"] = []
+    assert "v" not in s._read_cache
+    s["w"] = pvector(range(10))
+    assert len(s["w"]) == 10
+    s.transact(lambda m: m.remove("w"))
+    assert "w" not in s._read_cache
+    s["x"] = pvector(range(10))
+    assert len(s["x"]) == 10
+    del s["x"]
+    assert "x" not in s._read_cache
+
+
+def test_concurrent_first_reads_of_a_new_version_convert_it_once(
+    fresh_state: ServerState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = fresh_state
+    s["v"] = pvector(range(300_000))  # long enough a conversion for threads to overlap
+    conversions = [0]
+    original = state_module.read_form
+
+    def counting(value: Any, label: str | None = None) -> Any:
+        conversions[0] += 1
+        return original(value, label)
+
+    monkeypatch.setattr(state_module, "read_form", counting)
+    results: list[Any] = []
+    run_threads([lambda: results.append(s["v"]) for _ in range(8)])
+    assert conversions[0] == 1
+    assert all(r is results[0] for r in results)
+
+
+# -- 17: snapshots of a few keys cost what they ask for, and iterate in keys() order ---------------
+
+
+def test_snapshot_iterates_in_keys_order(fresh_state: ServerState) -> None:
+    s = fresh_state
+    names = [f"key{i}" for i in range(50)][::-1]
+    for i, name in enumerate(names):
+        s[name] = i
+    assert list(s.snapshot()) == s.keys() == names
+    assert list(s.snapshot("key3", "key1", "nope", "key2")) == ["key3", "key1", "key2"]
+    snap = s.snapshot()
+    del s["key10"]
+    s["new"] = 1
+    assert sorted(snap) == sorted(names)  # still the instant it was taken
+    assert "new" not in list(snap)
+
+
+def test_a_named_snapshot_does_not_walk_the_whole_state(fresh_state: ServerState) -> None:
+    s = fresh_state
+    for i in range(2_000):
+        s[f"k{i}"] = i
+    s["name"], s["email"] = "ann", "ann@example.org"
+    snap = s.snapshot("name", "email")
+    # Whatever walks every key of the snapshot's map or of the live state fails.
+    snap._state = StoreState(_NoWalk(snap._state.values), snap._state.seq)
+    store = s._store
+    store._latest = _Untouchable(store._latest)  # type: ignore[assignment]
+    try:
+        assert dict(snap) == {"name": "ann", "email": "ann@example.org"}
+        assert len(snap) == 2
+    finally:
+        store._latest = dict(dict.items(store._latest))
+
+
+def _no_walk(*args: Any) -> Any:
+    raise AssertionError("a named snapshot walked every key")
+
+
+class _NoWalk(PMap):  # type: ignore[type-arg]
+    __slots__ = ()
+
+    def __new__(cls, values: PMap) -> _NoWalk:  # type: ignore[type-arg]
+        return PMap.__new__(cls, values._size, values._buckets)  # type: ignore[call-arg,no-any-return]
+
+    __iter__ = keys = items = values = iterkeys = iteritems = _no_walk  # type: ignore[assignment]
+
+
+class _Untouchable(dict):  # type: ignore[type-arg]
+    items = __iter__ = keys = values = _no_walk  # type: ignore[assignment]
+
+
+# -- 19: the facade's own rough edges ---------------------------------------------------------
+
+
+def test_deepcopy_of_a_snapshot_is_a_plain_mutable_dict(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s["a"] = {"x": [1, 2]}
+    s["v"] = pvector([1, 2])
+    copied = copy.deepcopy(s.snapshot())
+    assert copied == {"a": {"x": [1, 2]}, "v": [1, 2]}
+    copied["a"]["x"].append(3)  # mutable, and the state is untouched
+    assert s["a"] == {"x": [1, 2]}
+    snap = s.snapshot()
+    assert copy.copy(snap) is snap
+
+
+def test_deleting_a_missing_attribute_is_an_attribute_error(fresh_state: ServerState) -> None:
+    with pytest.raises(AttributeError, match="'missing'"):
+        del fresh_state.missing
+    with pytest.raises(KeyError):
+        del fresh_state.missing

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import threading
 from collections.abc import Iterable
 from contextvars import ContextVar
@@ -22,10 +23,26 @@ from ._tracker import BindingTracker, RerunPlan, RunRecord, SessionEntry, curren
 
 __all__ = ["RUN_WAIT_LIMIT", "RerunScheduler", "suppressed"]
 
+
+def _wait_limit_from_env() -> float:
+    raw = os.environ.get("SERVER_STATE_RUN_WAIT_LIMIT", "")
+    try:
+        value = float(raw) if raw else 5.0
+    except ValueError:
+        value = 5.0
+    return value if value > 0 else 5.0
+
+
 # How long a pushed rerun waits for a session's own run to finish (and reach
 # its browser) before it goes ahead anyway: a run that never ends must not hold
-# updates back forever.
-RUN_WAIT_LIMIT = 5.0
+# updates back forever. Seconds; SERVER_STATE_RUN_WAIT_LIMIT overrides it
+# (read once, at import: tests shorten it).
+RUN_WAIT_LIMIT = _wait_limit_from_env()
+
+# How often the sessions we follow are checked against Streamlit's list of
+# live ones: a closed tab leaves the counters within about this long, and a
+# tab that reconnects is brought up to date.
+LIVENESS_PERIOD = 1.0
 
 _NO_CHAIN: frozenset[str] = frozenset()
 
@@ -42,6 +59,7 @@ class RerunScheduler:
         self.installed = False
         self._install_lock = threading.Lock()
         self._gone: collections.deque[str] = collections.deque()
+        self._liveness_loop: Any = None  # the event loop the liveness check runs on
 
     # -- runs (script thread) ------------------------------------------------------
 
@@ -59,10 +77,14 @@ class RerunScheduler:
         session = adapter.active_session(sid)
         if session is None:
             return None  # not a live browser session (AppTest, a closing tab)
+        entry = self.tracker.unpark(sid)  # reconnected, and running before the check saw it
+        if entry is not None:
+            return entry
         loop = adapter.session_loop(session)
         entry = self.tracker.ensure_entry(sid, loop)
         adapter.watch_session_lifetime(session, lambda: self._gone.append(sid))
         adapter.call_soon(loop, lambda: self._track_settling(sid))
+        adapter.call_soon(loop, lambda: self._start_liveness(loop))  # a no-op when it runs already
         return entry
 
     @staticmethod
@@ -88,6 +110,42 @@ class RerunScheduler:
             # the same SHUTDOWN after us, then delivers the run's messages).
             adapter.call_soon(entry.handle, lambda: self.flush(sid))
 
+    # -- liveness (event loop) -------------------------------------------------------
+
+    def _start_liveness(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._liveness_loop is None:
+            self._liveness_loop = loop
+            adapter.call_later(loop, LIVENESS_PERIOD, self._check_liveness)
+
+    def _check_liveness(self) -> None:
+        """Every LIVENESS_PERIOD on the event loop, while anything is tracked:
+        park the sessions Streamlit no longer lists as active (a closed tab:
+        Streamlit keeps its AppSession for a reconnect, but it is not live),
+        bring back those that reconnected, forget those kept too long, and
+        sweep what nobody needs. Never rerun a session here except one that
+        came back stale."""
+        tracker = self.tracker
+        try:
+            self._drain_gone()
+            for sid in tracker.session_ids():
+                if adapter.active_session(sid) is None:
+                    tracker.park(sid)
+            for sid in tracker.parked_ids():
+                if adapter.active_session(sid) is not None and tracker.unpark(sid) is not None:
+                    self.flush(sid)  # the browser asks for no run when it reconnects
+            tracker.expire_parked(adapter.disconnected_session_ttl())
+            tracker.maybe_sweep()
+        finally:
+            sizes = tracker.sizes()
+            if sizes["sessions"] or sizes["parked"] or sizes["announced"]:
+                adapter.call_later(self._liveness_loop, LIVENESS_PERIOD, self._check_liveness)
+            else:
+                self._liveness_loop = None  # the next session to appear starts it again
+
+    def _drain_gone(self) -> None:
+        while self._gone:
+            self.tracker.drop(self._gone.popleft())
+
     def run_for_current_thread(self) -> RunRecord | None:
         """The run to bind reads to when the ContextVar has none: a thread
         attached to a session, or a runner created before we were installed."""
@@ -112,8 +170,8 @@ class RerunScheduler:
             self.store.notify(changes)
         if suppressed.get():
             return
-        while self._gone:
-            self.tracker.drop(self._gone.popleft())
+        if self._gone:
+            self._drain_gone()
         run = current_run.get()
         if run is None:
             entries = self.tracker.announce(changes, 0, _NO_CHAIN, None)
@@ -142,7 +200,7 @@ class RerunScheduler:
         entry.flush_scheduled = False
         session = adapter.active_session(sid)
         if session is None:
-            self.tracker.drop(sid)  # disconnected: never touched again
+            self.tracker.park(sid)  # disconnected: brought back if it reconnects
             return
         plan = self.tracker.stale_plan(entry)
         if plan is None:
@@ -153,6 +211,16 @@ class RerunScheduler:
                 if entry.waiter is None:
                     entry.waiter = asyncio.ensure_future(self._flush_when_settled(sid, settled), loop=entry.handle)
                 return
+        elif entry.run is not None:
+            # Past the wait limit with a run still going: interrupt it only
+            # for what it has already shown older than announced, never for
+            # a key it has yet to read (it will show the new value itself).
+            # Its end flushes the session again.
+            plan = self.tracker.stale_plan(entry, running=entry.run)
+            if plan is None:
+                return
+        elif adapter.run_pending(session):
+            return  # a run about to start reads everything afresh; its end flushes again
         if self.tracker.admit(entry, plan):
             self._rerun(session, plan)
 

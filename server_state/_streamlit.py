@@ -50,8 +50,11 @@ __all__ = [
     "call_soon",
     "current_read_scope",
     "current_session_id",
+    "call_later",
+    "disconnected_session_ttl",
     "install",
     "request_rerun",
+    "run_pending",
     "session_loop",
     "settled_event",
     "watch_session_lifetime",
@@ -75,6 +78,7 @@ class RunEvents(Protocol):
 _events: RunEvents | None = None
 _install_lock = threading.Lock()
 _HOOKED = "_server_state_hooked"
+_STOP_REQUESTED = "_server_state_stop_requested"  # set on a runner asked to stop from outside
 
 _FINISHED_COMPLETE = frozenset(
     {ScriptRunnerEvent.SCRIPT_STOPPED_WITH_SUCCESS, ScriptRunnerEvent.FRAGMENT_STOPPED_WITH_SUCCESS}
@@ -103,9 +107,14 @@ def _dispatch(events: RunEvents, sender: ScriptRunner, event: ScriptRunnerEvent,
     if event is _STARTED:
         events.run_started(sender._session_id, payload.get("fragment_ids_this_run"))
     elif event in _FINISHED_COMPLETE:
-        # A run killed by a stop request (fastReruns starting a newer run, the
-        # user's Stop) ends "with success" too; its reads are partial.
-        events.run_finished(sender._requests._state is not ScriptRequestType.STOP)
+        # "With success" covers three ends: the script ran to its end; it
+        # called st.stop() (a STOP request it made itself: the run is
+        # complete, the browser drops what it did not draw); or a stop was
+        # requested from outside through ScriptRunner.request_stop (fastReruns
+        # starting a newer run, the user's Stop, a disconnect): its reads are
+        # partial.
+        stopped_from_outside = getattr(sender, _STOP_REQUESTED, False)
+        events.run_finished(not (stopped_from_outside and sender._requests._state is ScriptRequestType.STOP))
     elif event in _FINISHED_CUT_SHORT:
         events.run_finished(False)
     elif event is _SHUTDOWN:
@@ -128,7 +137,19 @@ def install(events: RunEvents) -> None:
             # runs first for every event, on the thread that sends it.
             self.on_event.connect(_on_runner_event, weak=False)
 
+        original_stop = ScriptRunner.request_stop
+
+        @functools.wraps(original_stop)
+        def request_stop(self: ScriptRunner) -> None:
+            # Every stop from outside the script comes here (AppSession's
+            # fastReruns, request_script_stop, shutdown); st.stop() calls
+            # ScriptRequests.request_stop directly. The flag is set before the
+            # request, so the script thread sees it whenever it sees the STOP.
+            setattr(self, _STOP_REQUESTED, True)
+            original_stop(self)
+
         ScriptRunner.__init__ = __init__  # type: ignore[method-assign]
+        ScriptRunner.request_stop = request_stop  # type: ignore[method-assign]
         setattr(ScriptRunner, _HOOKED, True)
         if config.get_option("runner.postScriptGC") and _gc_yield_point not in gc.callbacks:
             gc.callbacks.append(_gc_yield_point)
@@ -212,6 +233,27 @@ def call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
     """Run ``fn`` on ``loop`` from any thread."""
     with contextlib.suppress(RuntimeError):  # the loop is closed: the server is stopping
         loop.call_soon_threadsafe(fn)
+
+
+def call_later(loop: asyncio.AbstractEventLoop, delay: float, fn: Callable[[], None]) -> None:
+    """Run ``fn`` on ``loop`` in ``delay`` seconds. Call on that loop."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed: the server is stopping
+        loop.call_later(delay, fn)
+
+
+def run_pending(session: Session) -> bool:
+    """Whether the session has a ScriptRunner (a run going or about to start).
+    Read on the session's event loop, which is where Streamlit sets it."""
+    return session._scriptrunner is not None
+
+
+def disconnected_session_ttl() -> float:
+    """How long Streamlit keeps a disconnected session for a reconnect
+    (``server.disconnectedSessionTTL``, seconds)."""
+    try:
+        return float(config.get_option("server.disconnectedSessionTTL"))
+    except (TypeError, ValueError, RuntimeError):
+        return 120.0
 
 
 def settled_event(session: Session) -> asyncio.Event:

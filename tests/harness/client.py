@@ -488,9 +488,14 @@ class StreamlitSession:
     # ------------------------------------------------------------------
     # connection
     # ------------------------------------------------------------------
-    async def connect(self, *, wait: bool = True) -> StreamlitSession:
+    async def connect(self, *, wait: bool = True, rerun: bool = True) -> StreamlitSession:
         """Open the websocket and send the initial ``rerun_script`` (as the
-        browser does on load). With ``wait``, return after that first run."""
+        browser does on load). With ``wait``, return after that first run.
+
+        ``rerun=False`` sends nothing: what the browser does when it
+        reconnects to a session it was showing and no run was going (then
+        pass ``resume_session_id``); the page stays empty until the server
+        pushes a run."""
         if self._ws is not None:
             raise RuntimeError("already connected")
         protocols = [Subprotocol("streamlit")]
@@ -506,6 +511,8 @@ class StreamlitSession:
             ping_interval=None,
         )
         self._reader = asyncio.create_task(self._read_loop(), name=f"streamlit-reader-{self.name}")
+        if not rerun:
+            return self
         try:
             mark = self.runs_started
             # Before the first run no page hashes are known: the browser sends

@@ -49,11 +49,15 @@ class KeyLocks:
         """Take ``key``'s lock for the library's own use (bounded patience);
         the caller releases it."""
         lock = self.get(key)
-        if lock.acquire(True, LOCK_PATIENCE):
-            return lock
+        if not lock.acquire(True, LOCK_PATIENCE):
+            self.waited(key, lock)
+        return lock
+
+    def waited(self, key: str, lock: threading.RLock) -> None:
+        """After ``LOCK_PATIENCE`` waiting for ``key``'s lock: raise on a
+        likely deadlock, else take the lock, however long that takes."""
         self._judge_wait([key])
         lock.acquire()
-        return lock
 
     def _judge_wait(self, keys: list[str]) -> None:
         """After ``LOCK_PATIENCE`` waiting for ``keys``: raise if this thread

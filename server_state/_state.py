@@ -15,6 +15,7 @@ from typing import Any
 
 from pyrsistent import PMap
 
+from . import _locks
 from . import _streamlit as adapter
 from ._errors import (
     RerunSuppressedError,
@@ -228,13 +229,17 @@ class ServerState:
             raise ServerStateTypeError(
                 key, f"server_state.update({key!r}, fn): fn must be callable, got {type(fn).__name__}."
             )
-        lock = self._locks.acquire(key)
+        lock = self._locks.get(key)
+        if not lock.acquire(True, _locks.LOCK_PATIENCE):
+            self._locks.waited(key, lock)  # raises on a deadlock, else waits on
         try:
             new, _, change = self._store.update(key, fn, default)
         finally:
             lock.release()
         if change is not None:
-            self._changed((change,))
+            if self._read_cache:
+                self._read_cache.pop(key, None)
+            self._coord.announce((change,))
         return new
 
     def transact(self, fn: Callable[[PMap[str, Any]], PMap[str, Any]]) -> PMap[str, Any]:

@@ -272,7 +272,11 @@ class MemoryStore:
         lock and committed only if ``key`` did not change meanwhile, else
         retried. Returns the value now stored, its version, and the change."""
         while True:
-            current, version = self.entry(key)
+            entry = self._latest.get(key)
+            if entry is None:
+                current, version = MISSING, self._gone.get(key, self._floor)
+            else:
+                current, version = entry
             exists = current is not MISSING
             if not exists:
                 if default is MISSING:
@@ -282,14 +286,17 @@ class MemoryStore:
                         f"(server_state.update({key!r}, fn, default=0)) or assign it first.",
                     )
                 current = freeze(default, key)
-            result = fn(current)
-            refuse_missing(key, result)
-            new = freeze(result, key, previous=current)
+            new = fn(current)
+            if type(new) in _SCALAR:  # the counter's hot path: nothing to freeze or fingerprint
+                token = None
+            else:
+                refuse_missing(key, new)
+                new = freeze(new, key, previous=current)
+                token = None if type(new) in _NO_TOKEN else content_token(new)
             if exists and unchanged(current, new):
                 if self.entry(key)[1] == version:
                     return current, version, None
                 continue
-            token = None if type(new) in _NO_TOKEN else content_token(new)
             change = self._commit_one(key, version, new, token)
             if change is not None:
                 return new, change.version, change
@@ -572,6 +579,9 @@ class MemoryStore:
                 except Exception:
                     _LOG.exception("server_state watcher %r failed for key %r", sub.callback, change.key)
 
+
+# Immutable scalars: stored as they are (freeze returns them unchanged).
+_SCALAR: frozenset[type] = frozenset({type(None), bool, int, float, str, bytes})
 
 # Stored types that are never content-fingerprinted: asking would only cost.
 _NO_TOKEN: frozenset[type] = frozenset({type(None), bool, int, float, str, bytes, tuple, frozenset})

@@ -1,16 +1,23 @@
 """The only module that touches Streamlit internals.
 
 Floor: Streamlit 1.67 (the version this package is tested against). What is
-used, and why (see STREAMLIT_FACTS.md of the project for the line references):
+used, and why, in short; docs/streamlit-internals.md has the file and line of
+each in 1.67 and what breaks without it:
 
 - ``ScriptRunner.on_event`` (``streamlit.signal_util.Signal``): we connect to every runner at
   its creation, by wrapping ``ScriptRunner.__init__`` once, so each run's start
   and end are observed even when that run never touches ``server_state`` (a
   page that stopped reading a key must stop being rerun for it).
+- ``ScriptRunner.request_stop`` (wrapped once) and ``_requests._state``: a run
+  ended by ``st.stop()`` (the script put its own requests in STOP) is
+  complete; one stopped from outside (fastReruns, the Stop button, a
+  disconnect: all through ``request_stop``) is cut short.
 - ``ThreadState.get()``: the fragment id of the code running now and whether
   it is a widget callback (callbacks render nothing and must bind nothing).
 - ``Runtime.instance()._session_mgr.get_active_session_info``: the thread-safe
-  way from a session id to a live ``AppSession``; never kept, looked up each time.
+  way from a session id to a live ``AppSession``; never kept, looked up each
+  time. A disconnected session is kept by Streamlit for a reconnect but is not
+  in that map: liveness is the map, not garbage collection.
 - ``AppSession._event_loop``, ``._client_state``, ``._fragment_storage``,
   ``track_settling()``/``._settled`` and ``request_rerun(ClientState)``: we
   rerun a session on its own event loop, only once it is settled (no
@@ -19,6 +26,7 @@ used, and why (see STREAMLIT_FACTS.md of the project for the line references):
   before the last run's messages are sent makes Streamlit drop them from its
   queue), with a copy of its client state (``None`` sends a multipage app to
   its main page), with ``fragment_id`` set to rerun one fragment.
+  ``._scriptrunner`` tells whether a run is going or about to start.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Test harness: a real ``streamlit run`` server, a headless websocket client
 that speaks Streamlit's browser protocol, and a Playwright/Chromium launcher.
 
-See ``tests/test_harness.py`` for usage and ``/work/shared/STREAMLIT_FACTS.md``
-section 6 for why tests use a real server rather than ``AppTest``.
+See ``tests/test_harness.py`` for usage. Tests use a real server rather than
+``AppTest`` because AppTest replaces the Runtime with a mock: there are no
+other sessions to rerun, no fragment-only runs, no concurrency (see
+``docs/streamlit-internals.md`` for what the library relies on).
 """
 
 from __future__ import annotations

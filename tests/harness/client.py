@@ -889,9 +889,16 @@ class StreamlitSession:
         *,
         key: str | None = None,
         wait: bool = True,
+        overtaken: bool = False,
     ) -> RunRecord | None:
         """Set a widget's value as a user would, then rerun (as the browser
         does on commit: enter/blur for text, release for sliders).
+
+        ``overtaken=True``: the value is sent, but the widget keeps showing
+        what it shows now, as in a browser whose edit crossed a value the
+        server had already sent it (``set_value`` from a run that reached the
+        browser after the user's commit left it). Later sends carry the shown
+        value, as the browser's would.
 
         Supported: checkbox (bool), text_input/text_area (str), number_input
         (int/float), slider (number or (lo, hi)), select_slider (option),
@@ -910,6 +917,10 @@ class StreamlitSession:
             mark = self.runs_started
             await self._send_rerun(widgets=self._collect_states([state]), fragment_id=w.fragment_id)
             return await self._after_send(mark, wait, f"run after chat_input({w.label!r})")
+        if overtaken:
+            mark = self.runs_started
+            await self._send_rerun(widgets=self._collect_states([state]), fragment_id=w.fragment_id)
+            return await self._after_send(mark, wait, f"run after an overtaken set_value({w.label!r})")
         if w.form_id:
             self._pending_form_values.setdefault(w.form_id, {})[w.id] = state
             return None

@@ -2,7 +2,8 @@
 
 Why a real server: cross-session behaviour (pushed reruns, fragment scoping,
 concurrency) only exists in a running ``Runtime``; ``AppTest`` mocks it away
-(see ``/work/shared/STREAMLIT_FACTS.md`` section 6).
+(every AppTest run installs a ``MagicMock`` Runtime; see
+``docs/streamlit-internals.md``).
 
 The server is a child process started with ``sys.executable -m streamlit run``
 so it uses the same interpreter (and venv) as the tests. It is stopped by its

@@ -255,3 +255,56 @@ def test_read_only_values_render(browser: Browser) -> None:
             assert "Traceback" not in server.log_text()
         finally:
             close_tabs(page)
+
+
+# -- 4. a shared text box and a login gate ---------------------------------------------
+
+
+def test_shared_text_box_follows_in_the_other_tab(browser: Browser) -> None:
+    """A keyed st.text_input mirrored through st.session_state as the README
+    shows (tests/apps/mirror_app.py): what one tab commits appears in the
+    other tab's box. The box that passes value= instead never gives the script
+    the new value (its box, in Chromium, sometimes shows it all the same)."""
+    with StreamlitServer(APPS / "mirror_app.py") as server, server_log_on_failure(server):
+        a = open_tab(browser, server)
+        b = open_tab(browser, server)
+        try:
+            field = a.get_by_label("Title", exact=True)
+            field.fill("hello")
+            field.press("Enter")
+            expect(b.get_by_label("Title", exact=True)).to_have_value("hello")
+            expect(b.get_by_test_id("stMarkdownContainer").filter(has_text="title=hello")).to_have_count(1)
+            wait_for_app_idle(a, TIMEOUT_MS)
+            wait_for_app_idle(b, TIMEOUT_MS)
+            expect(a.get_by_label("Title", exact=True)).to_have_value("hello")
+            for page in (a, b):
+                by_value = page.get_by_test_id("stMarkdownContainer").filter(has_text=re.compile(r"^\s*by_value="))
+                expect(by_value).to_have_text("by_value=")
+            assert_no_exception(a, b)
+        finally:
+            close_tabs(a, b)
+
+
+def test_login_gate_page_settles_in_both_tabs(browser: Browser) -> None:
+    """tests/apps/gate_app.py ends every run in st.stop(): one click, one run
+    per tab, and then both tabs stay idle."""
+    with StreamlitServer(APPS / "gate_app.py") as server, server_log_on_failure(server):
+        a = open_tab(browser, server)
+        b = open_tab(browser, server)
+        try:
+
+            def runs(page: Page) -> Locator:
+                return page.get_by_test_id("stMarkdownContainer").filter(has_text=re.compile(r"^\s*runs=\d+\s*$"))
+
+            expect(runs(a)).to_have_text("runs=1")
+            expect(runs(b)).to_have_text("runs=1")
+            button(a, "Post").click()
+            expect(b.get_by_test_id("stMarkdownContainer").filter(has_text="posts=1")).to_have_count(1)
+            wait_for_app_idle(a, TIMEOUT_MS)
+            wait_for_app_idle(b, TIMEOUT_MS)
+            a.wait_for_timeout(1500)  # long enough for a loop to show: it reran 12-22 times a second
+            expect(runs(a)).to_have_text("runs=2")
+            expect(runs(b)).to_have_text("runs=2")
+            assert "stopped rerunning" not in server.log_text()
+        finally:
+            close_tabs(a, b)

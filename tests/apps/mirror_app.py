@@ -7,7 +7,8 @@ the key's version moved since this session last did; write it back in
 from the shared value (a pattern that cannot repair a box whose edit crossed
 a server-sent value). The last box passes ``value=server_state[...]`` with a
 ``key=``: Streamlit identifies a keyed widget by its key, so a new ``value=``
-never reaches the box.
+never reaches the script (in Chromium the box itself sometimes shows it,
+while the script still reads the old one).
 """
 
 from typing import Any
@@ -48,4 +49,5 @@ title = mirror("title_box", "title", "")
 st.text_input("Title", key="title_box", on_change=publish, args=("title_box", "title"))
 st.markdown(f"title={title}")
 
-st.text_input("Title by value", value=server_state.get("title", ""), key="title_by_value")
+by_value = st.text_input("Title by value", value=server_state.get("title", ""), key="title_by_value")
+st.markdown(f"by_value={by_value}")

@@ -3,6 +3,7 @@ counts as a change."""
 
 from __future__ import annotations
 
+import collections
 import copy
 import json
 import pickle
@@ -467,3 +468,67 @@ def test_thaw_gives_plain_mutable_values() -> None:
     assert type(thawed["a"]) is list
     assert type(thawed["p"]) is list and type(thawed["p"][0]) is dict
     assert type(thawed["s"]) is set
+
+
+# -- FrozenList / FrozenDict built by users, copies across keys, thaw -------------------
+
+
+def test_frozen_list_and_dict_built_by_users_can_be_assigned_and_pickled(fresh_state: ServerState) -> None:
+    inner = [2]
+    fl = FrozenList([1, inner])
+    fd = FrozenDict({"a": inner}, b=3)
+    inner.append(99)  # built from the user's list: a read-only copy, not an alias
+    assert fl == [1, [2]] and fd == {"a": [2], "b": 3}
+    for built in (fl, fd):
+        back = pickle.loads(pickle.dumps(built))
+        assert back == built and type(back) is type(built)
+    fresh_state["fl"] = fl
+    fresh_state["fd"] = fd
+    assert fresh_state["fl"] == [1, [2]] and fresh_state["fd"] == {"a": [2], "b": 3}
+    with pytest.raises(ReadOnlyValueError) as info:
+        fresh_state["fl"][1].append(3)
+    assert_refusal_names_key(info.value, "fl")
+    with pytest.raises(ReadOnlyValueError) as info:
+        fresh_state["fd"]["a"].append(3)
+    assert_refusal_names_key(info.value, "fd")
+    with pytest.raises(TypeError):
+        fl.__init__([7])  # re-initialising is a mutation too
+    assert fl == [1, [2]]
+    assert FrozenDict.fromkeys(["x", "y"], 0) == {"x": 0, "y": 0}
+
+
+@pytest.mark.parametrize(
+    ("make", "mutate"),
+    [
+        (lambda a: list(a), lambda b: b[0].__setitem__("n", 2)),
+        (lambda a: [*a, {"n": 9}], lambda b: b[0].__setitem__("n", 2)),
+        (lambda a: {"rows": a}, lambda b: b["rows"][0].clear()),
+        (lambda a: (a[0], 1), lambda b: b[0].pop("n")),
+        (lambda a: [[a[0]]], lambda b: b[0][0].update(n=3)),
+        (lambda a: a, lambda b: b[1]["tags"].append("x")),
+        (lambda a: pvector(a), lambda b: b[1]["tags"].append("x")),
+    ],
+    ids=["list()", "list + new", "in a dict", "in a tuple", "deeper", "as is, deep", "in a pvector"],
+)
+def test_values_copied_from_another_key_refuse_naming_the_key_they_were_assigned_to(
+    fresh_state: ServerState, make: Any, mutate: Any
+) -> None:
+    fresh_state["a"] = [{"n": 1}, {"tags": ["t"]}]
+    fresh_state["b"] = make(fresh_state["a"])
+    with pytest.raises(ReadOnlyValueError) as info:
+        mutate(fresh_state["b"])
+    assert_refusal_names_key(info.value, "b")
+    with pytest.raises(ReadOnlyValueError) as info:
+        fresh_state["a"][0]["n"] = 5
+    assert_refusal_names_key(info.value, "a")  # the original still names its own key
+
+
+def test_thaw_goes_inside_namedtuples_and_tuple_subclasses(fresh_state: ServerState) -> None:
+    Msg = collections.namedtuple("Msg", "user tags")
+    fresh_state[KEY] = [Msg("amy", ["a", "b"])]
+    mine = thaw(fresh_state[KEY])
+    assert type(mine[0]) is Msg
+    assert type(mine[0].tags) is list
+    mine[0].tags.append("c")
+    assert fresh_state[KEY][0].tags == ["a", "b"]
+    assert type(copy.deepcopy(fresh_state[KEY])[0].tags) is list

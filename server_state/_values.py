@@ -139,7 +139,7 @@ def _too_deep(label: str | None) -> ServerStateTypeError:
     return ServerStateTypeError(
         label,
         f"{where} is nested too deep or contains itself (a list, dict or tuple that holds itself, "
-        f"or more than about {sys.getrecursionlimit() // 6} levels of nesting): store a flatter "
+        f"or more than about {sys.getrecursionlimit() // 4} levels of nesting): store a flatter "
         "value (e.g. ids that refer to other entries), or an object of your own, stored by reference.",
     )
 
@@ -557,11 +557,25 @@ def _freeze_seq(items: Any, label: str | None, previous: Any) -> Any:
     kind = type(previous)
     if kind is tuple or ((kind is FrozenList or kind is FrozenDeque) and previous._ss_key == label):
         return _freeze_after(items, label, previous)
-    if len(kinds) == 1 and len(items) > _CHUNK:
-        done = _freeze_rows(items, kinds.pop(), label)
-        if done is not None:
-            return done
-    return _freeze_run(items, label, None)
+    if len(items) > _CHUNK:
+        if len(kinds) == 1:
+            done = _freeze_rows(items, kinds.pop(), label)
+            if done is not None:
+                return done
+        return _freeze_run(items, label, None)
+    # A short one, item by item right here: three frames per level of
+    # nesting, so that values nested ~300 deep still fit the recursion limit.
+    out: list[Any] | None = None
+    settled = _SETTLED
+    for i, v in enumerate(items):
+        if type(v) in settled:
+            continue
+        done = _freeze_elem(v, label)
+        if done is not v:
+            if out is None:
+                out = list(items)
+            out[i] = done
+    return items if out is None else out
 
 
 def _freeze_rows(items: Any, kind: type, label: str | None) -> list[Any] | None:
@@ -570,14 +584,14 @@ def _freeze_rows(items: Any, kind: type, label: str | None) -> list[Any] | None:
     instead of a Python call each. None when they are not all flat."""
     if kind is dict:
         inner: Any = chain.from_iterable(map(dict.values, items))
-    elif kind is list or kind is tuple:
+    elif kind is list or issubclass(kind, tuple):  # namedtuples too
         inner = chain.from_iterable(items)
     else:
         return None
     if not set(map(type, inner)) <= _SETTLED:
         return None
-    if kind is tuple:
-        return items  # type: ignore[no-any-return]
+    if kind is not list and kind is not dict:
+        return items  # type: ignore[no-any-return]  # tuples of settled values: frozen already
     n = len(items)
     out: list[Any]
     if kind is dict:
@@ -1152,11 +1166,14 @@ def _same_floats(a: Any, b: Any) -> bool:
         # Equal item by item (a NaN only equals itself, the same object):
         # only the sign of a zero can still differ.
         return _same_zeros(a, b)
-    if not any(map(isnan, a)):
+    nans = list(map(isnan, a))
+    if True not in nans or nans != list(map(isnan, b)):
         return False
-    # NaNs: the raw doubles, or, when NaNs have another bit pattern (0 * inf
-    # is not float("nan") bit for bit), item by item.
-    return _doubles(a) == _doubles(b) or all(map(_same, a, b))
+    # NaNs at the same places (of any bit pattern: 0 * inf is not
+    # float("nan") bit for bit): compare the rest.
+    keep = list(map(_not, nans))
+    rest_a, rest_b = list(compress(a, keep)), list(compress(b, keep))
+    return rest_a == rest_b and _same_zeros(rest_a, rest_b)
 
 
 def _same_zeros(a: Any, b: Any) -> bool:

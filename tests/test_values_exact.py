@@ -489,9 +489,11 @@ def test_a_cyclic_or_too_deep_value_is_refused_naming_the_key(fresh_state: Serve
     assert "tree" not in fresh_state
 
 
-def test_a_value_nested_a_hundred_levels_is_fine(fresh_state: ServerState) -> None:
-    fresh_state["tree"] = _deep(100)
-    assert not write_twice(fresh_state, _deep(100), _deep(100))
+@pytest.mark.parametrize("depth", [100, 250])
+def test_a_value_nested_a_few_hundred_levels_is_fine(fresh_state: ServerState, depth: int) -> None:
+    fresh_state["tree"] = _deep(depth)
+    assert not write_twice(fresh_state, _deep(depth), _deep(depth))
+    assert thaw(fresh_state["tree"]) == _deep(depth)
 
 
 # -- 20. deque, bytearray, Counter, defaultdict, OrderedDict -------------------------------------

@@ -157,8 +157,9 @@ class FrozenList(list):  # type: ignore[type-arg]
     assignment does, and names no key in its errors.
     """
 
-    __slots__ = ("_ss_key",)
+    __slots__ = ("_ss_key", "_ss_kind")
     _ss_key: str | None
+    _ss_kind: type  # set on long lists whose items are all of one type (see _freeze_long)
 
     def __init__(self, iterable: Iterable[Any] = (), /) -> None:
         if _initialised(self):
@@ -551,20 +552,16 @@ def _kinds(items: Any) -> set[type]:
 def _freeze_seq(items: Any, label: str | None, previous: Any) -> Any:
     """The frozen items of a list or tuple: ``items`` itself when none needed
     a change, else a new list."""
-    kinds = _kinds(items)
+    if len(items) > _CHUNK:
+        return _freeze_long(items, label, previous)[0]
+    if _usable_previous(previous, label):
+        return _freeze_after(items, label, previous)[0]
+    kinds = set(map(type, items))
     if kinds <= _SETTLED or (kinds <= _FROZEN and _labels_match(items, label)):
         return items
-    kind = type(previous)
-    if kind is tuple or ((kind is FrozenList or kind is FrozenDeque) and previous._ss_key == label):
-        return _freeze_after(items, label, previous)
-    if len(items) > _CHUNK:
-        if len(kinds) == 1:
-            done = _freeze_rows(items, kinds.pop(), label)
-            if done is not None:
-                return done
-        return _freeze_run(items, label, None)
-    # A short one, item by item right here: three frames per level of
-    # nesting, so that values nested ~300 deep still fit the recursion limit.
+    # Short ones item by item right here, not a call deeper: three frames
+    # per level of nesting, so that values nested ~300 deep still fit the
+    # recursion limit.
     out: list[Any] | None = None
     settled = _SETTLED
     for i, v in enumerate(items):
@@ -576,6 +573,92 @@ def _freeze_seq(items: Any, label: str | None, previous: Any) -> Any:
                 out = list(items)
             out[i] = done
     return items if out is None else out
+
+
+def _usable_previous(previous: Any, label: str | None) -> bool:
+    kind = type(previous)
+    return kind is tuple or ((kind is FrozenList or kind is FrozenDeque) and previous._ss_key == label)
+
+
+def _kind_of(value: Any) -> type | None:
+    """The one type of all the items of a long FrozenList, when freeze knew it."""
+    return getattr(value, "_ss_kind", None)
+
+
+def _freeze_long(items: Any, label: str | None, previous: Any) -> tuple[Any, type | None]:
+    """``_freeze_seq`` for long sequences; also returns the one type of all
+    the frozen items when they have one (None otherwise), for
+    ``FrozenList._ss_kind``: an equal write is then compared without a pass
+    over the types."""
+    if _usable_previous(previous, label):
+        return _freeze_after(items, label, previous)
+    kinds = _kinds(items)
+    if kinds <= _SETTLED or (kinds <= _FROZEN and _labels_match(items, label)):
+        return items, _only(kinds)
+    return _freeze_fresh(items, kinds, label, None)
+
+
+def _only(kinds: set[type]) -> type | None:
+    return next(iter(kinds)) if len(kinds) == 1 else None
+
+
+def _freeze_after(items: Any, label: str | None, previous: Any) -> tuple[Any, type | None]:
+    """``_freeze_seq`` with a stored ``previous``: the common prefix and
+    suffix (by identity, at C speed) are neither visited nor even looked at
+    for their types, which covers append, prepend, insertion and deletion;
+    in what is left, items of ``previous`` are recognised by identity too."""
+    n, m = len(items), len(previous)
+    before = _kind_of(previous)
+    k = next(compress(count(), map(_is_not, items, previous)), min(n, m))
+    if k == n:
+        return items, before
+    j = next(compress(count(), map(_is_not, reversed(items), reversed(previous))), min(n, m))
+    j = min(j, n - k)
+    # Shared ends worth cutting off (a slice is a copy): else look at it all.
+    whole = 4 * (k + j) < n
+    middle = items if whole else items[k : n - j]
+    kinds = _kinds(middle)
+    if kinds <= _SETTLED or (kinds <= _FROZEN and _labels_match(middle, label)):
+        return items, _joined(_only(kinds), before, whole)
+    done, kind = _freeze_fresh(middle, kinds, label, previous)
+    kind = _joined(kind, before, whole)
+    if done is middle:
+        return items, kind
+    if whole:
+        return done, kind
+    out = items[:k] if type(items) is list else list(items[:k])
+    out += done
+    out += items[n - j :]
+    return out, kind
+
+
+def _joined(middle: type | None, ends: type | None, whole: bool) -> type | None:
+    """The one type of the items, from that of the part looked at and that of
+    the shared ends (the previous value's)."""
+    return middle if whole or middle is ends else None
+
+
+def _freeze_fresh(items: Any, kinds: set[type], label: str | None, previous: Any) -> tuple[Any, type | None]:
+    """Items with something to freeze (``previous``: items of the stored
+    value among them are recognised by id)."""
+    if len(items) > _CHUNK:
+        if len(kinds) == 1:
+            kind = next(iter(kinds))
+            done = _freeze_rows(items, kind, label)
+            if done is not None:
+                return done, FrozenDict if kind is dict else FrozenList if kind is list else kind
+        return _freeze_run(items, label, previous), None
+    out: list[Any] | None = None
+    settled = _SETTLED
+    for i, v in enumerate(items):
+        if type(v) in settled:
+            continue
+        done = _freeze_elem(v, label)
+        if done is not v:
+            if out is None:
+                out = list(items)
+            out[i] = done
+    return (items if out is None else out), None
 
 
 def _freeze_rows(items: Any, kind: type, label: str | None) -> list[Any] | None:
@@ -604,42 +687,24 @@ def _freeze_rows(items: Any, kind: type, label: str | None) -> list[Any] | None:
     return out
 
 
-def _freeze_after(items: Any, label: str | None, previous: Any) -> Any:
-    """``_freeze_seq`` with a stored ``previous``: the common prefix and
-    suffix (by identity, at C speed) are not visited, which covers append,
-    prepend, insertion and deletion; what is left in between is visited by
-    chunks, skipping those made only of items of ``previous``."""
-    n, m = len(items), len(previous)
-    k = next(compress(count(), map(_is_not, items, previous)), min(n, m))
-    if k == n:
-        return items
-    j = next(compress(count(), map(_is_not, reversed(items), reversed(previous))), min(n, m))
-    j = min(j, n - k)
-    middle = items[k : n - j]
-    known = set(map(id, previous)) if len(middle) > _CHUNK else None
-    done = _freeze_run(middle, label, known)
-    if done is middle:
-        return items
-    out = list(items[:k])
-    out += done
-    out += items[n - j :]
-    return out
-
-
-def _freeze_run(items: Any, label: str | None, known: set[int] | None) -> Any:
+def _freeze_run(items: Any, label: str | None, previous: Any) -> Any:
     """Freeze items chunk by chunk, visiting one by one only the chunks that
-    hold something not frozen yet (``known``: ids of items of the stored
-    value, frozen by construction; they are alive, so no id is reused)."""
+    hold something not frozen yet. Items of the stored ``previous`` are
+    frozen by construction: recognised by id (they are alive, so no other
+    object has the id of one)."""
     settled, frozen = _SETTLED, _FROZEN
+    known: set[int] | None = None
     out: list[Any] | None = None
     for start in range(0, len(items), _CHUNK):
         chunk = items[start : start + _CHUNK]
         kinds = set(map(type, chunk))
-        if (
-            kinds <= settled
-            or (kinds <= frozen and _labels_match(chunk, label))
-            or (known is not None and all(map(known.__contains__, map(id, chunk))))
-        ):
+        if kinds <= settled or (kinds <= frozen and _labels_match(chunk, label)):
+            if out is not None:
+                out += chunk
+            continue
+        if previous is not None and known is None:
+            known = set(map(id, previous))
+        if known is not None and all(map(known.__contains__, map(id, chunk))):
             if out is not None:
                 out += chunk
             continue
@@ -693,6 +758,12 @@ def _freeze_entries(value: Any, label: str | None, previous: Any) -> Any:
 
 
 def _freeze_list(value: Any, label: str | None, previous: Any) -> Any:
+    if len(value) > _CHUNK:
+        items, kind = _freeze_long(value, label, previous)
+        out = _make_list(items, label)
+        if kind is not None:
+            out._ss_kind = kind
+        return out
     return _make_list(_freeze_seq(value, label, previous), label)
 
 
@@ -702,7 +773,7 @@ def _freeze_frozen_list(value: Any, label: str | None, previous: Any) -> Any:
     # Assigned from another key (or built by hand): a relabelled copy, so
     # that a mutation attempt names the key the user assigned, down to the
     # innermost container.
-    return _make_list(_freeze_seq(value, label, previous), label)
+    return _freeze_list(value, label, previous)
 
 
 def _freeze_deque(value: Any, label: str | None, previous: Any) -> Any:
@@ -1230,6 +1301,12 @@ def _same_seq(a: Any, b: Any) -> bool:
         return False
     if not n:
         return True
+    if n > _CHUNK:
+        kind = _kind_of(a)
+        if kind is not None:
+            other = _kind_of(b)
+            if other is not None:  # both long lists of one known type each: no pass over the types
+                return kind is other and _same_column(kind, a, b)
     first = type(a[0])
     types = list(map(type, a))
     if types.count(first) == n:  # one type: counting is twice as fast as a set

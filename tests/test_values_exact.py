@@ -764,3 +764,28 @@ def test_long_float_lists_with_nans_of_any_bit_pattern_are_equal(fresh_state: Se
 
     assert not write_twice(fresh_state, make(float("nan")), make(float("inf") - float("inf")))
     assert write_twice(fresh_state, make(float("nan")), [*make(float("nan"))[:-1], 0.5])
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [[1000], [1.5], [True], ["s"], [{"a": 1}], [(1, 2)], [1000, -0.0]],
+    ids=["int", "float", "bool", "str", "dict", "tuple", "two"],
+)
+def test_appends_then_equal_and_unequal_writes_of_long_lists(
+    fresh_state: ServerState, tail: list[Any]
+) -> None:
+    fresh_state[KEY] = list(range(1000))
+    fresh_state[KEY] = fresh_state[KEY] + tail  # frozen against the stored value
+    version = fresh_state.version(KEY)
+    fresh_state[KEY] = [*range(1000), *copy.deepcopy(tail)]  # equal, all new objects
+    assert fresh_state.version(KEY) == version
+    for other in (
+        [*range(1000), *[0] * len(tail)],
+        [*range(1000), *[float(t) if t is True else t for t in tail]],
+    ):
+        if repr(other) != repr([*range(1000), *tail]):
+            assert write_twice(fresh_state, [*range(1000), *tail], other), other
+    rows = [{"id": i} for i in range(1000)]
+    assert write_twice(fresh_state, rows, [*rows[:-1], {"id": True}])
+    assert write_twice(fresh_state, rows, [*rows[:-1], (999,)])
+    assert not write_twice(fresh_state, rows, [{"id": i} for i in range(1000)])

@@ -23,8 +23,11 @@ Two invariants keep freezing cheap:
 ``unchanged`` is exact: two values are the same when no reader can tell them
 apart (types, dict order, a Decimal's exponent, a datetime's tzinfo and fold,
 the sign of a zero; NaN is the same as NaN), and it runs at C speed over large
-lists by comparing them column by column (all the ints at once, all the
-floats as bytes, the keys of a list of dicts as one list...).
+lists by comparing them column by column (all the ints at once with ``==``,
+all the floats with ``==`` and then the signs of their zeros, the keys of a
+list of dicts as one list and their values as another...). A long frozen
+list remembers the one type of its items, when it has one, so that an equal
+write of it needs no pass over the types.
 
 numpy and pandas are never imported here: their values are recognised by the
 module their type comes from, and whatever they need is taken from
@@ -85,7 +88,15 @@ try:  # a private name of pyrsistent's, stable since 0.11; without it we keep C 
 except ImportError:  # pragma: no cover
     _python_pvector = None
 _PY_PVECTOR: Any = type(_python_pvector([])) if _python_pvector is not None else None
+# The trie of the pure-Python PVector, read by _trie_diff: without it, vectors
+# are compared item by item (at C speed, O(n)).
+_TRIE = (
+    _PY_PVECTOR is not None
+    and {"_count", "_shift", "_root", "_tail", "_tail_offset"} <= set(getattr(_PY_PVECTOR, "__slots__", ()))
+    and callable(getattr(_PY_PVECTOR, "_node_for", None))
+)
 _LARGE_VECTOR = 64  # from this length on, vectors are kept as pure-Python PVectors (see _freeze_pvector)
+_LARGE_BUCKETS = 256  # the same for a pmap's buckets (a lookup then costs ~0.4 µs more)
 _PLIST: Any = (type(plist()), type(plist([1])))
 _PDEQUE: Any = type(pdeque())
 _SEQUENCES: tuple[type, ...] = (PVector, *_PLIST, _PDEQUE)
@@ -891,7 +902,7 @@ def _vector_changed(new: Any, old: Any) -> list[tuple[int, Any]]:
         return list(enumerate(new.tolist()))
     if old is new:
         return []
-    if _PY_PVECTOR is not None and isinstance(new, _PY_PVECTOR) and isinstance(old, _PY_PVECTOR):
+    if _TRIE and isinstance(new, _PY_PVECTOR) and isinstance(old, _PY_PVECTOR):
         if new._root is old._root and new._shift == old._shift:  # an append, or a set in the tail
             return _leaf_changed(old, new._tail, new._tail_offset)
         out: list[tuple[int, Any]] = []
@@ -906,12 +917,16 @@ def _vector_changed(new: Any, old: Any) -> list[tuple[int, Any]]:
     return out
 
 
-def _leaf_changed(old: Any, node: list[Any], base: int) -> list[tuple[int, Any]]:
+def _leaf_changed(
+    old: Any, node: list[Any], base: int, other: list[Any] | None = None
+) -> list[tuple[int, Any]]:
     """The items of the 32-item block ``node`` of a new vector, at offset
-    ``base``, that are not the very objects of ``old``'s block there."""
+    ``base``, that are not the very objects of ``old``'s block there
+    (``other``, when the caller has it)."""
     if base >= old._count:
         return list(zip(count(base), node))
-    other = old._tail if base == old._tail_offset else _PY_PVECTOR._node_for(old, base)
+    if other is None:
+        other = old._tail if base == old._tail_offset else _PY_PVECTOR._node_for(old, base)
     if other is node:
         return []
     out = [(i, node[i - base]) for i in compress(count(base), map(_is_not, node, other))]
@@ -931,7 +946,7 @@ def _trie_diff(
     if node is other:
         return
     if level == 0:
-        out += _leaf_changed(old, node, base)
+        out += _leaf_changed(old, node, base, other)
         return
     below = level - _SHIFT
     if other is None:
@@ -1008,7 +1023,7 @@ def _freeze_pmap(value: Any, label: str | None, previous: Any) -> Any:
         type(value) is _PMAP
         and _python_pvector is not None
         and type(value._buckets) is _C_PVECTOR
-        and len(value._buckets) >= _LARGE_VECTOR
+        and len(value._buckets) >= _LARGE_BUCKETS
     ):
         # A pmap is a vector of buckets: kept as a pure-Python PVector, the
         # buckets a change did not touch are shared by identity with the

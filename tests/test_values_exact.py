@@ -789,3 +789,31 @@ def test_appends_then_equal_and_unequal_writes_of_long_lists(
     assert write_twice(fresh_state, rows, [*rows[:-1], {"id": True}])
     assert write_twice(fresh_state, rows, [*rows[:-1], (999,)])
     assert not write_twice(fresh_state, rows, [{"id": i} for i in range(1000)])
+
+
+@pytest.mark.parametrize("n", [31, 32, 33, 63, 64, 1055, 1056, 1057, 1100, 33_830])
+def test_random_edits_of_pvectors_and_pmaps_leave_nothing_plain_inside(n: int) -> None:
+    import random
+
+    rng = random.Random(n)
+    v = freeze(pvector(range(n)), KEY)
+    m = freeze(pmap({i: i for i in range(n)}), KEY)
+    for _ in range(30):
+        op = rng.choice(["append", "set", "extend", "delete", "evolver"])
+        i = rng.randrange(len(v))
+        plain = [rng.random()]
+        new_v = {
+            "append": lambda: v.append(plain),
+            "set": lambda: v.set(i, plain),
+            "extend": lambda: v.extend([plain, (plain,)] * rng.randrange(1, 40)),
+            "delete": lambda: v.delete(i),
+            "evolver": lambda: v.evolver().set(i, plain).append(plain).persistent(),
+        }[op]()
+        expected = thaw(new_v)
+        v = freeze(new_v, KEY, previous=v)
+        assert thaw(v) == expected, op
+        assert not any(type(x) is list or (type(x) is tuple and type(x[0]) is list) for x in v), op
+        new_m = m.set(rng.randrange(2 * n), plain).discard(rng.randrange(n))
+        m = freeze(new_m, KEY, previous=m)
+        assert thaw(m) == thaw(new_m)
+        assert not any(type(x) is list for x in m.values())

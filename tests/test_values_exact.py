@@ -11,6 +11,7 @@ import decimal
 import json
 import math
 import pickle
+import random
 import subprocess
 import sys
 import time
@@ -793,8 +794,6 @@ def test_appends_then_equal_and_unequal_writes_of_long_lists(
 
 @pytest.mark.parametrize("n", [31, 32, 33, 63, 64, 1055, 1056, 1057, 1100, 33_830])
 def test_random_edits_of_pvectors_and_pmaps_leave_nothing_plain_inside(n: int) -> None:
-    import random
-
     rng = random.Random(n)
     v = freeze(pvector(range(n)), KEY)
     m = freeze(pmap({i: i for i in range(n)}), KEY)
@@ -802,13 +801,16 @@ def test_random_edits_of_pvectors_and_pmaps_leave_nothing_plain_inside(n: int) -
         op = rng.choice(["append", "set", "extend", "delete", "evolver"])
         i = rng.randrange(len(v))
         plain = [rng.random()]
-        new_v = {
-            "append": lambda: v.append(plain),
-            "set": lambda: v.set(i, plain),
-            "extend": lambda: v.extend([plain, (plain,)] * rng.randrange(1, 40)),
-            "delete": lambda: v.delete(i),
-            "evolver": lambda: v.evolver().set(i, plain).append(plain).persistent(),
-        }[op]()
+        if op == "append":
+            new_v = v.append(plain)
+        elif op == "set":
+            new_v = v.set(i, plain)
+        elif op == "extend":
+            new_v = v.extend([plain, (plain,)] * rng.randrange(1, 40))
+        elif op == "delete":
+            new_v = v.delete(i)
+        else:
+            new_v = v.evolver().set(i, plain).append(plain).persistent()
         expected = thaw(new_v)
         v = freeze(new_v, KEY, previous=v)
         assert thaw(v) == expected, op

@@ -30,11 +30,10 @@ from ._store import (
     Change,
     MemoryStore,
     StoreState,
-    freeze,  # TEMPORARY bridge, see _store
     refuse_missing,
 )
 from ._tracker import BindingTracker, current_run
-from ._values import FrozenDict, FrozenList, is_persistent, read_form
+from ._values import FrozenDict, FrozenList, freeze, is_persistent, read_form
 
 __all__ = ["NoRerun", "ServerState", "Snapshot"]
 

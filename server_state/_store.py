@@ -44,23 +44,9 @@ from typing import Any, NamedTuple
 
 from pyrsistent import PMap, pmap
 
-from . import _values
 from ._errors import ServerStateError, ServerStateKeyError, ServerStateTypeError
 from ._txmap import TxMap, TxRecord, normalise_key
-from ._values import unchanged
-
-# TEMPORARY until _values grows content_token and freeze(previous=): removed in the same series.
-content_token: Callable[[Any], Any] = getattr(_values, "content_token", lambda value: None)
-
-
-def freeze(value: Any, label: str | None = None, *, previous: Any = None) -> Any:
-    try:
-        return _values.freeze(value, label, previous=previous)  # type: ignore[call-arg]
-    except TypeError as exc:
-        if "previous" not in str(exc):
-            raise
-        return _values.freeze(value, label)
-
+from ._values import content_token, freeze, unchanged
 
 __all__ = ["MISSING", "Change", "MemoryStore", "StoreState", "Watcher", "store_from_url"]
 

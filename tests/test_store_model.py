@@ -2,14 +2,16 @@
 
 The model is a dict of key -> plain value plus each key's last seen version.
 A write is a real change iff the new value differs from the stored one, where
-"equal" means equal with the same types all the way down (``1``, ``1.0`` and
-``True`` differ); a key's version strictly increases on each real change and
+"equal" means indistinguishable to a reader: equal with the same types all
+the way down (``1``, ``1.0`` and ``True`` differ), dict order and the sign of
+zero included; a key's version strictly increases on each real change and
 stays put otherwise. Every snapshot keeps showing the model as it was.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -54,8 +56,10 @@ def same(a: Any, b: Any) -> bool:
         return False
     if isinstance(a, list):
         return len(a) == len(b) and all(map(same, a, b))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(v, b[k]) for k, v in a.items())
+    if isinstance(a, dict):  # order is visible to a reader
+        return list(a) == list(b) and all(same(v, b[k]) for k, v in a.items())
+    if isinstance(a, float):  # so is the sign of zero
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
     return bool(a == b)
 
 

@@ -497,10 +497,14 @@ def freeze(value: Any, label: str | None = None, *, previous: Any = None) -> Any
     A value that contains itself or is nested too deep raises
     ``ServerStateTypeError`` naming ``label``.
     """
-    if type(value) in _SETTLED:
+    kind = type(value)
+    if kind in _SETTLED:
         return value
     try:
-        return _freeze(value, label, previous)
+        handler = _FREEZERS.get(kind)
+        if handler is not None:
+            return handler(value, label, previous)
+        return _freeze_other(value, label, previous)
     except RecursionError:
         raise _too_deep(label) from None
 
@@ -769,6 +773,11 @@ def _freeze_entries(value: Any, label: str | None, previous: Any) -> Any:
 
 
 def _freeze_list(value: Any, label: str | None, previous: Any) -> Any:
+    if len(value) <= _CHUNK and set(map(type, value)) <= _SETTLED:  # short and flat: the usual write
+        out = _list_new(FrozenList)
+        _list_extend(out, value)
+        out._ss_key = label
+        return out
     if len(value) > _CHUNK:
         items, kind = _freeze_long(value, label, previous)
         out = _make_list(items, label)
@@ -1213,9 +1222,15 @@ def unchanged(old: Any, new: Any) -> bool:
         return False
     if kind in _PLAIN_EQ:
         return bool(old == new)
-    same = _SAME.get(kind) or _comparator(kind)
     try:
-        return same(old, new)
+        if (kind is FrozenList or kind is FrozenDict) and len(new) <= _CHUNK and not old == new:
+            # The usual write of a small container that did change, told
+            # right here: == says so, and no item is of a type whose ==
+            # could say no for the same value (a NaN, an array...). (Dict
+            # keys are not looked at: a NaN key is never found again anyway.)
+            if set(map(type, new.values() if kind is FrozenDict else new)) <= _EQ_KINDS:
+                return False
+        return (_SAME.get(kind) or _comparator(kind))(old, new)
     except Exception:  # an element with a broken __eq__, a value too deep: a change
         return False
 
@@ -1322,11 +1337,15 @@ def _same_seq(a: Any, b: Any) -> bool:
             other = _kind_of(b)
             if other is not None:  # both long lists of one known type each: no pass over the types
                 return kind is other and _same_column(kind, a, b)
+    elif _differ(a, b, a):
+        return False
     first = type(a[0])
     types = list(map(type, a))
     if types.count(first) == n:  # one type: counting is twice as fast as a set
         if list(map(type, b)).count(first) != n:
             return False
+        if first in _EQ_KINDS:
+            return bool(a == b)
         return _same_column(first, a, b)
     if types != list(map(type, b)):
         return False
@@ -1376,11 +1395,23 @@ def _same_column(kind: type, a: Any, b: Any) -> bool:
 
 
 def _same_dict(a: Any, b: Any) -> bool:
-    return (
-        len(a) == len(b)
-        and _same_seq(list(a), list(b))  # the same keys, of the same types, in the same order
-        and _same_seq(list(a.values()), list(b.values()))
+    if len(a) != len(b) or (len(a) <= _CHUNK and _differ(a, b, chain(a, a.values()))):
+        return False
+    return _same_seq(list(a), list(b)) and _same_seq(  # the same keys, of the same types, in the same order
+        list(a.values()), list(b.values())
     )
+
+
+def _differ(a: Any, b: Any, leaves: Iterable[Any]) -> bool:
+    """A quick answer for the usual write of a small container that did
+    change: ``==`` says no, and no item is of a type whose == could say no
+    for the same value (a NaN, a frame...)."""
+    try:
+        if a == b:
+            return False
+    except Exception:  # an array inside: no quick answer
+        return False
+    return set(map(type, leaves)) <= _EQ_KINDS
 
 
 def _same_deque(a: Any, b: Any) -> bool:

@@ -1222,18 +1222,21 @@ def unchanged(old: Any, new: Any) -> bool:
         return False
     if kind in _PLAIN_EQ:
         return bool(old == new)
+    # The usual write of a small container that did change, told right
+    # here: == says so, and no item of the new one is of a type whose ==
+    # could say no for the same value (a NaN, an array...). (Dict keys are
+    # not looked at: a NaN key is never found again anyway.)
+    if (
+        (kind is FrozenList or kind is FrozenDict)
+        and len(new) <= _CHUNK
+        and set(map(type, new.values() if kind is FrozenDict else new)) <= _EQ_KINDS
+    ):
+        try:
+            if old != new:
+                return False
+        except Exception:  # an array among the old items: no quick answer
+            pass
     try:
-        # The usual write of a small container that did change, told right
-        # here: == says so, and no item is of a type whose == could say no
-        # for the same value (a NaN, an array...). (Dict keys are not looked
-        # at: a NaN key is never found again anyway.)
-        if (
-            (kind is FrozenList or kind is FrozenDict)
-            and len(new) <= _CHUNK
-            and old != new
-            and set(map(type, new.values() if kind is FrozenDict else new)) <= _EQ_KINDS
-        ):
-            return False
         return (_SAME.get(kind) or _comparator(kind))(old, new)
     except Exception:  # an element with a broken __eq__, a value too deep: a change
         return False

@@ -819,3 +819,13 @@ def test_random_edits_of_pvectors_and_pmaps_leave_nothing_plain_inside(n: int) -
         m = freeze(new_m, KEY, previous=m)
         assert thaw(m) == thaw(new_m)
         assert not any(type(x) is list for x in m.values())
+
+
+def test_frames_and_arrays_inside_containers_compare_by_content(fresh_state: ServerState) -> None:
+    df = _frame()
+    assert not write_twice(fresh_state, [df, 1], [df.copy(), 1])
+    assert not write_twice(fresh_state, {"df": df, "n": 1}, {"df": df.copy(), "n": 1})
+    assert write_twice(fresh_state, [df, 1], [df.assign(n=[0, 0, 0]), 1])
+    assert write_twice(fresh_state, [df], [1])
+    assert write_twice(fresh_state, [np.arange(3)], [1])
+    assert not write_twice(fresh_state, (np.arange(3.0),), (np.arange(3.0),))

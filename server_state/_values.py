@@ -1222,24 +1222,37 @@ def unchanged(old: Any, new: Any) -> bool:
         return False
     if kind in _PLAIN_EQ:
         return bool(old == new)
-    # The usual write of a small container that did change, told right
-    # here: == says so, and no item of the new one is of a type whose ==
-    # could say no for the same value (a NaN, an array...). (Dict keys are
-    # not looked at: a NaN key is never found again anyway.)
-    if (
-        (kind is FrozenList or kind is FrozenDict)
-        and len(new) <= _CHUNK
-        and set(map(type, new.values() if kind is FrozenDict else new)) <= _EQ_KINDS
-    ):
-        try:
-            if old != new:
-                return False
-        except Exception:  # an array among the old items: no quick answer
-            pass
+    if (kind is FrozenList or kind is FrozenDict) and len(new) <= _CHUNK:
+        quick = _small_same(old, new, kind is FrozenDict)
+        if quick is not None:
+            return quick
     try:
         return (_SAME.get(kind) or _comparator(kind))(old, new)
     except Exception:  # an element with a broken __eq__, a value too deep: a change
         return False
+
+
+def _small_same(old: Any, new: Any, is_dict: bool) -> bool | None:
+    """The usual write of a small list or dict of plain values (ints, strs,
+    None...: types whose == is exact), told by == and a comparison of the
+    item types; None when ``new`` holds anything else."""
+    try:
+        differ = old != new
+    except Exception:  # an array among the items: no quick answer
+        return None
+    values = new.values() if is_dict else new
+    if differ:
+        # A change, unless some item could be unequal to itself (a NaN).
+        return False if set(map(type, values)) <= _EQ_KINDS else None
+    types = list(map(type, values))
+    if not set(types) <= _EQ_KINDS:
+        return None
+    if not is_dict:
+        return list(map(type, old)) == types
+    keys = list(map(type, new))
+    if not set(keys) <= _EQ_KINDS:  # float keys: -0.0 == 0.0
+        return None
+    return list(old) == list(new) and list(map(type, old)) == keys and list(map(type, old.values())) == types
 
 
 def _same(a: Any, b: Any) -> bool:

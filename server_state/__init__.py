@@ -21,10 +21,13 @@ from ._errors import (
 from ._locks import ServerStateLock
 from ._state import NoRerun, ServerState, Snapshot, _check_key
 from ._store import MISSING, store_from_url
-from ._values import FrozenDict, FrozenList, thaw
+from ._values import FrozenCounter, FrozenDefaultDict, FrozenDeque, FrozenDict, FrozenList, thaw
 
 __all__ = [
     "MISSING",
+    "FrozenCounter",
+    "FrozenDefaultDict",
+    "FrozenDeque",
     "FrozenDict",
     "FrozenList",
     "NoRerun",

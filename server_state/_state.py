@@ -33,11 +33,24 @@ from ._store import (
     refuse_missing,
 )
 from ._tracker import BindingTracker, current_run
-from ._values import FrozenDict, FrozenList, freeze, is_persistent, read_form
+from ._values import (
+    FrozenCounter,
+    FrozenDefaultDict,
+    FrozenDeque,
+    FrozenDict,
+    FrozenList,
+    freeze,
+    is_persistent,
+    read_form,
+)
 
 __all__ = ["NoRerun", "ServerState", "Snapshot"]
 
-_FAST_READ = frozenset({type(None), bool, int, float, str, bytes, FrozenList, FrozenDict, tuple, frozenset})
+# Stored forms that are their own read form: returned as they are.
+_FAST_READ = frozenset(
+    {type(None), bool, int, float, str, bytes, tuple, frozenset}
+    | {FrozenList, FrozenDict, FrozenDeque, FrozenCounter, FrozenDefaultDict}
+)
 
 _check_key = check_key  # the name the package and its tests import
 

@@ -619,3 +619,52 @@ def test_deleting_a_missing_attribute_is_an_attribute_error(fresh_state: ServerS
         del fresh_state.missing
     with pytest.raises(KeyError):
         del fresh_state.missing
+
+
+# -- C: a DataFrame changed in place and assigned back is a change ----------------------------
+
+
+def test_a_dataframe_changed_in_place_and_assigned_back_advances_and_tells_watchers(
+    fresh_state: ServerState,
+) -> None:
+    import pandas as pd
+
+    s = fresh_state
+    s["df"] = pd.DataFrame({"x": [1.0, 2.0, float("nan")], "y": ["a", "b", "c"]})
+    seen: list[int] = []
+    s.watch("df", lambda key, old, new, version: seen.append(version), with_version=True)
+    version = s.version("df")
+
+    d = s["df"]
+    s["df"] = d  # the same, unchanged object again: no change
+    assert s.version("df") == version
+    s["df"] = d.copy()  # an equal copy (NaN included): no change
+    assert s.version("df") == version
+
+    d = s["df"]
+    d.loc[1, "x"] += 100  # the upstream README's "don't, but people do"
+    s["df"] = d
+    assert s.version("df") > version
+    assert seen == [s.version("df")]
+    assert s["df"].loc[1, "x"] == 102.0
+
+    s["df"] = d  # assigned again without a further change: nothing
+    assert seen == [s.version("df")]
+
+
+def test_a_model_from_cache_resource_written_every_run_changes_nothing(fresh_state: ServerState) -> None:
+    class Model:
+        def __eq__(self, other: object) -> bool:  # an object whose == would say "equal" to anything
+            return True
+
+        __hash__ = object.__hash__
+
+    s = fresh_state
+    model = Model()
+    s["model"] = model
+    version = s.version("model")
+    for _ in range(3):
+        s["model"] = model
+    assert s.version("model") == version
+    s["model"] = Model()  # another object: a change, whatever its == says
+    assert s.version("model") > version

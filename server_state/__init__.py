@@ -13,8 +13,11 @@ import os
 from ._errors import (
     ReadOnlyValueError,
     RerunSuppressedError,
+    ServerStateConnectionError,
     ServerStateDeadlockError,
     ServerStateError,
+    ServerStateLeaseError,
+    ServerStatePayloadError,
     ServerStateKeyError,
     ServerStateTypeError,
 )
@@ -34,8 +37,11 @@ __all__ = [
     "ReadOnlyValueError",
     "RerunSuppressedError",
     "ServerState",
+    "ServerStateConnectionError",
     "ServerStateDeadlockError",
     "ServerStateError",
+    "ServerStateLeaseError",
+    "ServerStatePayloadError",
     "ServerStateKeyError",
     "ServerStateLock",
     "ServerStateTypeError",

@@ -10,6 +10,9 @@ __all__ = [
     "ReadOnlyValueError",
     "RerunSuppressedError",
     "ServerStateDeadlockError",
+    "ServerStateConnectionError",
+    "ServerStateLeaseError",
+    "ServerStatePayloadError",
 ]
 
 
@@ -67,3 +70,33 @@ class ServerStateDeadlockError(ServerStateError, RuntimeError):
         self.key = keys[0]
         self.keys = keys
         self.held = held
+
+
+class ServerStateConnectionError(ServerStateError, ConnectionError):
+    """The shared store (Redis) could not be reached for a write. Reads keep
+    serving the replica's mirror; writes work again once it is back."""
+
+    def __init__(self, key: str | None, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class ServerStateLeaseError(ServerStateError, RuntimeError):
+    """A write made while holding ``server_state_lock[key]`` on several
+    replicas was refused: the lock's lease in Redis had expired (this process
+    stalled for longer than the lease), so another replica may hold the lock.
+    Nothing was written."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class ServerStatePayloadError(ServerStateError, ValueError):
+    """A value read from the shared store was refused: a pickle payload that
+    is not signed with the configured key, or data this version cannot
+    decode. It is never unpickled."""
+
+    def __init__(self, key: str | None, message: str) -> None:
+        super().__init__(message)
+        self.key = key

@@ -16,9 +16,9 @@ from ._errors import (
     ServerStateConnectionError,
     ServerStateDeadlockError,
     ServerStateError,
+    ServerStateKeyError,
     ServerStateLeaseError,
     ServerStatePayloadError,
-    ServerStateKeyError,
     ServerStateTypeError,
 )
 from ._locks import ServerStateLock

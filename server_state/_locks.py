@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from typing import Any
 
 from ._errors import ServerStateDeadlockError
 
@@ -34,21 +35,44 @@ _UNSHARED = 3
 
 
 class KeyLocks:
-    def __init__(self) -> None:
-        self._locks: dict[str, threading.RLock] = {}
-        self._guard = threading.Lock()
+    """Every key's lock. ``local(key)`` is this process's re-entrant lock,
+    what the library's own writes take; ``get(key)`` is what
+    ``server_state_lock[key]`` gives users: the same lock, or, with a backend
+    shared by replicas (``factory``), a wrapper that also holds a lease there
+    while the outermost ``with`` lasts."""
 
-    def get(self, key: str) -> threading.RLock:
+    def __init__(self, factory: Callable[[str, threading.RLock], Any] | None = None) -> None:
+        self._locks: dict[str, threading.RLock] = {}
+        self._wrapped: dict[str, Any] = {}
+        self._guard = threading.Lock()
+        self.factory = factory
+
+    def local(self, key: str) -> threading.RLock:
         lock = self._locks.get(key)
         if lock is None:
             with self._guard:
                 lock = self._locks.setdefault(key, threading.RLock())
         return lock
 
+    def get(self, key: str) -> Any:
+        if self.factory is None:
+            return self.local(key)
+        wrapped = self._wrapped.get(key)
+        if wrapped is None:
+            local = self.local(key)
+            with self._guard:
+                wrapped = self._wrapped.get(key)
+                if wrapped is None:
+                    wrapped = self._wrapped[key] = self.factory(key, local)
+        return wrapped
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
     def acquire(self, key: str) -> threading.RLock:
         """Take ``key``'s lock for the library's own use (bounded patience);
         the caller releases it."""
-        lock = self.get(key)
+        lock = self.local(key)
         if not lock.acquire(True, LOCK_PATIENCE):
             self.waited(key, lock)
         return lock
@@ -83,6 +107,12 @@ class KeyLocks:
         taking a reference from the dict is atomic, so a thread between
         ``get`` and ``acquire`` holds one and keeps the lock in place."""
         with self._guard:
+            wrapped = self._wrapped.get(key)
+            if wrapped is not None:
+                if sys.getrefcount(wrapped) > _UNSHARED:
+                    return  # someone has server_state_lock[key] in hand
+                del self._wrapped[key]
+                del wrapped
             lock = self._locks.get(key)
             if lock is None or sys.getrefcount(lock) > _UNSHARED:
                 return
@@ -99,7 +129,7 @@ class KeyLocks:
         can never deadlock against us, whatever order it takes locks in. With
         ``wait`` false, yields False (holding nothing) when one is busy."""
         ordered = sorted(set(keys))
-        locks = [self.get(key) for key in ordered]
+        locks = [self.local(key) for key in ordered]
         deadline = time.monotonic() + LOCK_PATIENCE
         judged = False
         while True:
@@ -132,10 +162,10 @@ class ServerStateLock:
         object.__setattr__(self, "_locks", locks)
         object.__setattr__(self, "_check", check)
 
-    def __getitem__(self, key: str) -> threading.RLock:
+    def __getitem__(self, key: str) -> Any:
         return self._locks.get(self._check(key))
 
-    def __getattr__(self, key: str) -> threading.RLock:
+    def __getattr__(self, key: str) -> Any:
         if key.startswith("__"):
             raise AttributeError(key)
         return self[key]

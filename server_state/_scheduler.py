@@ -19,7 +19,8 @@ from typing import Any
 
 from . import _streamlit as adapter
 from ._store import Change, MemoryStore
-from ._tracker import BindingTracker, RerunPlan, RunRecord, SessionEntry, current_run
+from ._tracker import BindingTracker, RerunPlan, RunRecord, SessionEntry
+from .backends import Origin
 
 __all__ = ["RUN_WAIT_LIMIT", "RerunScheduler", "suppressed"]
 
@@ -95,12 +96,12 @@ class RerunScheduler:
 
     def run_started(self, sid: str, fragment_ids: Iterable[str] | None) -> None:
         entry = self._entry_for(sid)
-        current_run.set(None if entry is None else self.tracker.run_started(entry, fragment_ids))
+        self.tracker.current_run.set(None if entry is None else self.tracker.run_started(entry, fragment_ids))
 
     def run_finished(self, completed: bool) -> None:
-        run = current_run.get()
+        run = self.tracker.current_run.get()
         if run is not None:
-            current_run.set(None)
+            self.tracker.current_run.set(None)
             self.tracker.run_finished(run, completed)
 
     def runner_stopped(self, sid: str) -> None:
@@ -158,25 +159,41 @@ class RerunScheduler:
             return entry.run
         if adapter.hook_current_runner(sid):
             self.run_started(sid, adapter.current_fragment_ids())
-            return current_run.get()
+            return self.tracker.current_run.get()
         return None
 
     # -- changes -> reruns ---------------------------------------------------------
 
-    def announce(self, changes: tuple[Change, ...]) -> None:
+    def origin(self) -> Origin:
+        """What a commit made in this thread carries to other replicas."""
+        run = self.tracker.current_run.get()
+        if run is None:
+            return Origin(0, _NO_CHAIN, suppressed.get() > 0)
+        return Origin(run.round, run.chain, suppressed.get() > 0)
+
+    def announce(self, changes: tuple[Change, ...], origin: Origin | None = None) -> None:
         """After a commit, with no lock held: tell watchers, then rerun the
-        sessions that showed the keys (unless inside ``no_rerun``)."""
+        sessions that showed the keys (unless inside ``no_rerun``). Commits
+        made in another replica come with their ``origin``; those made here
+        take it from the writer's context."""
         if self.store.has_watchers:
             self.store.notify(changes)
-        if suppressed.get():
-            return
-        if self._gone:
-            self._drain_gone()
-        run = current_run.get()
-        if run is None:
-            entries = self.tracker.announce(changes, 0, _NO_CHAIN, None)
+        if origin is not None:
+            if origin.no_rerun:
+                return
+            if self._gone:
+                self._drain_gone()
+            entries = self.tracker.announce(changes, origin.round, origin.chain, None)
         else:
-            entries = self.tracker.announce(changes, run.round, run.chain, run.entry)
+            if suppressed.get():
+                return
+            if self._gone:
+                self._drain_gone()
+            run = self.tracker.current_run.get()
+            if run is None:
+                entries = self.tracker.announce(changes, 0, _NO_CHAIN, None)
+            else:
+                entries = self.tracker.announce(changes, run.round, run.chain, run.entry)
         if not entries:
             return
         by_loop: dict[Any, list[str]] = {}

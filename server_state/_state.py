@@ -32,7 +32,7 @@ from ._store import (
     StoreState,
     refuse_missing,
 )
-from ._tracker import BindingTracker, current_run
+from ._tracker import BindingTracker
 from ._values import (
     FrozenCounter,
     FrozenDefaultDict,
@@ -95,7 +95,7 @@ class ServerState:
     # -- reading -----------------------------------------------------------------
 
     def _bind(self, key: str, version: int) -> None:
-        run = current_run.get()
+        run = self._tracker.current_run.get()
         if run is None:
             run = self._coord.run_for_current_thread()
             if run is None:
@@ -241,7 +241,7 @@ class ServerState:
             raise ServerStateTypeError(
                 key, f"server_state.update({key!r}, fn): fn must be callable, got {type(fn).__name__}."
             )
-        lock = self._locks.get(key)
+        lock = self._locks.local(key)
         if not lock.acquire(True, _locks.LOCK_PATIENCE):
             self._locks.waited(key, lock)  # raises on a deadlock, else waits on
         try:

@@ -144,6 +144,27 @@ class MemoryStore:
         self._watchers: dict[str | None, list[_Subscription]] = {}
         self._watchers_lock = threading.Lock()
 
+    # -- the seam ---------------------------------------------------------------
+
+    # The lock the facade gives each key (``server_state_lock[k]``): None for
+    # a plain re-entrant lock; a backend shared by replicas gives one that
+    # also holds a lease there.
+    lock_factory: Callable[[str], Any] | None = None
+    url = "memory://"
+
+    def attach(self, on_remote: Callable[..., None], origin: Callable[[], Any]) -> None:
+        """The facade's hooks: ``on_remote(changes, origin)`` announces
+        commits made elsewhere; ``origin()`` is what a commit made here
+        carries. One process holds every commit here: neither is needed."""
+
+    @property
+    def used(self) -> bool:
+        """Whether anything was ever committed (``configure`` refuses then)."""
+        return self._seq > 0
+
+    def close(self) -> None:
+        """Stop what the backend runs (nothing, in memory)."""
+
     # -- reads: lock-free -------------------------------------------------------
 
     @property
@@ -441,15 +462,10 @@ class MemoryStore:
         """Apply the writes if the expected versions are unchanged (or, for a
         transaction, no key of ``conflicts`` advanced past ``since``; all keys
         when ``conflicts`` is None). None tells the caller to retry."""
-        tokens = {
-            k: t
-            for k, v in writes.items()
-            if type(v) not in _NO_TOKEN and (t := content_token(v)) is not None
-        }
+        tokens = _tokens_of(writes)
         with self._root_lock:
             if self._exclusive is not None:
                 self._wait_exclusive()
-            latest = self._latest
             if expected is not None:
                 for key, version in expected.items():
                     if self.entry(key)[1] != version:
@@ -461,26 +477,36 @@ class MemoryStore:
                 for key in conflicts:
                     if self.entry(key)[1] > since:
                         return None
-            seq = self._seq + 1
-            changes = []
-            pending = self._pending
-            for key, value in writes.items():
-                entry = latest.get(key)
-                old = MISSING if entry is None else entry[0]
-                changes.append(Change(key, old, value, seq))
-                latest[key] = (value, seq)
-                pending[key] = value
-                self._gone.pop(key, None)
-                if key in tokens:
-                    self._tokens[key] = tokens[key]
-                else:
-                    self._tokens.pop(key, None)
-            for key in deletes:
-                changes.append(Change(key, latest.pop(key)[0], MISSING, seq))
+            return self._apply(writes, deletes, tokens, self._seq + 1)
+
+    def _apply(
+        self, writes: dict[str, Any], deletes: Iterable[str], tokens: dict[str, Any], seq: int
+    ) -> tuple[Change, ...]:
+        """Under the root lock: one commit's writes and deletes at version
+        ``seq`` (greater than every version so far)."""
+        latest = self._latest
+        changes = []
+        pending = self._pending
+        for key, value in writes.items():
+            entry = latest.get(key)
+            old = MISSING if entry is None else entry[0]
+            changes.append(Change(key, old, value, seq))
+            latest[key] = (value, seq)
+            pending[key] = value
+            self._gone.pop(key, None)
+            if key in tokens:
+                self._tokens[key] = tokens[key]
+            else:
                 self._tokens.pop(key, None)
-                self._forget(key, seq)
-            self._seq = seq
-            self._snapshot = None
+        for key in deletes:
+            entry = latest.pop(key, None)
+            if entry is None:
+                continue
+            changes.append(Change(key, entry[0], MISSING, seq))
+            self._tokens.pop(key, None)
+            self._forget(key, seq)
+        self._seq = seq
+        self._snapshot = None
         return tuple(changes)
 
     def _forget(self, key: str, seq: int) -> None:
@@ -573,6 +599,10 @@ _SCALAR: frozenset[type] = frozenset({type(None), bool, int, float, str, bytes})
 _NO_TOKEN: frozenset[type] = frozenset({type(None), bool, int, float, str, bytes, tuple, frozenset})
 
 
+def _tokens_of(writes: dict[str, Any]) -> dict[str, Any]:
+    return {k: t for k, v in writes.items() if type(v) not in _NO_TOKEN and (t := content_token(v)) is not None}
+
+
 def _transact_key(key: Any) -> str:
     if not isinstance(key, str):
         raise ServerStateTypeError(
@@ -587,11 +617,8 @@ class _Subscription:
     with_version: bool
 
 
-def store_from_url(url: str | None) -> MemoryStore:
-    """The backend a ``SERVER_STATE_URL`` names: ``memory://`` (the default)."""
-    if not url or url.startswith("memory://"):
-        return MemoryStore()
-    raise ServerStateError(
-        f"SERVER_STATE_URL={url!r}: this version of server_state keeps the state in the "
-        "server's memory only (memory://); unset SERVER_STATE_URL or set it to memory://."
-    )
+def store_from_url(url: str | None, **options: Any) -> Any:
+    """The backend a ``SERVER_STATE_URL`` names (see ``server_state.backends``)."""
+    from .backends import store_from_url as resolve
+
+    return resolve(url, **options)

@@ -83,7 +83,9 @@ class RunEvents(Protocol):
     def runner_stopped(self, sid: str) -> None: ...
 
 
-_events: RunEvents | None = None
+# Every live ServerState's scheduler, in install order (weakly: a state that
+# is gone stops following runs).
+_events: tuple[weakref.ref[RunEvents], ...] = ()
 _install_lock = threading.Lock()
 _HOOKED = "_server_state_hooked"
 _STOP_REQUESTED = "_server_state_stop_requested"  # set on a runner asked to stop from outside
@@ -100,15 +102,18 @@ _SHUTDOWN = ScriptRunnerEvent.SHUTDOWN
 
 
 def _on_runner_event(sender: ScriptRunner, event: ScriptRunnerEvent, **payload: Any) -> None:
-    events = _events
-    if event is _ENQUEUE or events is None:  # the hot case: one per element
+    if event is _ENQUEUE or not _events:  # the hot case: one per element
         return
     # A receiver that raises skips the receivers after it (AppSession's own):
     # never let ours.
-    try:
-        _dispatch(events, sender, event, payload)
-    except Exception:
-        _LOG.exception("server_state failed to follow a script run; reruns may be missed")
+    for ref in _events:
+        events = ref()
+        if events is None:
+            continue
+        try:
+            _dispatch(events, sender, event, payload)
+        except Exception:
+            _LOG.exception("server_state failed to follow a script run; reruns may be missed")
 
 
 def _dispatch(events: RunEvents, sender: ScriptRunner, event: ScriptRunnerEvent, payload: dict[str, Any]) -> None:
@@ -130,10 +135,12 @@ def _dispatch(events: RunEvents, sender: ScriptRunner, event: ScriptRunnerEvent,
 
 
 def install(events: RunEvents) -> None:
-    """Observe every ScriptRunner created from now on. Idempotent."""
+    """Observe every ScriptRunner created from now on, for ``events`` too
+    (each ServerState's scheduler follows runs; a second one does not take
+    the first one's place). Idempotent."""
     global _events
     with _install_lock:
-        _events = events
+        _events = (*(r for r in _events if r() is not None and r() is not events), weakref.ref(events))
         if getattr(ScriptRunner, _HOOKED, False):
             return
         original = ScriptRunner.__init__

@@ -31,13 +31,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-__all__ = ["BindingTracker", "RerunPlan", "RunRecord", "SessionEntry", "current_run"]
+__all__ = ["BindingTracker", "RerunPlan", "RunRecord", "SessionEntry"]
 
 _LOG = logging.getLogger("server_state")
 
-# The run in progress on this thread (and on parallel fragment workers, which
-# copy the context). Set when a run starts, cleared when it ends.
-current_run: ContextVar[RunRecord | None] = ContextVar("server_state_run", default=None)
 
 Scope = str | None  # None: the whole app; else a fragment id
 
@@ -120,6 +117,10 @@ class RerunPlan:
 
 class BindingTracker:
     def __init__(self) -> None:
+        # The run in progress on this thread (and on parallel fragment
+        # workers, which copy the context), for this tracker only: a second
+        # ServerState in the process follows its own runs.
+        self.current_run: ContextVar[RunRecord | None] = ContextVar("server_state_run", default=None)
         self._sessions: dict[str, SessionEntry] = {}
         self._parked: dict[str, tuple[SessionEntry, float]] = {}  # disconnected: entry, since
         self._index: dict[str, set[str]] = {}  # key -> ids of live sessions bound to it

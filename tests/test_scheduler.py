@@ -19,7 +19,7 @@ from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestTy
 
 from server_state import ServerState, _tracker
 from server_state import _streamlit as adapter
-from server_state._tracker import BindingTracker, RunRecord, SessionEntry, current_run
+from server_state._tracker import BindingTracker, RunRecord, SessionEntry
 
 
 class _Change:
@@ -61,7 +61,7 @@ def test_churn_of_distinct_keys_leaves_the_tracker_small(monkeypatch: pytest.Mon
         if i % 100 == 0:
             if entry.run is not None:
                 tracker.run_finished(entry.run, True)
-            in_run.run(current_run.set, tracker.run_started(entry, None))
+            in_run.run(tracker.current_run.set, tracker.run_started(entry, None))
         key = f"user-{i}"
         state[key] = i
         assert in_run.run(state.get, key) == i  # the session shows it: bound

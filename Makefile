@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 DEMO   ?= examples/global_counter.py
 PORT   ?= 8501
 
-.PHONY: demo test bench lint venv system-deps clean
+.PHONY: demo replicas test bench lint venv system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $@ $(VENV)/.installed-runtime
 
+# The package with the redis extra (redis, msgpack), for `make replicas`.
+$(VENV)/.installed-redis: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[redis]'
+	touch $@ $(VENV)/.installed-runtime
+
 venv: $(VENV)/.installed-test
 
 system-deps:
@@ -30,6 +35,11 @@ system-deps:
 demo: $(VENV)/.installed-runtime
 	$(BIN)/streamlit run $(DEMO) --server.address 127.0.0.1 --server.port $(PORT) \
 		--server.headless true --browser.gatherUsageStats false
+
+# Two replicas of examples/chat.py sharing one redis-server (examples/replicas/README.md).
+# REDIS_PORT (6390), PORT1 (8501), PORT2 (8502) override the ports.
+replicas: $(VENV)/.installed-redis
+	@bash scripts/replicas.sh
 
 test: $(VENV)/.installed-test system-deps
 	$(BIN)/python -m pytest

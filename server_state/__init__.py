@@ -55,7 +55,32 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-server_state = ServerState(store_from_url(os.environ.get("SERVER_STATE_URL")))
+def _store_from_env() -> object:
+    """The backend the environment names (checked now, connected on first use)."""
+    env = os.environ
+    options: dict[str, object] = {}
+    for name, option in (
+        ("SERVER_STATE_NAMESPACE", "namespace"),
+        ("SERVER_STATE_SERIALIZER", "serializer"),
+        ("SERVER_STATE_SIGNING_KEY", "signing_key"),
+        ("SERVER_STATE_LEASE_TTL", "lease_ttl"),
+    ):
+        if env.get(name):
+            options[option] = env[name]
+    if "lease_ttl" in options:
+        try:
+            options["lease_ttl"] = float(options["lease_ttl"])  # type: ignore[arg-type]
+        except ValueError:
+            raise ServerStateError(
+                f"SERVER_STATE_LEASE_TTL={env['SERVER_STATE_LEASE_TTL']!r} is not a number of seconds."
+            ) from None
+    url = env.get("SERVER_STATE_URL")
+    if not url or url.startswith("memory://"):
+        options = {}  # the Redis settings of a deployment do not stop a local run in memory
+    return store_from_url(url, **options)
+
+
+server_state = ServerState(_store_from_env())  # type: ignore[arg-type]
 server_state_lock = ServerStateLock(server_state._locks, _check_key)
 no_rerun = NoRerun()
 

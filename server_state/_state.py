@@ -19,6 +19,7 @@ from . import _locks
 from . import _streamlit as adapter
 from ._errors import (
     RerunSuppressedError,
+    ServerStateError,
     ServerStateKeyError,
     ServerStateTypeError,
 )
@@ -43,6 +44,7 @@ from ._values import (
     is_persistent,
     read_form,
 )
+from .backends import Origin, store_from_url
 
 __all__ = ["NoRerun", "ServerState", "Snapshot"]
 
@@ -91,6 +93,67 @@ class ServerState:
         setter(self, "_coord", RerunScheduler(self._tracker, self._store))
         setter(self, "_read_cache", {})
         setter(self, "_convert_lock", threading.Lock())
+        self._plug(self._store)
+
+    # -- the backend ---------------------------------------------------------------
+
+    def _plug(self, store: MemoryStore) -> None:
+        object.__setattr__(self, "_store", store)
+        self._coord.store = store
+        self._locks.factory = store.lock_factory
+        store.attach(self._remote_changed, self._coord.origin)
+
+    def _remote_changed(self, changes: tuple[Change, ...], origin: Origin) -> None:
+        """A commit made in another replica, now in this one's mirror."""
+        if self._read_cache:
+            for change in changes:
+                self._read_cache.pop(change.key, None)
+        for change in changes:
+            if change.new is MISSING:
+                self._locks.discard(change.key)
+        self._coord.announce(changes, origin)
+
+    def configure(
+        self,
+        url: str | None = None,
+        *,
+        namespace: str | None = None,
+        serializer: str | None = None,
+        signing_key: bytes | str | None = None,
+        lease_ttl: float | None = None,
+    ) -> None:
+        """Choose where the state lives, before it is first used (else
+        ``SERVER_STATE_URL`` and friends decide): ``url`` is ``memory://``
+        (the default) or ``redis://host:6379/0`` (``rediss://``,
+        ``unix://``); ``namespace`` separates apps sharing one Redis;
+        ``serializer="pickle"`` needs a ``signing_key``; ``lease_ttl`` is how
+        long a replica's ``server_state_lock`` survives a stalled holder.
+        Calling it again with the same arguments changes nothing."""
+        options = {
+            k: v
+            for k, v in (
+                ("namespace", namespace),
+                ("serializer", serializer),
+                ("signing_key", signing_key),
+                ("lease_ttl", lease_ttl),
+            )
+            if v is not None
+        }
+        wanted = (url or "memory://", tuple(sorted(options.items(), key=lambda kv: kv[0])))
+        current = getattr(self._store, "configured", None) or (self._store.url, ())
+        if wanted == current:
+            return
+        if self._store.used or len(self._locks):
+            raise ServerStateError(
+                "server_state.configure(...) must run before the state is first used (it was used "
+                f"with {self._store.url.split('@')[-1]}); call it at the top of the app, before any "
+                "read, write or lock, or set SERVER_STATE_URL instead."
+            )
+        store = store_from_url(url, **options)
+        setattr(store, "configured", wanted)  # noqa: B010  (what configure asked for, to tell a repeat)
+        old = self._store
+        self._plug(store)
+        old.close()
 
     # -- reading -----------------------------------------------------------------
 

@@ -149,8 +149,11 @@ class MemoryStore:
     # The lock the facade gives each key (``server_state_lock[k]``): None for
     # a plain re-entrant lock; a backend shared by replicas gives one that
     # also holds a lease there.
-    lock_factory: Callable[[str], Any] | None = None
+    lock_factory: Callable[[str, threading.RLock], Any] | None = None
     url = "memory://"
+    # Whether other processes commit too (then a transaction that conflicts
+    # while it runs alone here is not conflicting with itself).
+    shared = False
 
     def attach(self, on_remote: Callable[..., None], origin: Callable[[], Any]) -> None:
         """The facade's hooks: ``on_remote(changes, origin)`` announces
@@ -237,13 +240,13 @@ class MemoryStore:
                 version = self._gone.get(key, self._floor)
             else:
                 old, version = entry
-                if old is value:
-                    # The same object again: unchanged, unless it is one whose
-                    # content we fingerprint and it was changed in place.
-                    if token is None or token == self._tokens.get(key):
+                # The same object again is unchanged, unless it is one whose
+                # content we fingerprint and it was changed in place.
+                same = token is None or token == self._tokens.get(key) if old is value else unchanged(old, value)
+                if same:
+                    if self._confirm(key, version):
                         return None
-                elif unchanged(old, value):
-                    return None
+                    continue
             change = self._commit_one(key, version, value, token)
             if change is not None:
                 return change
@@ -254,6 +257,8 @@ class MemoryStore:
         while True:
             value, version = self.entry(key)
             if value is MISSING:
+                if not self._confirm(key, version):
+                    continue
                 raise ServerStateKeyError(key, f"server_state has no key {key!r}; set it first.")
             token = None if type(value) in _NO_TOKEN else content_token(value)
             change = self._commit_one(key, version, value, token)
@@ -264,6 +269,8 @@ class MemoryStore:
         while True:
             old, version = self.entry(key)
             if old is MISSING:
+                if not self._confirm(key, version):
+                    continue  # a copy that lags: the key may exist by now
                 raise ServerStateKeyError(
                     key,
                     f"server_state has no key {key!r} to delete; check with `{key!r} in server_state` first.",
@@ -287,6 +294,8 @@ class MemoryStore:
             exists = current is not MISSING
             if not exists:
                 if default is MISSING:
+                    if not self._confirm(key, version):
+                        continue
                     raise ServerStateKeyError(
                         key,
                         f"server_state has no key {key!r} to update; pass a default "
@@ -301,7 +310,7 @@ class MemoryStore:
                 new = freeze(new, key, previous=current)
                 token = None if type(new) in _NO_TOKEN else content_token(new)
             if exists and unchanged(current, new):
-                if self.entry(key)[1] == version:
+                if self._confirm(key, version):
                     return current, version, None
                 continue
             change = self._commit_one(key, version, new, token)
@@ -345,7 +354,7 @@ class MemoryStore:
                         self._exclusive_over.notify_all()
             if isinstance(done, tuple):
                 return done
-            if done is None:
+            if done is None and not self.shared:
                 raise ServerStateError(
                     f"server_state.transact(fn) conflicted with itself after {TRANSACT_ATTEMPTS + 1} "
                     "attempts, the last one alone: fn must not write to server_state (return the "
@@ -423,6 +432,12 @@ class MemoryStore:
         me = threading.get_ident()
         while self._exclusive is not None and self._exclusive != me:
             self._exclusive_over.wait()
+
+    def _confirm(self, key: str, version: int) -> bool:
+        """Whether ``key`` is still at ``version``: an equal write changes
+        nothing only if what it was compared with is the newest value (here
+        always; a backend whose local copy can lag asks its server)."""
+        return self.entry(key)[1] == version
 
     def _commit_one(self, key: str, expected: int, value: Any, token: Any) -> Change | None:
         """``_commit`` for one key set: the hot path of every write."""

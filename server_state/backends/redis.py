@@ -1,0 +1,983 @@
+"""The Redis backend: several replicas, one state.
+
+Each replica keeps a mirror of the state: the memory store's structures,
+read exactly as the memory backend reads them (no Redis call on a read). All
+writes go to Redis first, as one Lua script per commit:
+
+1. a commit already recorded under its transaction id is a replay (redis-py
+   or this module retried after a lost reply): it returns the recorded
+   sequence number and writes nothing;
+2. everything is checked before anything is written (Lua has no rollback):
+   the lease tokens of the keys this thread holds locked (fencing), the epoch
+   of the data, the expected version of every key the commit depends on, and
+   for ``update``/``transact`` that no other replica holds a key's lock;
+3. the global commit sequence is bumped; values and versions are written; one
+   stream entry records the commit (sequence, epoch, origin, writes and
+   deletes); the transaction id is recorded for replays.
+
+One follower thread per replica reads the stream from its last id
+(``XREAD BLOCK``), so a dropped connection loses nothing, and applies each
+entry in one swap of the mirror, in sequence order; the mirror is always the
+state after some commit. A sequence gap (the stream was trimmed past us), a
+new epoch (Redis was wiped, or failed over to a replica that lacks writes) or
+a sequence that went back triggers a full resync: one ``MULTI`` snapshot,
+decoding only the keys whose version changed. Commits made elsewhere enter
+the same announce path as local ones, with the rerun round and chain of the
+writer (its ``Origin``).
+
+Versions. Local versions are the mirror's own commit counter (every applied
+commit or resync is one step), so they only grow, across resyncs and epochs.
+The Redis version of each present key (the sequence of the commit that wrote
+it) is kept beside the mirror; a commit expects those.
+
+``server_state_lock[key]`` is a lease in Redis (``SET NX PX``, renewed while
+held, released by compare-and-delete), re-entrant in-process through the
+local lock it wraps. Taking it waits until the mirror has every commit made
+before it, so a read under the lock sees the last holder's writes. Every
+commit of a thread that holds leases carries their tokens: a holder whose
+lease expired (a stalled process) gets ``ServerStateLeaseError`` and writes
+nothing.
+
+Only this module imports ``redis``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .. import _locks
+from .._errors import (
+    ServerStateConnectionError,
+    ServerStateDeadlockError,
+    ServerStateError,
+    ServerStateLeaseError,
+)
+from .._store import MISSING, Change, MemoryStore, StoreState, _tokens_of
+from .._values import unchanged
+from . import DEFAULT_NAMESPACE, LOCAL, Origin, _redact
+from ._codec import make_codec
+
+__all__ = ["LeasedLock", "RedisStore"]
+
+_LOG = logging.getLogger("server_state")
+
+# How long a write keeps retrying while Redis cannot be reached.
+WRITE_PATIENCE = 10.0
+# How long a commit waits for the follower to bring the mirror up to a
+# sequence before it resyncs itself.
+CATCH_UP = 5.0
+STREAM_MAXLEN = 100_000  # ~: Redis trims in whole nodes
+TX_TTL = 300  # seconds a transaction id is remembered for replays
+BLOCK_MS = 1000
+
+# KEYS: data, ver, meta, log, tx, the fenced lease keys, the respected lease keys.
+# ARGV: epoch, required seq ('' for none), maxlen, origin, txid, tx ttl,
+#       n_expect, n_fence, n_respect, n_write, n_delete,
+#       then (key, version; '0' for absent)*n_expect, token*n_fence,
+#       (key, payload)*n_write, key*n_delete.
+# Returns {1, seq} committed (or replayed), {2, seq} checked with nothing to
+# write, {0, seq} a version conflict, {-1, i} fenced lease i lost, {-2, i}
+# lease i held by another, {-3, seq} another epoch, {-4, seq} seq moved.
+_COMMIT = """
+local done = redis.call('GET', KEYS[5])
+if done then return {1, tonumber(done)} end
+local nexp, nfence = tonumber(ARGV[7]), tonumber(ARGV[8])
+local nresp, nwrite, ndel = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local a = 12 + 2 * nexp
+for i = 1, nfence do
+  if redis.call('GET', KEYS[5 + i]) ~= ARGV[a + i - 1] then return {-1, i} end
+end
+local meta = redis.call('HMGET', KEYS[3], 'epoch', 'seq')
+local seq = tonumber(meta[2]) or 0
+if meta[1] ~= ARGV[1] then return {-3, seq} end
+if ARGV[2] ~= '' and seq ~= tonumber(ARGV[2]) then return {-4, seq} end
+a = 12
+for i = 1, nexp do
+  local have = redis.call('HGET', KEYS[2], ARGV[a])
+  if ARGV[a + 1] == '0' then
+    if have then return {0, seq} end
+  elseif have ~= ARGV[a + 1] then
+    return {0, seq}
+  end
+  a = a + 2
+end
+for i = 1, nresp do
+  if redis.call('EXISTS', KEYS[5 + nfence + i]) == 1 then return {-2, i} end
+end
+if nwrite + ndel == 0 then return {2, seq} end
+a = 12 + 2 * nexp + nfence
+seq = redis.call('HINCRBY', KEYS[3], 'seq', 1)
+local body = {}
+for i = 1, nwrite do
+  local key, payload = ARGV[a], ARGV[a + 1]
+  redis.call('HSET', KEYS[1], key, payload)
+  redis.call('HSET', KEYS[2], key, seq)
+  body[#body + 1] = 's' .. #key .. ':' .. key .. #payload .. ':' .. payload
+  a = a + 2
+end
+for i = 1, ndel do
+  local key = ARGV[a]
+  redis.call('HDEL', KEYS[1], key)
+  redis.call('HDEL', KEYS[2], key)
+  body[#body + 1] = 'd' .. #key .. ':' .. key
+  a = a + 1
+end
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*',
+  'seq', seq, 'e', ARGV[1], 'tx', ARGV[5], 'o', ARGV[4], 'b', table.concat(body))
+redis.call('SET', KEYS[5], seq, 'EX', ARGV[6])
+return {1, seq}
+"""
+
+# KEYS: lease, meta. ARGV: token, ttl ms. {1, seq}: ours now; {0, pttl}: held.
+_LEASE_TAKE = """
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+elseif cur then
+  return {0, redis.call('PTTL', KEYS[1])}
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return {1, tonumber(redis.call('HGET', KEYS[2], 'seq')) or 0}
+"""
+_LEASE_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_LEASE_DROP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_NET_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+class _Pending:
+    """A commit of this replica on its way into the mirror."""
+
+    __slots__ = ("changes",)
+
+    def __init__(self) -> None:
+        self.changes: tuple[Change, ...] | None = None
+
+
+class RedisStore(MemoryStore):
+    """A mirror of a state kept in Redis, shared by every replica that uses
+    the same URL and namespace."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str | None = None,
+        serializer: str | None = None,
+        signing_key: bytes | str | None = None,
+        lease_ttl: float | None = None,
+        stream_maxlen: int = STREAM_MAXLEN,
+        clients: tuple[Any, Any] | None = None,
+        block_ms: int = BLOCK_MS,
+    ) -> None:
+        """``clients``: the (commit, follower) redis-py clients to use instead
+        of connecting to ``url`` (tests, custom connection setups); both must
+        not retry by themselves."""
+        super().__init__()
+        self.url = url
+        self.namespace = namespace or DEFAULT_NAMESPACE
+        self.lease_ttl = float(lease_ttl) if lease_ttl is not None else 10.0
+        if self.lease_ttl <= 0.1:
+            raise ServerStateError(f"server_state: lease_ttl must be more than 0.1 s, got {lease_ttl!r}.")
+        self.serializer = serializer or "tagged"
+        self._codec = make_codec(self.serializer, signing_key)
+        self._signing_key = signing_key
+        self._maxlen = str(int(stream_maxlen))
+        self._block_ms = int(block_ms)
+        try:
+            if clients is not None:
+                self._client, self._follow_client = clients
+            else:
+                self._client, self._follow_client = self._connect(url)
+        except ValueError as exc:
+            raise ServerStateError(
+                f"SERVER_STATE_URL={_redact(url)} is not a Redis URL that redis-py accepts: {exc}"
+            ) from None
+        tag = "{ss:" + self.namespace + "}"
+        self._k_data, self._k_ver, self._k_meta = f"{tag}:data", f"{tag}:ver", f"{tag}:meta"
+        self._k_log, self._k_tx, self._k_lease = f"{tag}:log", f"{tag}:tx:", f"{tag}:lease:"
+        self._commit_script = self._client.register_script(_COMMIT)
+        self._take_script = self._client.register_script(_LEASE_TAKE)
+        self._renew_script = self._client.register_script(_LEASE_RENEW)
+        self._drop_script = self._client.register_script(_LEASE_DROP)
+
+        self._rver: dict[str, int] = {}  # present key -> Redis version
+        self._rseq = 0  # the Redis sequence the mirror is at
+        self._epoch: str | None = None
+        self._last_id: bytes = b"0-0"
+        self._sync_gen = 0  # resyncs so far (the follower restarts from _last_id after one)
+        self._caught_up = threading.Condition(self._root_lock)
+        self._own: dict[str, _Pending] = {}  # txid -> this replica's commit in flight
+        self._sync_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._started = False
+        self._closing = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._on_remote: Callable[[tuple[Change, ...], Origin], None] | None = None
+        self._origin: Callable[[], Origin] = lambda: LOCAL
+        self._local = threading.local()  # .leases: {lease key: token}; .respect: depth
+        self._leases: dict[str, str] = {}  # every lease held here, for the renewer
+        self._leases_lock = threading.Lock()
+        self.resyncs = 0
+
+    @staticmethod
+    def _connect(url: str) -> tuple[Any, Any]:
+        # No retries inside redis-py: this module retries, reusing the
+        # transaction id, so a retried commit is never applied twice. The
+        # follower's reads block for BLOCK_MS: its socket waits longer.
+        no_retry = Retry(NoBackoff(), 0)
+        client = redis.Redis.from_url(
+            url, retry=no_retry, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+        )
+        follower = redis.Redis.from_url(
+            url, retry=no_retry, socket_timeout=BLOCK_MS / 1000 + 5, socket_connect_timeout=5
+        )
+        return client, follower
+
+    # -- the seam ---------------------------------------------------------------
+
+    def attach(self, on_remote: Callable[..., None], origin: Callable[[], Any]) -> None:
+        self._on_remote, self._origin = on_remote, origin
+
+    @property
+    def lock_factory(self) -> Callable[[str, threading.RLock], LeasedLock]:  # type: ignore[override]
+        return lambda key, local: LeasedLock(self, key, local)
+
+    @property
+    def used(self) -> bool:
+        return self._started
+
+    def close(self) -> None:
+        """Stop the follower and the lease renewer and close the connections."""
+        self._closing.set()
+        for client in (self._follow_client, self._client):
+            with contextlib.suppress(Exception):  # closing anyway
+                client.connection_pool.disconnect()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=self._block_ms / 1000 + 6)
+
+    def __repr__(self) -> str:
+        return f"<RedisStore {_redact(self.url)} namespace={self.namespace!r}>"
+
+    # -- start: on first use ------------------------------------------------------
+
+    def _ensure(self) -> None:
+        if not self._started:
+            self._start()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._started:
+                return
+            if self._closing.is_set():
+                raise ServerStateError(f"server_state: {self!r} was closed.")
+            try:
+                self._client.ping()
+            except _NET_ERRORS as exc:
+                raise ServerStateConnectionError(
+                    None,
+                    f"server_state could not reach Redis at {_redact(self.url)} ({exc}); nothing "
+                    "was read or written. Check that Redis runs there and that SERVER_STATE_URL is right.",
+                ) from exc
+            self._check_policy()
+            self._resync()
+            follower = threading.Thread(target=self._follow, name=f"server_state-follower-{self.namespace}", daemon=True)
+            renewer = threading.Thread(target=self._renew, name=f"server_state-leases-{self.namespace}", daemon=True)
+            self._threads = [follower, renewer]
+            follower.start()
+            renewer.start()
+            # From now on reads go straight to the mirror.
+            self.entry = super().entry  # type: ignore[method-assign]
+            self._started = True
+
+    def _check_policy(self) -> None:
+        try:
+            policy = self._client.config_get("maxmemory-policy").get("maxmemory-policy")
+        except redis.ResponseError:  # CONFIG is often forbidden on managed Redis
+            _LOG.info("server_state: could not check Redis' maxmemory-policy (CONFIG is not allowed).")
+            return
+        if isinstance(policy, bytes):
+            policy = policy.decode()
+        if policy and policy != "noeviction":
+            warnings.warn(
+                f"server_state: Redis at {_redact(self.url)} has maxmemory-policy={policy}: when it is "
+                "full it may evict keys of the shared state. Set maxmemory-policy noeviction.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    # -- reads: the mirror, once started ---------------------------------------------
+
+    def entry(self, key: str) -> tuple[Any, int]:
+        self._ensure()
+        return super().entry(key)
+
+    def version(self, key: str) -> int:
+        return self.entry(key)[1]
+
+    def keys(self) -> list[str]:
+        self._ensure()
+        return super().keys()
+
+    def __len__(self) -> int:
+        self._ensure()
+        return super().__len__()
+
+    @property
+    def state(self) -> StoreState:
+        self._ensure()
+        return MemoryStore.state.fget(self)  # type: ignore[attr-defined,no-any-return]
+
+    def ordered_keys(self, state: StoreState) -> list[str]:
+        self._ensure()
+        return super().ordered_keys(state)
+
+    # -- writes ----------------------------------------------------------------------
+
+    # A transaction's conflict with another replica is no bug of fn: retry.
+    shared = True
+
+    def update(self, key: str, fn: Callable[[Any], Any], default: Any = MISSING) -> tuple[Any, int, Change | None]:
+        with self._respecting():
+            while True:
+                seen = self._rseq
+                try:
+                    return super().update(key, fn, default)
+                except ServerStateError:
+                    raise
+                except Exception:  # from fn
+                    if not self._lagged(seen):
+                        raise
+
+    def transact(self, fn: Any, guard: Any = None) -> Any:
+        with self._respecting():
+            return super().transact(fn) if guard is None else super().transact(fn, guard)
+
+    def _transact_once(self, fn: Any, guard: Any, *, wait: bool) -> Any:
+        seen = self._rseq
+        try:
+            return super()._transact_once(fn, guard, wait=wait)
+        except ServerStateError:
+            raise
+        except Exception:  # from fn
+            if self._lagged(seen):
+                return None, []  # a conflict: go again on the newer state
+            raise
+
+    def _lagged(self, seen: int) -> bool:
+        """After ``fn`` raised: whether the mirror it read (at Redis sequence
+        ``seen``) was behind Redis; then the mirror catches up and the caller
+        runs ``fn`` again on the newer state, as it would after a conflict
+        (``fn`` raising on a value another replica already replaced is no
+        error of the app's)."""
+        try:
+            seq = int(self._client.hget(self._k_meta, "seq") or 0)
+        except _NET_ERRORS:
+            return False
+        if seq <= seen:
+            return False
+        self._catch_up(seq)
+        return True
+
+    def _respecting(self) -> _Respecting:
+        return _Respecting(self._local)
+
+    def _confirm(self, key: str, version: int) -> bool:
+        """An equal write changes nothing only if Redis agrees the mirror's
+        value is the newest: else a stale mirror would drop a write."""
+        self._ensure()
+        with self._root_lock:
+            if self.entry(key)[1] != version:
+                return False
+            expect = {key: self._rver.get(key, 0)}
+            epoch = self._epoch
+        reply = self._run(key, expect, "", {}, (), epoch)
+        return self._judge(reply, key) is not None
+
+    def _commit_one(self, key: str, expected: int, value: Any, token: Any) -> Change | None:
+        changes = self._commit({key: expected}, {key: value}, ())
+        return None if changes is None else changes[0]
+
+    def _commit(
+        self,
+        expected: dict[str, int] | None,
+        writes: dict[str, Any],
+        deletes: tuple[str, ...],
+        *,
+        since: int = 0,
+        conflicts: AbstractSet[str] | None = None,
+    ) -> tuple[Change, ...] | None:
+        self._ensure()
+        first = next(iter(writes), deletes[0] if deletes else None)
+        # Encoding first, outside every lock: a value Redis cannot take fails
+        # here, before anything is sent.
+        codec = self._codec
+        payloads = {key: codec.encode(key, value) for key, value in writes.items()}
+        tokens = _tokens_of(writes)
+        require = ""
+        with self._root_lock:
+            if self._exclusive is not None:
+                self._wait_exclusive()
+            rver = self._rver
+            if expected is not None:
+                for key, version in expected.items():
+                    if self.entry(key)[1] != version:
+                        return None
+                expect = {key: rver.get(key, 0) for key in expected}
+            elif conflicts is None:
+                if self._seq != since:
+                    return None
+                expect = {}
+                require = str(self._rseq)
+            else:
+                for key in conflicts:
+                    if self.entry(key)[1] > since:
+                        return None
+                expect = {key: rver.get(key, 0) for key in conflicts}
+            epoch = self._epoch
+        txid = uuid.uuid4().hex
+        pending = self._own[txid] = _Pending()
+        try:
+            reply = self._run(first, expect, require, payloads, deletes, epoch, txid)
+            seq = self._judge(reply, first)
+            if seq is None:
+                return None
+            return self._landed(pending, seq, writes, deletes, tokens)
+        finally:
+            self._own.pop(txid, None)
+
+    def _run(
+        self,
+        key: str | None,
+        expect: dict[str, int],
+        require: str,
+        payloads: dict[str, bytes],
+        deletes: Iterable[str],
+        epoch: str | None,
+        txid: str = "",
+    ) -> list[Any]:
+        """Send one commit (or, with nothing to write, one check); retries
+        on connection errors with the same transaction id until
+        ``WRITE_PATIENCE`` is spent."""
+        leases: dict[str, str] = getattr(self._local, "leases", None) or {}
+        deletes = list(deletes)
+        respect: list[str] = []
+        if getattr(self._local, "respect", 0):
+            respect = [self._k_lease + k for k in (*payloads, *deletes) if self._k_lease + k not in leases]
+        args: list[Any] = [
+            epoch or "",
+            require,
+            self._maxlen,
+            _origin_text(self._origin()),
+            txid,
+            TX_TTL,
+            len(expect),
+            len(leases),
+            len(respect),
+            len(payloads),
+            0,
+        ]
+        for k, v in expect.items():
+            args += (k, v)
+        args += leases.values()
+        for k, p in payloads.items():
+            args += (k, p)
+        args[10] = len(deletes)
+        args += deletes
+        keys = [self._k_data, self._k_ver, self._k_meta, self._k_log, self._k_tx + txid, *leases, *respect]
+        deadline = time.monotonic() + WRITE_PATIENCE
+        pause = 0.005
+        while True:
+            try:
+                reply = self._commit_script(keys=keys, args=args, client=self._client)
+            except _NET_ERRORS as exc:
+                if time.monotonic() + pause > deadline or self._closing.is_set():
+                    written = "nothing was written" if not txid else (
+                        "if the last attempt reached Redis it was applied once, and this replica "
+                        "shows it when Redis is back; else nothing was written"
+                    )
+                    raise ServerStateConnectionError(
+                        key,
+                        f"server_state could not write {key!r} to Redis at {_redact(self.url)} for "
+                        f"{WRITE_PATIENCE:.0f} s ({exc}): {written}. Reads still show the last state seen.",
+                    ) from exc
+                self._closing.wait(pause)
+                pause = min(pause * 2, 0.5)
+                continue
+            except redis.ResponseError as exc:
+                raise ServerStateError(
+                    f"server_state: Redis refused the commit of {key!r} ({exc}); nothing was written."
+                ) from exc
+            reply[0] = int(reply[0])
+            if reply[0] == -2:
+                self._wait_lease_free(respect[int(reply[1]) - 1], list(leases))
+                continue
+            return [int(x) for x in reply]
+
+    def _judge(self, reply: list[int], key: str | None) -> int | None:
+        """The Redis sequence of a commit that landed, or None (after the
+        mirror caught up with what made it fail) to retry."""
+        status = reply[0]
+        if status in (1, 2):
+            return reply[1]
+        if status == 0 or status == -4:
+            self._catch_up(reply[1])
+            return None
+        if status == -3:
+            self._resync()
+            return None
+        lost = list(getattr(self._local, "leases", {}))[reply[1] - 1][len(self._k_lease) :]
+        raise ServerStateLeaseError(
+            key or lost,
+            f"server_state: the lock of {lost!r} held by this thread expired (or was taken over) before "
+            f"the write of {key!r}: nothing was written. A `with server_state_lock[...]:` block "
+            f"must not stall for longer than the lease ({self.lease_ttl:g} s, SERVER_STATE_LEASE_TTL).",
+        )
+
+    def _landed(
+        self,
+        pending: _Pending,
+        seq: int,
+        writes: dict[str, Any],
+        deletes: tuple[str, ...],
+        tokens: dict[str, Any],
+    ) -> tuple[Change, ...]:
+        """Our commit is in Redis at ``seq``: into the mirror in sequence
+        order (applied here if it is next, else by the follower)."""
+        deadline = time.monotonic() + CATCH_UP
+        with self._root_lock:
+            while True:
+                if pending.changes is not None:
+                    return pending.changes
+                if self._rseq == seq - 1:
+                    return self._apply_redis(writes, deletes, tokens, seq)
+                if self._rseq >= seq:  # a resync took it in and announced it
+                    return tuple(Change(k, MISSING, v, self.entry(k)[1]) for k, v in writes.items())
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._caught_up.wait(left)
+        self._resync()
+        with self._root_lock:
+            if pending.changes is not None:
+                return pending.changes
+        return tuple(Change(k, MISSING, v, self.entry(k)[1]) for k, v in writes.items())
+
+    def _apply_redis(
+        self,
+        writes: dict[str, Any],
+        deletes: Iterable[str],
+        tokens: dict[str, Any],
+        seq: int,
+        unreadable: Iterable[str] = (),
+    ) -> tuple[Change, ...]:
+        """Under the root lock: the commit at Redis sequence ``seq`` (the
+        next one) into the mirror. ``unreadable`` keys were written with a
+        payload this replica refuses to decode: absent here, but their Redis
+        version is known, so a write of them here can replace them."""
+        rver = self._rver
+        deletes = list(deletes)
+        for key in writes:
+            rver[key] = seq
+        for key in deletes:
+            rver.pop(key, None)
+        unreadable = list(unreadable)
+        for key in unreadable:
+            rver[key] = seq
+        changes = self._apply(writes, (*deletes, *unreadable), tokens, self._seq + 1)
+        self._rseq = seq
+        self._caught_up.notify_all()
+        return changes
+
+    def _catch_up(self, seq: int) -> None:
+        """Wait until the mirror is at Redis sequence ``seq`` (resync if the
+        follower does not bring it there in time)."""
+        deadline = time.monotonic() + CATCH_UP
+        with self._root_lock:
+            while self._rseq < seq:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._caught_up.wait(left)
+            else:
+                return
+        self._resync()
+
+    # -- the follower ---------------------------------------------------------------
+
+    def _follow(self) -> None:
+        client = self._follow_client
+        last_id, gen = self._last_id, self._sync_gen
+        pause = 0.01
+        suspect = 0
+        while not self._closing.is_set():
+            try:
+                if self._sync_gen != gen:
+                    last_id, gen = self._last_id, self._sync_gen
+                reply = client.xread({self._k_log: last_id}, count=1000, block=self._block_ms)
+                pause = 0.01
+                if not reply:
+                    suspect = self._idle_check(client, suspect)
+                    continue
+                for entry_id, fields in _entries(reply):
+                    if not self._follow_entry(fields):
+                        break  # resynced: restart from its position
+                    last_id = entry_id
+            except _NET_ERRORS as exc:
+                if self._closing.is_set():
+                    return
+                _LOG.debug("server_state follower: %s; reconnecting in %.2f s", exc, pause)
+                self._closing.wait(pause)
+                pause = min(pause * 2, 1.0)
+                with contextlib.suppress(*_NET_ERRORS):
+                    self._check_epoch(client)
+            except Exception:
+                if self._closing.is_set():
+                    return
+                _LOG.exception("server_state follower failed; resyncing")
+                self._closing.wait(pause)
+                pause = min(pause * 2, 1.0)
+                with contextlib.suppress(Exception):
+                    self._resync()
+
+    def _follow_entry(self, fields: dict[bytes, bytes]) -> bool:
+        """Apply one stream entry; False after a resync it called for."""
+        seq = int(fields[b"seq"])
+        epoch = fields[b"e"].decode()
+        if epoch != self._epoch:
+            self._resync()
+            return False
+        if seq <= self._rseq:
+            return True  # ours, applied when it landed, or older than a resync
+        if seq != self._rseq + 1:
+            self._resync()  # a gap: the stream was trimmed past us
+            return False
+        writes, deletes = _parse_body(fields[b"b"])
+        decoded: dict[str, Any] = {}
+        unreadable: list[str] = []
+        for key, payload in writes:
+            try:
+                decoded[key] = self._codec.decode(key, payload)
+            except ServerStateError:
+                _LOG.exception("server_state: the value of %r from Redis cannot be read; the key is absent here", key)
+                unreadable.append(key)
+        txid = fields[b"tx"].decode()
+        tokens = _tokens_of(decoded)
+        with self._root_lock:
+            if seq != self._rseq + 1 or epoch != self._epoch:
+                return seq <= self._rseq
+            changes = self._apply_redis(decoded, deletes, tokens, seq, unreadable)
+            pending = self._own.get(txid)
+            if pending is not None:
+                pending.changes = changes
+                return True
+        if changes and self._on_remote is not None:
+            self._announce(changes, _origin_of(fields.get(b"o", b"")))
+        return True
+
+    def _announce(self, changes: tuple[Change, ...], origin: Origin) -> None:
+        try:
+            self._on_remote(changes, origin)  # type: ignore[misc]
+        except Exception:
+            _LOG.exception("server_state: announcing a commit from another replica failed")
+
+    def _idle_check(self, client: Any, suspect: int) -> int:
+        """Nothing came for a while: is the mirror still on Redis' track?"""
+        epoch, seq = client.hmget(self._k_meta, ["epoch", "seq"])
+        seq = int(seq or 0)
+        if epoch is None or epoch.decode() != self._epoch or seq < self._rseq:
+            self._resync()
+            return 0
+        if seq > self._rseq:
+            if suspect and seq >= suspect:
+                self._resync()  # the stream does not have what meta says was written
+                return 0
+            return seq
+        return 0
+
+    def _check_epoch(self, client: Any) -> None:
+        epoch, seq = client.hmget(self._k_meta, ["epoch", "seq"])
+        if epoch is None or epoch.decode() != self._epoch or int(seq or 0) < self._rseq:
+            self._resync()
+
+    # -- resync -----------------------------------------------------------------------
+
+    def _resync(self) -> None:
+        """Bring the mirror to Redis' state in one swap, decoding only the
+        keys whose version changed; announce what changed."""
+        with self._sync_lock:
+            client = self._client
+            try:
+                client.hsetnx(self._k_meta, "epoch", uuid.uuid4().hex)
+                pipe = client.pipeline(transaction=True)
+                pipe.hgetall(self._k_data)
+                pipe.hgetall(self._k_ver)
+                pipe.hmget(self._k_meta, ["epoch", "seq"])
+                pipe.xrevrange(self._k_log, "+", "-", count=1)
+                data, versions, (epoch_b, seq_b), last = pipe.execute()
+            except _NET_ERRORS as exc:
+                raise ServerStateConnectionError(
+                    None, f"server_state could not read the state from Redis at {_redact(self.url)} ({exc})."
+                ) from exc
+            epoch, seq = epoch_b.decode(), int(seq_b or 0)
+            first = self._epoch is None
+            same = epoch == self._epoch and seq >= self._rseq
+            known = self._rver
+            latest = self._latest
+            rver: dict[str, int] = {}
+            writes: dict[str, Any] = {}
+            unreadable: set[str] = set()
+            for field, version_b in versions.items():
+                key, version = field.decode(), int(version_b)
+                payload = data.get(field)
+                if payload is None:
+                    continue
+                rver[key] = version
+                if same and known.get(key) == version and key in latest:
+                    continue
+                try:
+                    value = self._codec.decode(key, payload)
+                except ServerStateError:
+                    _LOG.exception("server_state: the value of %r in Redis cannot be read; the key is absent here", key)
+                    unreadable.add(key)
+                    continue
+                entry = latest.get(key)
+                if entry is not None and unchanged(entry[0], value):
+                    continue  # the same value under a new epoch: nothing to rerun for
+                writes[key] = value
+            tokens = _tokens_of(writes)
+            with self._root_lock:
+                deletes = [k for k in self._latest if k not in rver or k in unreadable]
+                changes = self._apply(writes, deletes, tokens, self._seq + 1) if writes or deletes else ()
+                self._rver, self._rseq, self._epoch = rver, seq, epoch
+                self._last_id = last[0][0] if last else b"0-0"
+                self._sync_gen += 1
+                self.resyncs += 1
+                self._caught_up.notify_all()
+        if changes and not first and self._on_remote is not None:
+            self._announce(changes, LOCAL)  # (the first load changes nothing anybody saw)
+
+    # -- leases -------------------------------------------------------------------------
+
+    def _lease_take(self, key: str, blocking: bool, deadline: float | None) -> str | None:
+        """Take ``key``'s lease; its token, or None when not blocking (or
+        past ``deadline``) and another holds it."""
+        self._ensure()
+        name = self._k_lease + key
+        token = uuid.uuid4().hex
+        ttl = str(int(self.lease_ttl * 1000))
+        pause = 0.001
+        net_deadline = time.monotonic() + WRITE_PATIENCE
+        while True:
+            try:
+                got, value = self._take_script(keys=[name, self._k_meta], args=[token, ttl], client=self._client)
+            except _NET_ERRORS as exc:
+                if time.monotonic() > net_deadline:
+                    raise ServerStateConnectionError(
+                        key, f"server_state could not take the lock of {key!r} in Redis ({exc})."
+                    ) from exc
+                self._closing.wait(pause)
+                pause = min(pause * 2, 0.5)
+                continue
+            if int(got) == 1:
+                break
+            if not blocking or (deadline is not None and time.monotonic() >= deadline):
+                return None
+            wait = min(pause, int(value) / 1000 if int(value) > 0 else pause)
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - time.monotonic()))
+            self._closing.wait(wait)
+            pause = min(pause * 2, 0.02)
+        leases = getattr(self._local, "leases", None)
+        if leases is None:
+            leases = self._local.leases = {}
+        leases[name] = token
+        with self._leases_lock:
+            self._leases[name] = token
+        # What the last holder wrote is in Redis before its release: show it.
+        self._catch_up(int(value))
+        return token
+
+    def _lease_drop(self, key: str, token: str) -> None:
+        name = self._k_lease + key
+        leases = getattr(self._local, "leases", {})
+        leases.pop(name, None)
+        with self._leases_lock:
+            if self._leases.get(name) == token:
+                del self._leases[name]
+        try:
+            self._drop_script(keys=[name], args=[token], client=self._client)
+        except _NET_ERRORS as exc:
+            _LOG.warning("server_state: could not release the lock of %r in Redis (%s); it expires in %g s", key, exc, self.lease_ttl)
+
+    def _wait_lease_free(self, name: str, held: list[str]) -> None:
+        """Until another replica releases (or loses) the lock ``name``. A
+        thread holding other locks meanwhile gets ``ServerStateDeadlockError``
+        after ``LOCK_PATIENCE``, as it would in one process."""
+        pause = 0.001
+        deadline = time.monotonic() + _locks.LOCK_PATIENCE
+        while not self._closing.is_set():
+            try:
+                if not self._client.exists(name):
+                    return
+            except _NET_ERRORS:
+                pass
+            if held and time.monotonic() > deadline:
+                cut = len(self._k_lease)
+                raise ServerStateDeadlockError([name[cut:]], [k[cut:] for k in held], _locks.LOCK_PATIENCE)
+            self._closing.wait(pause)
+            pause = min(pause * 2, 0.02)
+
+    def _renew(self) -> None:
+        ttl = str(int(self.lease_ttl * 1000))
+        while not self._closing.wait(self.lease_ttl / 3):
+            with self._leases_lock:
+                held = list(self._leases.items())
+            for name, token in held:
+                try:
+                    if not int(self._renew_script(keys=[name], args=[token, ttl], client=self._client)):
+                        _LOG.warning("server_state: the lock %s was lost (expired); writes under it will fail", name)
+                except _NET_ERRORS as exc:
+                    _LOG.warning("server_state: could not renew the lock %s (%s)", name, exc)
+
+
+class _Respecting:
+    """Inside ``update``/``transact``: commits wait while another replica
+    holds the lock of a key they write (as they wait for the local lock)."""
+
+    __slots__ = ("_local",)
+
+    def __init__(self, local: threading.local) -> None:
+        self._local = local
+
+    def __enter__(self) -> None:
+        self._local.respect = getattr(self._local, "respect", 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._local.respect -= 1
+
+
+class LeasedLock:
+    """``server_state_lock[key]`` with Redis: this process's re-entrant lock,
+    plus a lease in Redis while the outermost ``with`` lasts."""
+
+    def __init__(self, store: RedisStore, key: str, local: threading.RLock) -> None:
+        self._store, self._key, self._local = store, key, local
+        self._depth = 0  # only the owning thread changes it
+        self._token: str | None = None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        if not self._local.acquire(blocking, timeout if blocking else -1):
+            return False
+        if self._depth:
+            self._depth += 1
+            return True
+        try:
+            token = self._store._lease_take(self._key, blocking, deadline)
+        except BaseException:
+            self._local.release()
+            raise
+        if token is None:
+            self._local.release()
+            return False
+        self._token, self._depth = token, 1
+        return True
+
+    def release(self) -> None:
+        if not self._local._is_owned():  # type: ignore[attr-defined]
+            raise RuntimeError(f"server_state_lock[{self._key!r}] released without being held")
+        self._depth -= 1
+        if self._depth == 0:
+            token, self._token = self._token, None
+            try:
+                if token is not None:
+                    self._store._lease_drop(self._key, token)
+            finally:
+                self._local.release()
+        else:
+            self._local.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _is_owned(self) -> bool:
+        return self._local._is_owned()  # type: ignore[attr-defined,no-any-return]
+
+    def locked(self) -> bool:
+        return self._depth > 0 or self._local._is_owned()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"<server_state_lock[{self._key!r}] (Redis lease, {'held' if self._depth else 'free'})>"
+
+
+def _origin_text(origin: Origin) -> str:
+    if origin is LOCAL or (not origin.round and not origin.chain and not origin.no_rerun):
+        return ""
+    return json.dumps([origin.round, sorted(origin.chain), origin.no_rerun])
+
+
+def _origin_of(text: bytes) -> Origin:
+    if not text:
+        return LOCAL
+    try:
+        round_, chain, no_rerun = json.loads(text)
+        return Origin(int(round_), frozenset(map(str, chain)), bool(no_rerun))
+    except (ValueError, TypeError):
+        return LOCAL
+
+
+def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """The entries of an XREAD reply (RESP2 list or RESP3 map)."""
+    if isinstance(reply, dict):
+        streams = list(reply.values())
+        return [e for s in streams for e in (s[0] if s and isinstance(s[0], list) else s)]
+    return [e for _, entries in reply for e in entries]
+
+
+def _parse_body(body: bytes) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """A stream entry's writes and deletes: ``s<len>:<key><len>:<payload>``
+    and ``d<len>:<key>``, lengths in bytes."""
+    writes: list[tuple[str, bytes]] = []
+    deletes: list[str] = []
+    i, end = 0, len(body)
+    while i < end:
+        kind = body[i]
+        colon = body.index(b":", i + 1)
+        start = colon + 1
+        stop = start + int(body[i + 1 : colon])
+        key = body[start:stop].decode()
+        if kind == 0x73:  # 's'
+            colon = body.index(b":", stop)
+            start = colon + 1
+            i = start + int(body[stop:colon])
+            writes.append((key, body[start:i]))
+        else:
+            deletes.append(key)
+            i = stop
+        continue
+    return writes, deletes

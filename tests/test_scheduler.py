@@ -9,6 +9,7 @@ tests/test_reruns_hardening.py); these pin down the rules that make it.
 from __future__ import annotations
 
 import contextvars
+import gc
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -326,3 +327,18 @@ def test_request_stop_marks_the_runner_before_the_stop_is_seen(monkeypatch: pyte
 @pytest.fixture(autouse=True)
 def _quiet_server_state_log(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="server_state")
+
+
+def test_a_second_state_does_not_take_the_first_ones_run_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(adapter, "_events", ())
+    first, second = _Events(), _Events()
+    adapter.install(first)
+    adapter.install(second)
+    adapter.install(first)  # again: still once
+    runner = _Runner(ScriptRequestType.CONTINUE, False)
+    adapter._on_runner_event(runner, ScriptRunnerEvent.SCRIPT_STOPPED_WITH_SUCCESS)  # type: ignore[arg-type]
+    assert first.finished == [True] and second.finished == [True]
+    del second
+    gc.collect()
+    adapter._on_runner_event(runner, ScriptRunnerEvent.SCRIPT_STOPPED_WITH_SUCCESS)  # type: ignore[arg-type]
+    assert first.finished == [True, True]  # a collected state's scheduler is skipped

@@ -168,10 +168,11 @@ _NET_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 class _Pending:
     """A commit of this replica on its way into the mirror."""
 
-    __slots__ = ("changes",)
+    __slots__ = ("changes", "epoch")
 
-    def __init__(self) -> None:
+    def __init__(self, epoch: str | None) -> None:
         self.changes: tuple[Change, ...] | None = None
+        self.epoch = epoch  # of the data it was committed to
 
 
 class RedisStore(MemoryStore):
@@ -224,6 +225,7 @@ class RedisStore(MemoryStore):
         self._rver: dict[str, int] = {}  # present key -> Redis version
         self._rseq = 0  # the Redis sequence the mirror is at
         self._epoch: str | None = None
+        self._run_id = ""  # of the Redis process the mirror was synced from
         self._last_id: bytes = b"0-0"
         self._sync_gen = 0  # resyncs so far (the follower restarts from _last_id after one)
         self._caught_up = threading.Condition(self._root_lock)
@@ -411,9 +413,9 @@ class RedisStore(MemoryStore):
             if self.entry(key)[1] != version:
                 return False
             expect = {key: self._rver.get(key, 0)}
-            epoch = self._epoch
+            epoch, seen = self._epoch, self._rseq
         reply = self._run(key, expect, "", {}, (), epoch)
-        return self._judge(reply, key) is not None
+        return self._judge(reply, key, seen) is not None
 
     def _commit_one(self, key: str, expected: int, value: Any, token: Any) -> Change | None:
         changes = self._commit({key: expected}, {key: value}, ())
@@ -455,12 +457,12 @@ class RedisStore(MemoryStore):
                     if self.entry(key)[1] > since:
                         return None
                 expect = {key: rver.get(key, 0) for key in conflicts}
-            epoch = self._epoch
+            epoch, seen = self._epoch, self._rseq
         txid = uuid.uuid4().hex
-        pending = self._own[txid] = _Pending()
+        pending = self._own[txid] = _Pending(epoch)
         try:
             reply = self._run(first, expect, require, payloads, deletes, epoch, txid)
-            seq = self._judge(reply, first)
+            seq = self._judge(reply, first, seen)
             if seq is None:
                 return None
             return self._landed(pending, seq, writes, deletes, tokens)
@@ -535,14 +537,20 @@ class RedisStore(MemoryStore):
                 continue
             return [int(x) for x in reply]
 
-    def _judge(self, reply: list[int], key: str | None) -> int | None:
+    def _judge(self, reply: list[int], key: str | None, seen: int) -> int | None:
         """The Redis sequence of a commit that landed, or None (after the
         mirror caught up with what made it fail) to retry."""
         status = reply[0]
         if status in (1, 2):
             return reply[1]
         if status == 0 or status == -4:
-            self._catch_up(reply[1])
+            if reply[1] <= seen:
+                # Redis is not ahead of the mirror the commit was checked
+                # against, yet disagrees with it: it went back (an older
+                # dump, a failover). Start again from what it has.
+                self._resync(full=True)
+            else:
+                self._catch_up(reply[1])
             return None
         if status == -3:
             self._resync()
@@ -570,19 +578,39 @@ class RedisStore(MemoryStore):
             while True:
                 if pending.changes is not None:
                     return pending.changes
+                if self._epoch != pending.epoch:
+                    break
                 if self._rseq == seq - 1:
                     return self._apply_redis(writes, deletes, tokens, seq)
-                if self._rseq >= seq:  # a resync took it in and announced it
-                    return tuple(Change(k, MISSING, v, self.entry(k)[1]) for k, v in writes.items())
+                if self._rseq >= seq:  # a resync took it in (and announced it)
+                    return self._taken(writes, deletes)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._caught_up.wait(left)
-        self._resync()
+        if self._epoch == pending.epoch:
+            self._resync()
         with self._root_lock:
             if pending.changes is not None:
                 return pending.changes
-        return tuple(Change(k, MISSING, v, self.entry(k)[1]) for k, v in writes.items())
+            if self._epoch == pending.epoch and self._rseq >= seq:
+                return self._taken(writes, deletes)
+        key = next(iter(writes), deletes[0] if deletes else None)
+        raise ServerStateConnectionError(
+            key,
+            f"server_state: the write of {key!r} reached Redis at {_redact(self.url)}, which then lost "
+            "its data (it restarted empty or failed over to a copy without the write): the write is "
+            "lost with it. This replica now shows what Redis has.",
+        )
+
+    def _taken(self, writes: dict[str, Any], deletes: tuple[str, ...]) -> tuple[Change, ...]:
+        """Under the root lock: the changes of our commit that a resync took
+        into the mirror (their old values are no longer known)."""
+        entry = self.entry
+        return (
+            *(Change(k, MISSING, v, entry(k)[1]) for k, v in writes.items()),
+            *(Change(k, MISSING, MISSING, entry(k)[1]) for k in deletes),
+        )
 
     def _apply_redis(
         self,
@@ -717,18 +745,35 @@ class RedisStore(MemoryStore):
         return 0
 
     def _check_epoch(self, client: Any) -> None:
+        """After a lost connection: a Redis restarted (from an older dump, or
+        a replica promoted) may hold an older state under the same epoch, so
+        another server process means a full resync."""
         epoch, seq = client.hmget(self._k_meta, ["epoch", "seq"])
-        if epoch is None or epoch.decode() != self._epoch or int(seq or 0) < self._rseq:
+        if _server_id(client) != self._run_id:
+            self._resync(full=True)
+        elif epoch is None or epoch.decode() != self._epoch or int(seq or 0) < self._rseq:
             self._resync()
 
     # -- resync -----------------------------------------------------------------------
 
-    def _resync(self) -> None:
+    def _resync(self, full: bool = False) -> None:
         """Bring the mirror to Redis' state in one swap, decoding only the
-        keys whose version changed; announce what changed."""
+        keys whose version changed (all of them when ``full``, or when Redis
+        went back: another epoch, a lower sequence, another server process);
+        announce what changed."""
+        for _ in range(10):
+            if self._resync_once(full):
+                return
+        self._resync_once(full, force=True)
+
+    def _resync_once(self, full: bool, force: bool = False) -> bool:
+        """One try; False when the mirror moved while the snapshot was read."""
         with self._sync_lock:
             client = self._client
+            with self._root_lock:
+                start_rseq, start_epoch = self._rseq, self._epoch
             try:
+                run_id = _server_id(client)
                 client.hsetnx(self._k_meta, "epoch", uuid.uuid4().hex)
                 pipe = client.pipeline(transaction=True)
                 pipe.hgetall(self._k_data)
@@ -741,8 +786,8 @@ class RedisStore(MemoryStore):
                     None, f"server_state could not read the state from Redis at {_redact(self.url)} ({exc})."
                 ) from exc
             epoch, seq = epoch_b.decode(), int(seq_b or 0)
-            first = self._epoch is None
-            same = epoch == self._epoch and seq >= self._rseq
+            first = start_epoch is None
+            same = not full and epoch == start_epoch and seq >= start_rseq and run_id == self._run_id
             known = self._rver
             latest = self._latest
             rver: dict[str, int] = {}
@@ -768,15 +813,19 @@ class RedisStore(MemoryStore):
                 writes[key] = value
             tokens = _tokens_of(writes)
             with self._root_lock:
+                if not force and (self._rseq != start_rseq or self._epoch != start_epoch):
+                    # Already past this snapshot: done; else the diff is stale: read again.
+                    return same and self._epoch == epoch and self._rseq >= seq
                 deletes = [k for k in self._latest if k not in rver or k in unreadable]
                 changes = self._apply(writes, deletes, tokens, self._seq + 1) if writes or deletes else ()
-                self._rver, self._rseq, self._epoch = rver, seq, epoch
+                self._rver, self._rseq, self._epoch, self._run_id = rver, seq, epoch, run_id
                 self._last_id = last[0][0] if last else b"0-0"
                 self._sync_gen += 1
                 self.resyncs += 1
                 self._caught_up.notify_all()
         if changes and not first and self._on_remote is not None:
             self._announce(changes, LOCAL)  # (the first load changes nothing anybody saw)
+        return True
 
     # -- leases -------------------------------------------------------------------------
 
@@ -815,8 +864,12 @@ class RedisStore(MemoryStore):
         leases[name] = token
         with self._leases_lock:
             self._leases[name] = token
-        # What the last holder wrote is in Redis before its release: show it.
-        self._catch_up(int(value))
+        try:
+            # What the last holder wrote is in Redis before its release: show it.
+            self._catch_up(int(value))
+        except BaseException:
+            self._lease_drop(key, token)  # never leave a lease nobody will release
+            raise
         return token
 
     def _lease_drop(self, key: str, token: str) -> None:
@@ -933,6 +986,15 @@ class LeasedLock:
 
     def __repr__(self) -> str:
         return f"<server_state_lock[{self._key!r}] (Redis lease, {'held' if self._depth else 'free'})>"
+
+
+def _server_id(client: Any) -> str:
+    """The Redis process' run id (a new one after every restart or
+    failover); "" where INFO is not allowed."""
+    try:
+        return str(client.info("server").get("run_id", ""))
+    except redis.ResponseError:
+        return ""
 
 
 def _origin_text(origin: Origin) -> str:

@@ -24,8 +24,8 @@ Every payload starts with one marker byte that says how the rest is encoded:
     12  pdeque             [maxlen, [items]]
     13  complex            struct <dd
     14  date               struct <HBB
-    15  datetime           struct <HBBBBBIB (… microsecond, fold) + zone
-    16  time               struct <BBBIB (… microsecond, fold) + zone
+    15  datetime           struct <HBBBBBI (year … microsecond), then fold + zone unless naive, fold 0
+    16  time               struct <BBBI (hour … microsecond), then fold + zone unless naive, fold 0
     17  timedelta          struct <iii (days, seconds, microseconds)
     18  timezone           zone
     19  Decimal            str(value): sign, digits, exponent, NaN/sNaN/Infinity
@@ -40,21 +40,27 @@ Every payload starts with one marker byte that says how the rest is encoded:
     40  pandas Timestamp   [int in its unit, unit, zone]
     41  pandas Timedelta   [int in its unit, unit]
     42  pandas NaT         nothing
-    43  pandas Index       index (below)
-    44  pandas Series      [index, name, column, Arrow IPC stream or None]
-    45  pandas DataFrame   [index, columns (an index), [column...], Arrow IPC stream or None]
+    43  pandas Index       [index, arrow]
+    44  pandas Series      [index, name, values, arrow]
+    45  pandas DataFrame   [index, columns (an index), [values of each column], arrow]
+    46  pandas NA          nothing
     ==  =================  ==============================================
 
-    A zone is ``b""`` (naive), ``b"O"`` + <q offset in microseconds
-    (``datetime.timezone``), ``b"N"`` + <q + UTF-8 name (a named
-    ``timezone``) or ``b"Z"`` + UTF-8 key (``zoneinfo.ZoneInfo``). A pandas
-    column is a numpy array (non-object dtypes), a list of cells (object
-    dtype) or the position of the column in the payload's Arrow stream
-    (extension dtypes: str, category, nullable, tz-aware...). An index is
-    ``["r", start, stop, step, name]`` (RangeIndex), ``["n", array, name,
-    freq]``, ``["o", cells, name]`` or ``["a", Arrow IPC stream, freq]``
-    (MultiIndex and extension dtypes). A frame, series or index is encoded
-    only if it decodes back the same (``unchanged``); else it is refused.
+    A fold is one byte (0 or 1); a zone is ``b""`` (naive), ``b"O"`` + <q
+    offset in microseconds (``datetime.timezone``), ``b"N"`` + <q + UTF-8
+    name (a named ``timezone``) or ``b"Z"`` + UTF-8 key (``ZoneInfo``).
+
+    pandas values are ``["n", numpy array]`` (numpy dtypes but object),
+    ``["o", [cells]]`` (object dtype: each cell tagged as above, so mixed
+    columns are exact), ``["s", [cells], storage, NaN or NA]`` (the ``str``
+    dtype) or ``["a", i]``: column ``i`` of ``arrow``, one Arrow IPC stream
+    (or None) for the extension dtypes (category, nullable ints, tz-aware,
+    period...). An index is ``[name, freq, values]``, where values may also
+    be ``["r", start, stop, step]`` (RangeIndex) or ``["m", Arrow stream]``
+    (MultiIndex). What goes through Arrow is read back when encoded and
+    refused unless it comes back the same; the other forms are exact by
+    construction. Cells come back as the plain forms decoding gives (a
+    FrozenList cell as a list), which ``unchanged`` does not tell apart.
 
     Decoding gives plain containers (list, dict, deque, Counter...) that go
     through ``freeze(value, key)``, which makes them the stored form again.
@@ -273,8 +279,8 @@ def _ext(code: int, data: bytes) -> msgpack.ExtType:
 
 _COMPLEX = struct.Struct("<dd")
 _DATE = struct.Struct("<HBB")
-_DATETIME = struct.Struct("<HBBBBBIB")
-_TIME = struct.Struct("<BBBIB")
+_DATETIME = struct.Struct("<HBBBBBI")
+_TIME = struct.Struct("<BBBI")
 _TIMEDELTA = struct.Struct("<iii")
 _OFFSET = struct.Struct("<q")
 
@@ -339,15 +345,20 @@ _ZONES: dict[int, tuple[Any, bytes]] = {}
 
 
 def _datetime(v: datetime.datetime) -> msgpack.ExtType:
-    return _ext(
-        15,
-        _DATETIME.pack(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, v.fold)
-        + _zone(v.tzinfo, v),
-    )
+    data = _DATETIME.pack(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
+    if v.tzinfo is None and not v.fold:
+        return _ext(15, data)
+    return _ext(15, data + _FOLDS[v.fold] + _zone(v.tzinfo, v))
 
 
 def _time(v: datetime.time) -> msgpack.ExtType:
-    return _ext(16, _TIME.pack(v.hour, v.minute, v.second, v.microsecond, v.fold) + _zone(v.tzinfo, v))
+    data = _TIME.pack(v.hour, v.minute, v.second, v.microsecond)
+    if v.tzinfo is None and not v.fold:
+        return _ext(16, data)
+    return _ext(16, data + _FOLDS[v.fold] + _zone(v.tzinfo, v))
+
+
+_FOLDS = (b"\x00", b"\x01")
 
 
 def _timedelta(v: datetime.timedelta) -> msgpack.ExtType:
@@ -449,10 +460,12 @@ def _refusal(key: str, value: Any, error: _Refused | None) -> ServerStateTypeErr
         found = None
     if found is not None:
         where, error = found
-    obj = error.obj
-    what = "this value" if obj is None else f"a {type(obj).__module__}.{type(obj).__qualname__}"
-    if obj is not None and type(obj).__module__ == "builtins":
-        what = f"a {type(obj).__qualname__}"
+    kind = type(error.obj)
+    what = (
+        f"a {kind.__qualname__}"
+        if kind.__module__ == "builtins"
+        else f"a {kind.__module__}.{kind.__qualname__}"
+    )
     because = f" ({error.reason})" if error.reason else ""
     return ServerStateTypeError(key, f"{where}: cannot store {what} in Redis{because}; {_HOW_TO_PICKLE}.")
 
@@ -469,13 +482,25 @@ def _locate(value: Any, where: str) -> tuple[str, _Refused] | None:
     if isinstance(value, _SEQUENCES):
         unordered = isinstance(value, (PSet, set, frozenset))
         for i, v in enumerate(cast("Iterable[Any]", value)):
-            found = _locate(v, f"{where} (an item of a {type(value).__name__})" if unordered else f"{where}[{i}]")
+            found = _locate(
+                v, f"{where} (an item of a {type(value).__name__})" if unordered else f"{where}[{i}]"
+            )
             if found is not None:
                 return found
     return _try(value, where)
 
 
-_SEQUENCES: tuple[type, ...] = (list, tuple, collections.deque, PVector, PSet, set, frozenset, *_PLIST, _PDEQUE)
+_SEQUENCES: tuple[type, ...] = (
+    list,
+    tuple,
+    collections.deque,
+    PVector,
+    PSet,
+    set,
+    frozenset,
+    *_PLIST,
+    _PDEQUE,
+)
 
 
 _reprs = reprlib.Repr()  # keyword arguments only from Python 3.12 on
@@ -525,98 +550,61 @@ def _pandas(obj: Any) -> Any:
     kind = type(obj)
     if obj is pd.NaT:
         return _ext(42, b"")
+    if obj is pd.NA:
+        return _ext(46, b"")
     if kind is pd.Timestamp:
         return _ext(40, _pack([int(obj.asm8.view("i8")), obj.unit, _zone(obj.tzinfo, obj)]))
     if kind is pd.Timedelta:
         return _ext(41, _pack([int(obj.asm8.view("i8")), obj.unit]))
     if kind is pd.DataFrame:
-        return _checked(obj, 45, _frame_parts)
+        return _ext(45, _pandas_data(obj, _frame_parts))
     if kind is pd.Series:
-        return _checked(obj, 44, _series_parts)
+        return _ext(44, _pandas_data(obj, _series_parts))
     if isinstance(obj, pd.Index) and kind.__module__ == "pandas":
-        return _checked(obj, 43, _index_parts)
+        return _ext(43, _pandas_data(obj, _lone_index_parts))
     raise _Refused(obj)
 
 
-def _checked(obj: Any, code: int, parts: Callable[[Any, Any], list[Any]]) -> msgpack.ExtType:
-    """The ext of a frame, series or index, if it decodes back the same."""
+def _pandas_data(obj: Any, parts: Callable[[Any, Any, _Arrow], list[Any]]) -> bytes:
+    pd = sys.modules["pandas"]
+    arrow = _Arrow(obj)
     try:
-        out = _ext(code, _pack(parts(sys.modules["pandas"], obj)))
+        return _pack([*parts(pd, obj, arrow), arrow.stream(pd)])
     except _Refused as e:
         raise _Refused(e.obj, "; ".join(filter(None, [e.reason, _cell_of(obj)]))) from None
     except RecursionError:
         raise
     except Exception as e:  # pyarrow's ArrowInvalid, ArrowTypeError...
         raise _Refused(obj, f"pyarrow cannot convert it: {e}") from None
-    try:
-        back = _DECODERS[code](out.data)
-    except _Corrupt as e:
-        raise _Refused(obj, f"it would not decode: {e}") from None
-    except Exception as e:
-        raise _Refused(obj, f"pandas or pyarrow cannot read it back: {e!r}") from None
-    if not unchanged(obj, back) or not _same_cells(obj, back):
-        raise _Refused(obj, _difference(obj, back))
-    return out
 
 
-def _cell_of(obj: Any) -> str:
-    """Where in a frame or series the object cell that was refused is (the error path only)."""
-    pd = sys.modules["pandas"]
-    columns = obj.items() if isinstance(obj, pd.DataFrame) else [(None, obj)]
-    for label, s in columns:
-        if s.dtype == object:
-            for row, cell in s.items():
-                if _try(cell, "") is not None:
-                    column = "" if label is None else f"column {_short(label)}, "
-                    return f"in {column}row {_short(row)} of the {type(obj).__name__}"
-    return ""
+class _Arrow:
+    """The arrays of one frame, series or index that only Arrow carries
+    (extension dtypes), sent as one IPC stream and checked to read back the same."""
+
+    def __init__(self, owner: Any) -> None:
+        self.owner = owner
+        self.arrays: list[Any] = []
+
+    def add(self, array: Any) -> int:
+        self.arrays.append(array)
+        return len(self.arrays) - 1
+
+    def stream(self, pd: Any) -> bytes | None:
+        if not self.arrays:
+            return None
+        frame = pd.DataFrame({str(i): a for i, a in enumerate(self.arrays)}, copy=False)
+        data = _arrow_stream(frame, False)
+        back = _from_arrow(data)
+        for i, a in enumerate(self.arrays):
+            if not unchanged(pd.Series(a, copy=False), pd.Series(back.iloc[:, i].array, copy=False)):
+                raise _Refused(
+                    self.owner, f"its values of dtype {a.dtype} would not come back the same from Redis"
+                )
+        return data
 
 
-def _same_cells(a: Any, b: Any) -> bool:
-    """The exact types of the cells of object columns and indexes, which
-    ``unchanged`` does not see (to pandas, 1 == 1.0)."""
-    pd = sys.modules["pandas"]
-    if isinstance(a, pd.DataFrame):
-        return (
-            _same_cells(a.index, b.index)
-            and _same_cells(a.columns, b.columns)
-            and all(_same_cells(s, t) for (_, s), (_, t) in zip(a.items(), b.items(), strict=True))
-        )
-    if isinstance(a, pd.Series) and not _same_cells(a.index, b.index):
-        return False
-    return a.dtype != object or list(map(type, a)) == list(map(type, b))
-
-
-def _difference(a: Any, b: Any) -> str:
-    pd = sys.modules["pandas"]
-    why = "it would not come back the same from Redis"
-    if isinstance(a, pd.Index):
-        return f"{why}: {a.dtype} index"
-    if not a.index.identical(b.index):
-        return f"{why}: its index ({type(a.index).__name__}, {a.index.dtype})"
-    if isinstance(a, pd.DataFrame):
-        if not a.columns.identical(b.columns):
-            return f"{why}: its column labels ({type(a.columns).__name__}, {a.columns.dtype})"
-        for (label, s), (_, t) in zip(a.items(), b.items(), strict=True):
-            if not unchanged(s, t) or not _same_cells(s, t):
-                return f"{why}: its column {label!r} of dtype {s.dtype}"
-    return f"{why}: its values of dtype {a.dtype}"
-
-
-def _column(pd: Any, s: Any, arrow: list[Any]) -> Any:
-    """A column's encoding: an array, a list of cells, or a position in ``arrow``."""
-    np = sys.modules["numpy"]
-    dtype = s.dtype
-    if isinstance(dtype, np.dtype):
-        if dtype.kind == "O":
-            return list(s.to_numpy())
-        if dtype.kind in _PLAIN_KINDS:
-            return s.to_numpy()
-    arrow.append(s.array)
-    return len(arrow) - 1
-
-
-def _arrow_stream(pd: Any, frame: Any, index: bool) -> bytes:
+def _arrow_stream(frame: Any, index: bool) -> bytes:
     try:
         pa = importlib.import_module("pyarrow")
     except ImportError:
@@ -630,37 +618,66 @@ def _arrow_stream(pd: Any, frame: Any, index: bool) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def _arrow_columns(pd: Any, arrays: list[Any]) -> bytes | None:
-    if not arrays:
-        return None
-    return _arrow_stream(pd, pd.DataFrame({str(i): a for i, a in enumerate(arrays)}, copy=False), False)
-
-
-def _index_parts(pd: Any, idx: Any) -> list[Any]:
+def _values_parts(pd: Any, values: Any, arrow: _Arrow) -> list[Any]:
+    """The values of a column or an index: ``["n", array]`` (numpy dtypes),
+    ``["o", cells]`` (object), ``["s", cells, storage, NaN or NA]`` (str) or
+    ``["a", position in the Arrow stream]``."""
     np = sys.modules["numpy"]
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype):
+        if dtype.kind == "O":
+            return ["o", list(values)]
+        if dtype.kind in _PLAIN_KINDS:
+            return ["n", values.to_numpy()]
+    elif type(dtype) is pd.StringDtype and dtype.storage in ("python", "pyarrow"):
+        return ["s", list(values), dtype.storage, dtype.na_value is not pd.NA]
+    return ["a", arrow.add(values.array)]
+
+
+def _index_parts(pd: Any, idx: Any, arrow: _Arrow) -> list[Any]:
+    """``[name, freq, values]``; values as in ``_values_parts``, or ``["r",
+    start, stop, step]`` (RangeIndex), or ``["m", Arrow stream]`` (MultiIndex)."""
     kind = type(idx)
     if kind is pd.RangeIndex:
-        return ["r", idx.start, idx.stop, idx.step, idx.name]
-    freq = getattr(idx, "freqstr", None) if kind in (pd.DatetimeIndex, pd.TimedeltaIndex) else None
-    dtype = idx.dtype
-    if kind is not pd.MultiIndex and isinstance(dtype, np.dtype):
-        if dtype.kind == "O":
-            return ["o", list(idx), idx.name]
-        if dtype.kind in _PLAIN_KINDS:
-            return ["n", idx.to_numpy(), idx.name, freq]
-    return ["a", _arrow_stream(pd, pd.DataFrame(index=idx), True), freq]
+        return [idx.name, None, ["r", idx.start, idx.stop, idx.step]]
+    if kind is pd.MultiIndex:
+        data = _arrow_stream(pd.DataFrame(index=idx), True)
+        if not _from_arrow(data).index.identical(idx):
+            raise _Refused(idx, "its MultiIndex would not come back the same from Redis")
+        return [None, None, ["m", data]]
+    freq = idx.freqstr if kind in (pd.DatetimeIndex, pd.TimedeltaIndex) else None
+    return [idx.name, freq, _values_parts(pd, idx, arrow)]
 
 
-def _series_parts(pd: Any, s: Any) -> list[Any]:
-    arrow: list[Any] = []
-    column = _column(pd, s, arrow)
-    return [_index_parts(pd, s.index), s.name, column, _arrow_columns(pd, arrow)]
+def _lone_index_parts(pd: Any, idx: Any, arrow: _Arrow) -> list[Any]:
+    return [_index_parts(pd, idx, arrow)]
 
 
-def _frame_parts(pd: Any, df: Any) -> list[Any]:
-    arrow: list[Any] = []
-    columns = [_column(pd, s, arrow) for _, s in df.items()]
-    return [_index_parts(pd, df.index), _index_parts(pd, df.columns), columns, _arrow_columns(pd, arrow)]
+def _series_parts(pd: Any, s: Any, arrow: _Arrow) -> list[Any]:
+    return [_index_parts(pd, s.index, arrow), s.name, _values_parts(pd, s, arrow)]
+
+
+def _frame_parts(pd: Any, df: Any, arrow: _Arrow) -> list[Any]:
+    return [
+        _index_parts(pd, df.index, arrow),
+        _index_parts(pd, df.columns, arrow),
+        [_values_parts(pd, s, arrow) for _, s in df.items()],
+    ]
+
+
+def _cell_of(obj: Any) -> str:
+    """Where in a frame or series the object cell that was refused is (the error path only)."""
+    pd = sys.modules["pandas"]
+    columns = (
+        obj.items() if isinstance(obj, pd.DataFrame) else [(None, obj)] if isinstance(obj, pd.Series) else []
+    )
+    for label, s in columns:
+        if s.dtype == object:
+            for row, cell in s.items():
+                if _try(cell, "") is not None:
+                    column = "" if label is None else f"column {_short(label)}, "
+                    return f"in {column}row {_short(row)} of the {type(obj).__name__}"
+    return ""
 
 
 # -- decoding ----------------------------------------------------------------------------------
@@ -734,13 +751,19 @@ _UNZONES: dict[bytes, Any] = {}
 
 
 def _un_datetime(data: bytes) -> datetime.datetime:
-    y, mo, d, h, mi, s, us, fold = _DATETIME.unpack_from(data)
-    return datetime.datetime(y, mo, d, h, mi, s, us, _unzone(data[_DATETIME.size :]), fold=fold)
+    n = _DATETIME.size
+    if len(data) == n:  # naive, fold 0: the common case, positional arguments only
+        return datetime.datetime(*_DATETIME.unpack(data))
+    y, mo, d, h, mi, s, us = _DATETIME.unpack_from(data)
+    return datetime.datetime(y, mo, d, h, mi, s, us, _unzone(data[n + 1 :]), fold=data[n])
 
 
 def _un_time(data: bytes) -> datetime.time:
-    h, mi, s, us, fold = _TIME.unpack_from(data)
-    return datetime.time(h, mi, s, us, _unzone(data[_TIME.size :]), fold=fold)
+    n = _TIME.size
+    if len(data) == n:
+        return datetime.time(*_TIME.unpack(data))
+    h, mi, s, us = _TIME.unpack_from(data)
+    return datetime.time(h, mi, s, us, _unzone(data[n + 1 :]), fold=data[n])
 
 
 def _un_defaultdict(data: bytes) -> Any:
@@ -883,44 +906,60 @@ def _from_arrow(data: bytes) -> Any:
     return table.to_pandas()
 
 
-def _un_index(pd: Any, parts: list[Any]) -> Any:
+def _un_values(pd: Any, part: list[Any], arrow: Any) -> tuple[Any, Any]:
+    """Values and the dtype to build a Series or an Index of them with (an
+    object array of strings would become ``str`` without ``dtype=object``)."""
     np = sys.modules["numpy"]
-    how = parts[0]
-    if how == "r":
-        _, start, stop, step, name = parts
-        return pd.RangeIndex(start, stop, step, name=name)
+    how = part[0]
+    if how == "n" and type(part[1]) is np.ndarray:
+        return part[1], None
     if how == "o":
-        _, cells, name = parts
-        return pd.Index(np.fromiter(cells, object, len(cells)), dtype=object, name=name)
-    if how == "n":
-        _, arr, name, freq = parts
-        idx = pd.Index(arr, name=name, copy=False)
-    elif how == "a":
-        _, data, freq = parts
-        idx = _from_arrow(data).index
-    else:
-        raise _Corrupt(f"unknown index encoding {how!r}")
+        cells = part[1]
+        return np.fromiter(cells, object, len(cells)), object
+    if how == "s":
+        _, cells, storage, nan = part
+        return cells, pd.StringDtype(storage, na_value=np.nan if nan else pd.NA)
+    if how == "a" and arrow is not None:
+        return arrow.iloc[:, part[1]].array, None
+    raise _Corrupt(f"unknown encoding {how!r} of pandas values")
+
+
+def _un_index(pd: Any, parts: list[Any], arrow: Any) -> Any:
+    name, freq, values = parts
+    how = values[0]
+    if how == "r":
+        _, start, stop, step = values
+        return pd.RangeIndex(start, stop, step, name=name)
+    if how == "m":
+        return _from_arrow(values[1]).index
+    data, dtype = _un_values(pd, values, arrow)
+    idx = pd.Index(data, dtype=dtype, name=name, copy=False)
     return type(idx)(idx, freq=freq) if freq is not None else idx
 
 
-def _un_column(pd: Any, column: Any, arrow: Any) -> Any:
-    """A column as a Series with a RangeIndex (pandas would infer ``str``
-    from an object array of strings: the dtype is given)."""
-    np = sys.modules["numpy"]
-    if type(column) is list:
-        return pd.Series(np.fromiter(column, object, len(column)), dtype=object, copy=False)
-    if type(column) is int and arrow is not None:
-        return pd.Series(arrow.iloc[:, column].array, copy=False)
-    if type(column) is np.ndarray:
-        return pd.Series(column, copy=False)
-    raise _Corrupt(f"unknown column encoding {type(column).__name__}")
+def _un_column(pd: Any, part: list[Any], arrow: Any) -> Any:
+    """A column: an array that keeps its dtype, else a Series (RangeIndex) of the dtype it needs."""
+    data, dtype = _un_values(pd, part, arrow)
+    return data if dtype is None else pd.Series(data, dtype=dtype, copy=False)
+
+
+def _arrow_of(stream: bytes | None) -> Any:
+    return _from_arrow(stream) if stream is not None else None
+
+
+def _un_lone_index(data: bytes) -> Any:
+    pd = _pd()
+    index, stream = _unpack(data)
+    return _un_index(pd, index, _arrow_of(stream))
 
 
 def _un_series(data: bytes) -> Any:
     pd = _pd()
     index, name, column, stream = _unpack(data)
-    out = _un_column(pd, column, _from_arrow(stream) if stream is not None else None)
-    out.index = _un_index(pd, index)
+    arrow = _arrow_of(stream)
+    data, dtype = _un_values(pd, column, arrow)
+    out = pd.Series(data, dtype=dtype, copy=False)
+    out.index = _un_index(pd, index, arrow)
     out.name = name
     return out
 
@@ -928,8 +967,8 @@ def _un_series(data: bytes) -> Any:
 def _un_frame(data: bytes) -> Any:
     pd = _pd()
     index, columns, cols, stream = _unpack(data)
-    arrow = _from_arrow(stream) if stream is not None else None
-    index, columns = _un_index(pd, index), _un_index(pd, columns)
+    arrow = _arrow_of(stream)
+    index, columns = _un_index(pd, index, arrow), _un_index(pd, columns, arrow)
     if not cols:
         return pd.DataFrame(index=index, columns=columns)
     out = pd.DataFrame(dict(enumerate(_un_column(pd, c, arrow) for c in cols)), copy=False)
@@ -969,8 +1008,9 @@ _DECODERS: dict[int, Callable[[bytes], Any]] = {
     40: _un_timestamp,
     41: _un_timedelta,
     42: lambda d: _pd().NaT,
-    43: lambda d: _un_index(_pd(), _unpack(d)),
+    43: _un_lone_index,
     44: _un_series,
     45: _un_frame,
+    46: lambda d: _pd().NA,
 }
 _TAGGED_CODEC = _TaggedCodec()

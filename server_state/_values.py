@@ -1586,6 +1586,8 @@ def _classify(kind: type) -> Callable[[Any, Any], bool]:
                 return _same_series
             if issubclass(kind, pd.Index):
                 return _same_index
+            if kind is type(pd.NaT):
+                return _identity  # a singleton that is not == itself, like NaN
     if issubclass(kind, _ATOMIC_BASES):
         return _same_path if issubclass(kind, pathlib.PurePath) else _identity
     if issubclass(kind, tuple):

@@ -829,3 +829,14 @@ def test_frames_and_arrays_inside_containers_compare_by_content(fresh_state: Ser
     assert write_twice(fresh_state, [df], [1])
     assert write_twice(fresh_state, [np.arange(3)], [1])
     assert not write_twice(fresh_state, (np.arange(3.0),), (np.arange(3.0),))
+
+
+def test_a_list_holding_nat_written_again_is_not_a_change(fresh_state: ServerState) -> None:
+    """pandas' NaT is not == itself (like NaN): a row with a missing time,
+    written again, must not rerun anybody."""
+    fresh_state["rows"] = [{"at": pd.NaT, "n": 1}, pd.NaT]
+    version = fresh_state.version("rows")
+    fresh_state["rows"] = [{"at": pd.NaT, "n": 1}, pd.NaT]
+    assert fresh_state.version("rows") == version
+    fresh_state["rows"] = [{"at": pd.Timestamp("2026-01-01"), "n": 1}, pd.NaT]
+    assert fresh_state.version("rows") > version

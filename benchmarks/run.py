@@ -3,7 +3,7 @@
     python -m benchmarks.run [--full|--smoke] [--json out.json] [--only GROUPS]
 
 ``--full`` (the default; ``make bench``) uses the sizes of issue #3 and
-takes about six minutes on 2 cores. ``--smoke`` (run by ``make test``) uses
+takes about eight minutes on 2 cores. ``--smoke`` (run by ``make test``) uses
 tiny counts and few sessions: it proves that every benchmark runs and
 prints, and checks one correctness property exactly (unbound sessions are
 never rerun); its figures mean nothing.
@@ -16,9 +16,13 @@ Both libraries are measured in the same run:
 - ``propagation``, ``fanout``, ``unbound``: ``apps/counter_app.py`` on two
   servers side by side (one per library, same options); this one client
   process drives both, alternating the writes, so noise hits both alike.
+- ``redis``: ``benchmarks/redis_bench.py``, the Redis backend beside its
+  floors (memory-backend reads, a bare EVALSHA, a bare read of the hashes,
+  one server on the memory backend), on a redis-server the run starts and
+  stops; printed as a table of its own after the first.
 - ``hardening``: ``benchmarks/hardening.py``, in-process figures of ours
-  alone (no server), each item in a child process; printed as a second
-  table after the first.
+  alone (no server), each item in a child process; printed as the last
+  table.
 
 Exit status: 0 when every benchmark ran, whether or not targets were met;
 1 when one failed to run.
@@ -45,14 +49,14 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from . import hardening
+from . import hardening, redis_bench
 from ._client import BenchSession, StreamlitServer
 
 APPS = Path(__file__).resolve().parent / "apps"
 MICRO_APP = APPS / "micro_app.py"
 COUNTER_APP = APPS / "counter_app.py"
 LIBS = ("ours", "upstream")
-GROUPS = ("micro", "propagation", "fanout", "unbound", "hardening")
+GROUPS = ("micro", "propagation", "fanout", "unbound", "redis", "hardening")
 
 MICRO_BENCHMARKS = (
     "snapshot",
@@ -711,6 +715,12 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(f"micro:\n{traceback.format_exc()}")
             log("micro FAILED")
     asyncio.run(run_cross(mode, groups, results, failures))
+    redis_rows: list[redis_bench.Row] = []
+    if "redis" in groups:  # after the cross-session servers have stopped
+        redis_started = time.monotonic()
+        redis_rows, results["redis"], redis_failures = redis_bench.run_all(mode)
+        redis_seconds = time.monotonic() - redis_started
+        failures += redis_failures
     hardening_rows: list[hardening.Row] = []
     if "hardening" in groups:  # after the servers have stopped: nothing else on the CPUs
         hardening_started = time.monotonic()
@@ -736,6 +746,9 @@ def main(argv: list[str] | None = None) -> int:
         print("Smoke mode: tiny sizes, figures and 'met' are meaningless; only that every benchmark ran.")
     missed = [r.id for r in rows if r.met == "no"]
     print(f"Targets missed: {', '.join(missed) if missed else 'none'}")
+    if "redis" in groups:
+        print()
+        print(redis_bench.report(mode, redis_rows, redis_seconds))
     if "hardening" in groups:
         print()
         print(hardening.report(mode, hardening_rows, hardening_seconds))
@@ -746,6 +759,7 @@ def main(argv: list[str] | None = None) -> int:
                     "mode": mode,
                     "environment": env,
                     "rows": [asdict(r) for r in rows],
+                    "redis_rows": [asdict(r) for r in redis_rows],
                     "hardening_rows": [asdict(r) for r in hardening_rows],
                     "results": results,
                     "failures": failures,

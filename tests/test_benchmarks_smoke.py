@@ -3,7 +3,9 @@
 Figures from tiny counts mean nothing, so no target is asserted here (``make
 bench`` prints them). One correctness property is asserted exactly: a write
 reruns only the sessions that read the key (10 sessions, 1 reading it: 1 rerun).
-The hardening figures (benchmarks/hardening.py) run too and print every row.
+The Redis backend figures (benchmarks/redis_bench.py, on a redis-server of
+their own) and the hardening figures (benchmarks/hardening.py) run too and
+print every row.
 """
 
 from __future__ import annotations
@@ -45,6 +47,21 @@ EXPECTED_ROWS = [
     "fanout_gc_off",
     "fanout_gc_on",
     "unbound",
+]
+
+# Every row of the Redis backend table, by id (see benchmarks/redis_bench.py).
+EXPECTED_REDIS_ROWS = [
+    "redis_read",
+    "redis_read_peek",
+    "redis_update",
+    "redis_set",
+    "redis_cross_replica_p50",
+    "redis_cross_replica_p99",
+    "redis_resync",
+    "redis_resync_incremental",
+    "redis_click_render",
+    "redis_click_render_p95",
+    "redis_click_render_gc_off",
 ]
 
 # Every row of the hardening table, by id (see benchmarks/hardening.py).
@@ -121,6 +138,24 @@ def test_a_write_reruns_exactly_the_bound_sessions(
     assert ours["reruns"] == 1, ours
     assert ours["bound_reruns"] == 1 and ours["unbound_reruns"] == 0, ours
     assert ours["readers_updated"] == 1, ours
+
+
+def test_every_redis_figure_runs_and_prints(
+    smoke: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+) -> None:
+    proc, data = smoke
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr[-6000:]}"
+    )
+    assert not data["failures"]
+    rows = {row["id"]: row for row in data["redis_rows"]}
+    assert list(rows) == EXPECTED_REDIS_ROWS, f"rows: {list(rows)}\n{proc.stdout}"
+    table = proc.stdout[proc.stdout.index("server_state Redis backend figures") :]
+    for row in rows.values():
+        assert f"| {row['benchmark']} " in table, f"row {row['id']} not printed:\n{proc.stdout}"
+        assert row["redis"] and row["redis"] != "-", row
+        assert row["met"] in ("yes", "no", "-"), row
+    assert set(data["results"]["redis"]) == {"read", "write", "cross", "resync", "click"}
 
 
 def test_every_hardening_figure_runs_and_prints(

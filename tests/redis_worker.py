@@ -123,6 +123,7 @@ class Worker:
             "errors": 0,
             "error_samples": [],
             "failed_incs": 0,  # increments that raised: applied or not, nobody knows
+            "slowest_op": 0.0,  # seconds
         }
 
         def check(snapshot_count: list[int]) -> None:
@@ -148,7 +149,9 @@ class Worker:
             failed_incs = 0
             snapshots = [0]
             barrier.wait()
+            slowest = 0.0
             for op in range(ops):
+                began = time.monotonic()
                 if op % 3 == 2:
                     amount = rng.randint(1, 9) * rng.choice((1, -1))
                     try:
@@ -162,11 +165,13 @@ class Worker:
                     except Exception as exc:
                         failed_incs += 1
                         failed(exc, "increment")
+                slowest = max(slowest, time.monotonic() - began)
                 try:
                     check(snapshots)
                 except Exception as exc:
                     failed(exc, "snapshot")
             with lock:
+                report["slowest_op"] = round(max(report["slowest_op"], slowest), 3)
                 report["returned"] += returned
                 report["incs"] += len(returned)
                 report["transfers"] += transfers

@@ -302,7 +302,8 @@ def test_increments_and_transfers_from_three_processes_are_exact_while_connectio
         net_errors = sum(r["commit_net_errors"] for r in reports)
         retries = sum(r["commit_retries"] for r in reports)
         print(f"kills={killer.kills} rounds={killer.rounds} commits={sum(r['commit_calls'] for r in reports)} "
-              f"net_errors={net_errors} retries={retries} seconds={[r['seconds'] for r in reports]}")
+              f"net_errors={net_errors} retries={retries} seconds={[r['seconds'] for r in reports]} "
+              f"slowest op={[r['slowest_op'] for r in reports]}")
         assert retries > 0, "no commit was cut in flight: the killer did not test the replay path"
 
         # Each increment returned the value it made: together exactly 1..total, once each.
@@ -681,15 +682,20 @@ def test_a_key_whose_planted_payload_was_refused_can_be_written_again(redis_url:
     once and every replica sees it."""
     raw = redis.Redis.from_url(redis_url)
     marker = tmp_path / "unpickled"
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(raw.close)
         with replicas(_store(redis_url), _store(redis_url)) as (a, b):
             settle(raw, a, b)
             _, seq = _plant_booby_traps(raw, a._store, marker)
             wait_for(lambda: a._store._rseq >= seq and b._store._rseq >= seq, 10, "the planted commits")
+            # b refused them from the stream; c, made now, refuses them from the data hash.
+            c = ServerState(_store(redis_url))
+            stack.callback(c._store.close)
+            assert "evil" not in c and "evil signed" not in c
             before = redis_seq(raw, a._store)
             writes: list[tuple[str, Callable[[], Any], Any]] = [
                 ("evil", lambda: b.__setitem__("evil", "fine now"), "fine now"),
-                ("evil signed", lambda: a.update("evil signed", lambda v: v + 1, default=0), 1),
+                ("evil signed", lambda: c.update("evil signed", lambda v: v + 1, default=0), 1),
             ]
             for n, (key, write, expected) in enumerate(writes, 1):
                 done = threading.Event()
@@ -721,11 +727,9 @@ def test_a_key_whose_planted_payload_was_refused_can_be_written_again(redis_url:
                     )
                 assert not failure, failure
                 assert redis_seq(raw, a._store) == before + n  # one commit, once
-                wait_for(lambda k=key, v=expected: a.get(k) == v and b.get(k) == v, 10,
-                         f"both replicas to see {key!r} written")
+                wait_for(lambda k=key, v=expected: a.get(k) == v and b.get(k) == v and c.get(k) == v, 10,
+                         f"every replica to see {key!r} written")
             assert not marker.exists()
-    finally:
-        raw.close()
 
 
 # -- 7. Redis down at first use -----------------------------------------------------------------

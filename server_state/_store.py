@@ -473,26 +473,29 @@ class MemoryStore:
         *,
         since: int = 0,
         conflicts: AbstractSet[str] | None = None,
+        tokens: dict[str, Any] | None = None,
     ) -> tuple[Change, ...] | None:
         """Apply the writes if the expected versions are unchanged (or, for a
         transaction, no key of ``conflicts`` advanced past ``since``; all keys
-        when ``conflicts`` is None). None tells the caller to retry."""
-        tokens = _tokens_of(writes)
+        when ``conflicts`` is None). None tells the caller to retry.
+        ``tokens``: the writes' content fingerprints, when already known."""
+        tokens = _tokens_of(writes) if tokens is None else tokens
         with self._root_lock:
             if self._exclusive is not None:
                 self._wait_exclusive()
-            if expected is not None:
-                for key, version in expected.items():
-                    if self.entry(key)[1] != version:
-                        return None
-            elif conflicts is None:
-                if self._seq != since:
-                    return None
-            else:
-                for key in conflicts:
-                    if self.entry(key)[1] > since:
-                        return None
+            if not self._still(expected, since, conflicts):
+                return None
             return self._apply(writes, deletes, tokens, self._seq + 1)
+
+    def _still(self, expected: dict[str, int] | None, since: int, conflicts: AbstractSet[str] | None) -> bool:
+        """Under the root lock: whether what a commit depends on is as it
+        was (see ``_commit``)."""
+        entry = self.entry
+        if expected is not None:
+            return all(entry(key)[1] == version for key, version in expected.items())
+        if conflicts is None:
+            return self._seq == since
+        return all(entry(key)[1] <= since for key in conflicts)
 
     def _apply(
         self, writes: dict[str, Any], deletes: Iterable[str], tokens: dict[str, Any], seq: int

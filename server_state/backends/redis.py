@@ -335,9 +335,6 @@ class RedisStore(MemoryStore):
         self._ensure()
         return super().entry(key)
 
-    def version(self, key: str) -> int:
-        return self.entry(key)[1]
-
     def keys(self) -> list[str]:
         self._ensure()
         return super().keys()
@@ -418,7 +415,8 @@ class RedisStore(MemoryStore):
         return self._judge(reply, key, seen) is not None
 
     def _commit_one(self, key: str, expected: int, value: Any, token: Any) -> Change | None:
-        changes = self._commit({key: expected}, {key: value}, ())
+        tokens = {} if token is None else {key: token}
+        changes = self._commit({key: expected}, {key: value}, (), tokens=tokens)
         return None if changes is None else changes[0]
 
     def _commit(
@@ -429,6 +427,7 @@ class RedisStore(MemoryStore):
         *,
         since: int = 0,
         conflicts: AbstractSet[str] | None = None,
+        tokens: dict[str, Any] | None = None,
     ) -> tuple[Change, ...] | None:
         self._ensure()
         first = next(iter(writes), deletes[0] if deletes else None)
@@ -436,27 +435,19 @@ class RedisStore(MemoryStore):
         # here, before anything is sent.
         codec = self._codec
         payloads = {key: codec.encode(key, value) for key, value in writes.items()}
-        tokens = _tokens_of(writes)
-        require = ""
+        if tokens is None:
+            tokens = _tokens_of(writes)
         with self._root_lock:
             if self._exclusive is not None:
                 self._wait_exclusive()
+            if not self._still(expected, since, conflicts):
+                return None
+            # What Redis must still have: the versions this mirror has of
+            # the keys the commit depends on (all keys: the sequence).
+            depends = expected if expected is not None else conflicts
+            require = "" if depends is not None else str(self._rseq)
             rver = self._rver
-            if expected is not None:
-                for key, version in expected.items():
-                    if self.entry(key)[1] != version:
-                        return None
-                expect = {key: rver.get(key, 0) for key in expected}
-            elif conflicts is None:
-                if self._seq != since:
-                    return None
-                expect = {}
-                require = str(self._rseq)
-            else:
-                for key in conflicts:
-                    if self.entry(key)[1] > since:
-                        return None
-                expect = {key: rver.get(key, 0) for key in conflicts}
+            expect = {key: rver.get(key, 0) for key in depends or ()}
             epoch, seen = self._epoch, self._rseq
         txid = uuid.uuid4().hex
         pending = self._own[txid] = _Pending(epoch)
@@ -1041,5 +1032,4 @@ def _parse_body(body: bytes) -> tuple[list[tuple[str, bytes]], list[str]]:
         else:
             deletes.append(key)
             i = stop
-        continue
     return writes, deletes

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -145,3 +146,29 @@ def test_first_use_with_redis_down_raises_a_connection_error() -> None:
         state.peek("k")
     with pytest.raises(ConnectionError):
         state["k"] = 1
+
+
+def test_a_redis_that_can_evict_is_warned_about_at_connect(fresh_redis: object) -> None:
+    fresh_redis.client().config_set("maxmemory-policy", "allkeys-lru")  # type: ignore[attr-defined]
+    state = ServerState()
+    state.configure(fresh_redis.url, namespace="evict")  # type: ignore[attr-defined]
+    try:
+        with pytest.warns(RuntimeWarning, match="maxmemory-policy=allkeys-lru"):
+            state["k"] = 1
+    finally:
+        state._store.close()
+
+
+def test_a_lock_held_longer_than_its_lease_is_renewed_and_its_writes_land(redis_url: str) -> None:
+    state = ServerState()
+    state.configure(redis_url, namespace="renew", lease_ttl=0.3)
+    lock = ServerStateLock(state._locks, _check_key)
+    try:
+        with lock["n"]:
+            # Held for four lease lifetimes (a duration, not a wait for
+            # anything): without renewal the write would be refused.
+            time.sleep(1.2)
+            state["n"] = 1
+        assert state.peek("n") == 1
+    finally:
+        state._store.close()

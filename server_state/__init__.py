@@ -22,12 +22,13 @@ from ._errors import (
     ServerStateTypeError,
 )
 from ._locks import ServerStateLock
-from ._state import NoRerun, ServerState, Snapshot, _check_key
+from ._state import Commit, NoRerun, ServerState, Snapshot, _check_key
 from ._store import MISSING, store_from_url
 from ._values import FrozenCounter, FrozenDefaultDict, FrozenDeque, FrozenDict, FrozenList, thaw
 
 __all__ = [
     "MISSING",
+    "Commit",
     "FrozenCounter",
     "FrozenDefaultDict",
     "FrozenDeque",
@@ -75,9 +76,26 @@ def _store_from_env() -> object:
                 f"SERVER_STATE_LEASE_TTL={env['SERVER_STATE_LEASE_TTL']!r} is not a number of seconds."
             ) from None
     url = env.get("SERVER_STATE_URL")
+    if env.get("SERVER_STATE_REPLICA"):
+        options["replica"] = env["SERVER_STATE_REPLICA"]
     if not url or url.startswith("memory://"):
         options = {}  # the Redis settings of a deployment do not stop a local run in memory
-    return store_from_url(url, **options)
+    store = store_from_url(url, **options)
+    history = store.history  # type: ignore[attr-defined]
+    limit, age = history.limit, history.max_age
+    try:
+        if env.get("SERVER_STATE_HISTORY"):
+            limit = int(env["SERVER_STATE_HISTORY"])
+        if env.get("SERVER_STATE_HISTORY_AGE"):
+            age = float(env["SERVER_STATE_HISTORY_AGE"])
+        history.configure(limit, age)
+    except ValueError as exc:
+        raise ServerStateError(
+            f"SERVER_STATE_HISTORY={env.get('SERVER_STATE_HISTORY')!r} / SERVER_STATE_HISTORY_AGE="
+            f"{env.get('SERVER_STATE_HISTORY_AGE')!r}: a count of commits (0 keeps none) and a number of "
+            f"seconds ({exc})."
+        ) from None
+    return store
 
 
 server_state = ServerState(_store_from_env())  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from . import _streamlit as adapter
-from ._store import Change, MemoryStore
+from ._store import Change, MemoryStore, _thread_writer
 from ._tracker import BindingTracker, RerunPlan, RunRecord, SessionEntry
 from .backends import Origin
 
@@ -170,6 +170,17 @@ class RerunScheduler:
         if run is None:
             return Origin(0, _NO_CHAIN, suppressed.get() > 0)
         return Origin(run.round, run.chain, suppressed.get() > 0)
+
+    def writer(self) -> str:
+        """Who commits in this thread, for the history: the session whose run
+        (or callback) it is, else the thread."""
+        run = self.tracker.current_run.get()
+        if run is not None:
+            return "session " + run.entry.sid
+        sid = adapter.current_session_id()
+        if sid is not None:
+            return "session " + sid
+        return _thread_writer()
 
     def announce(self, changes: tuple[Change, ...], origin: Origin | None = None) -> None:
         """After a commit, with no lock held: tell watchers, then rerun the

@@ -9,6 +9,7 @@ no internal lock held: the store and the tracker hand back what to do.
 from __future__ import annotations
 
 import copy
+import datetime
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -23,6 +24,7 @@ from ._errors import (
     ServerStateKeyError,
     ServerStateTypeError,
 )
+from ._history import Record
 from ._keys import check_key
 from ._locks import KeyLocks
 from ._scheduler import RerunScheduler, suppressed
@@ -46,7 +48,7 @@ from ._values import (
 )
 from .backends import Origin, store_from_url
 
-__all__ = ["NoRerun", "ServerState", "Snapshot"]
+__all__ = ["Commit", "NoRerun", "ServerState", "Snapshot"]
 
 # Stored forms that are their own read form: returned as they are.
 _FAST_READ = frozenset(
@@ -101,7 +103,7 @@ class ServerState:
         object.__setattr__(self, "_store", store)
         self._coord.store = store
         self._locks.factory = store.lock_factory
-        store.attach(self._remote_changed, self._coord.origin)
+        store.attach(self._remote_changed, self._coord.origin, self._coord.writer)
 
     def _remote_changed(self, changes: tuple[Change, ...], origin: Origin) -> None:
         """A commit made in another replica, now in this one's mirror."""
@@ -121,6 +123,8 @@ class ServerState:
         serializer: str | None = None,
         signing_key: bytes | str | None = None,
         lease_ttl: float | None = None,
+        history: int | None = None,
+        history_age: float | None = None,
     ) -> None:
         """Choose where the state lives, before it is first used (else
         ``SERVER_STATE_URL`` and friends decide): ``url`` is ``memory://``
@@ -128,7 +132,16 @@ class ServerState:
         ``unix://``); ``namespace`` separates apps sharing one Redis;
         ``serializer="pickle"`` needs a ``signing_key``; ``lease_ttl`` is how
         long a replica's ``server_state_lock`` survives a stalled holder.
-        Calling it again with the same arguments changes nothing."""
+        Calling it again with the same arguments changes nothing.
+
+        ``history`` (commits kept, 0 for none; default 100) and
+        ``history_age`` (seconds; default 600) bound ``history()``, ``at()``
+        and ``revert()``; they may be changed at any time, alone."""
+        if history is not None or history_age is not None:
+            kept = self._store.history
+            kept.configure(kept.limit if history is None else history, history_age or kept.max_age)
+            if url is None and all(v is None for v in (namespace, serializer, signing_key, lease_ttl)):
+                return
         options = {
             k: v
             for k, v in (
@@ -152,6 +165,7 @@ class ServerState:
         store = store_from_url(url, **options)
         setattr(store, "configured", wanted)  # noqa: B010  (what configure asked for, to tell a repeat)
         old = self._store
+        store.history.configure(old.history.limit, old.history.max_age)
         self._plug(store)
         old.close()
 
@@ -408,6 +422,52 @@ class ServerState:
         """How many live sessions showed ``key`` in their latest run."""
         return self._tracker.bound_sessions(check_key(key))
 
+    # -- history -------------------------------------------------------------------
+
+    def history(self, key: str | None = None, limit: int | None = None) -> list[Commit]:
+        """The last commits (that changed ``key``), newest first, at most
+        ``limit``: each with its ``seq``, ``time``, ``keys``, ``origin`` (who
+        made it) and the values ``before(key)`` / ``after(key)``. Kept: the
+        last ``configure(history=...)`` commits within ``history_age``
+        seconds. Reading it binds nothing (no rerun when it grows)."""
+        if key is not None:
+            key = check_key(key)
+        if limit is not None and (type(limit) is not int or limit < 0):
+            raise ServerStateTypeError(key, f"server_state.history(limit=...) must be an int >= 0, got {limit!r}.")
+        return [Commit(self, record) for record in self._store.records(key, limit)]
+
+    def at(self, seq: int) -> Snapshot:
+        """The state right after commit ``seq``, as a read-only snapshot that
+        binds nothing (it is the past: it never goes stale). ``LookupError``
+        when the history no longer reaches back that far."""
+        return Snapshot(self, self._store.at(seq), None, bind=False)
+
+    def revert(self, seq: int, keys: Iterable[str] | None = None) -> list[str]:
+        """Write back the values ``keys`` had right after commit ``seq`` (all
+        keys changed since, when None; a key absent then is deleted) as ONE
+        new commit: versions only move forward and the sessions that show
+        those keys rerun once, as for any write. Returns the keys it changed
+        (empty when they already had those values)."""
+        target = self._store.at(seq).values
+        names = (
+            list(dict.fromkeys(check_key(k) for k in keys)) if keys is not None else self._store.changed_since(seq)
+        )
+        changed: list[str] = []
+
+        def back(state: PMap[str, Any]) -> PMap[str, Any]:
+            changed.clear()
+            for name in names:
+                want = target.get(name, MISSING)
+                have = state.get(name, MISSING)
+                if want is have:
+                    continue
+                changed.append(name)
+                state = state.remove(name) if want is MISSING else state.set(name, want)
+            return state
+
+        self.transact(back)
+        return list(changed)
+
     # -- attribute style: server_state.count ----------------------------------------
 
     def __getattr__(self, name: str) -> Any:
@@ -454,12 +514,15 @@ class Snapshot(Mapping[str, Any]):
     Iterates in the order of ``keys()`` (first set first), or, when taken of
     named keys, in the order they were named; costs O(keys asked for)."""
 
-    __slots__ = ("_keys", "_owner", "_state")
+    __slots__ = ("_binds", "_keys", "_owner", "_state")
 
-    def __init__(self, owner: ServerState, state: StoreState, keys: tuple[str, ...] | None) -> None:
+    def __init__(
+        self, owner: ServerState, state: StoreState, keys: tuple[str, ...] | None, *, bind: bool = True
+    ) -> None:
         self._owner = owner
         self._state = state
         self._keys = keys
+        self._binds = bind
 
     @property
     def seq(self) -> int:
@@ -477,7 +540,8 @@ class Snapshot(Mapping[str, Any]):
             key = check_key(key)
         self._allowed(key)
         value = self._state.values.get(key, MISSING)
-        self._owner._bind(key, self._state.seq)
+        if self._binds:
+            self._owner._bind(key, self._state.seq)
         if value is MISSING:
             raise ServerStateKeyError(key, f"the snapshot has no key {key!r}.")
         return self._owner._readable(key, value)
@@ -488,7 +552,8 @@ class Snapshot(Mapping[str, Any]):
         key = check_key(key)
         if self._keys is not None and key not in self._keys:
             return False
-        self._owner._bind(key, self._state.seq)
+        if self._binds:
+            self._owner._bind(key, self._state.seq)
         return key in self._state.values
 
     def _present(self) -> list[str]:
@@ -514,3 +579,47 @@ class Snapshot(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"<server_state snapshot at commit {self._state.seq}: {len(self)} keys>"
+
+
+class Commit:
+    """One commit of the history: ``seq`` (the version it gave its keys),
+    ``time`` (a UTC datetime), ``keys`` it changed, ``origin`` (who made it:
+    ``"session <id>"``, ``"thread <name>"``, with Redis prefixed by the
+    replica's name) and each key's value ``before`` and ``after`` it."""
+
+    __slots__ = ("_changes", "_owner", "keys", "origin", "seq", "time")
+
+    def __init__(self, owner: ServerState, record: Record) -> None:
+        self._owner = owner
+        self.seq = record.seq
+        self.time = datetime.datetime.fromtimestamp(record.time, datetime.UTC)
+        self.origin = record.origin
+        self._changes: dict[str, Change] = {change.key: change for change in record.changes}
+        self.keys = tuple(self._changes)
+
+    def _change(self, key: str) -> Change:
+        try:
+            return self._changes[check_key(key)]
+        except KeyError:
+            raise ServerStateKeyError(
+                key, f"commit {self.seq} did not change {key!r}; it changed {list(self.keys)!r}."
+            ) from None
+
+    def before(self, key: str, default: Any = None) -> Any:
+        """``key``'s value right before this commit (``default`` if absent)."""
+        old = self._change(key).old
+        return default if old is MISSING else self._owner._readable(key, old)
+
+    def after(self, key: str, default: Any = None) -> Any:
+        """``key``'s value right after this commit (``default`` if deleted)."""
+        new = self._change(key).new
+        return default if new is MISSING else self._owner._readable(key, new)
+
+    def deleted(self, key: str) -> bool:
+        return self._change(key).new is MISSING
+
+    def created(self, key: str) -> bool:
+        return self._change(key).old is MISSING
+
+    def __repr__(self) -> str:
+        return f"<server_state commit {self.seq} at {self.time:%H:%M:%S} by {self.origin}: {list(self.keys)!r}>"

@@ -45,6 +45,7 @@ from typing import Any, NamedTuple
 from pyrsistent import PMap, pmap
 
 from ._errors import ServerStateError, ServerStateKeyError, ServerStateTypeError
+from ._history import History, Record, undo
 from ._txmap import TxMap, TxRecord, normalise_key
 from ._values import content_token, freeze, unchanged
 
@@ -143,6 +144,8 @@ class MemoryStore:
         self._exclusive_over = threading.Condition(self._root_lock)
         self._watchers: dict[str | None, list[_Subscription]] = {}
         self._watchers_lock = threading.Lock()
+        self.history = History()
+        self._writer: Callable[[], str] = _thread_writer  # who commits, for the history
 
     # -- the seam ---------------------------------------------------------------
 
@@ -155,10 +158,15 @@ class MemoryStore:
     # while it runs alone here is not conflicting with itself).
     shared = False
 
-    def attach(self, on_remote: Callable[..., None], origin: Callable[[], Any]) -> None:
+    def attach(
+        self, on_remote: Callable[..., None], origin: Callable[[], Any], writer: Callable[[], str] | None = None
+    ) -> None:
         """The facade's hooks: ``on_remote(changes, origin)`` announces
         commits made elsewhere; ``origin()`` is what a commit made here
-        carries. One process holds every commit here: neither is needed."""
+        carries (one process holds every commit here: neither is needed);
+        ``writer()`` names who commits, for the history."""
+        if writer is not None:
+            self._writer = writer
 
     @property
     def used(self) -> bool:
@@ -441,6 +449,8 @@ class MemoryStore:
 
     def _commit_one(self, key: str, expected: int, value: Any, token: Any) -> Change | None:
         """``_commit`` for one key set: the hot path of every write."""
+        history = self.history
+        who = self._writer() if history.limit else ""
         with self._root_lock:
             if self._exclusive is not None:
                 self._wait_exclusive()
@@ -463,7 +473,10 @@ class MemoryStore:
             elif self._tokens:
                 self._tokens.pop(key, None)
             self._snapshot = None
-        return _new(Change, (key, old, value, seq))  # Change(...) without NamedTuple's Python __new__
+            change = _new(Change, (key, old, value, seq))  # Change(...) without NamedTuple's Python __new__
+            if who:
+                history.record(seq, (change,), who)
+        return change
 
     def _commit(
         self,
@@ -480,12 +493,13 @@ class MemoryStore:
         when ``conflicts`` is None). None tells the caller to retry.
         ``tokens``: the writes' content fingerprints, when already known."""
         tokens = _tokens_of(writes) if tokens is None else tokens
+        who = self._writer() if self.history.limit else ""
         with self._root_lock:
             if self._exclusive is not None:
                 self._wait_exclusive()
             if not self._still(expected, since, conflicts):
                 return None
-            return self._apply(writes, deletes, tokens, self._seq + 1)
+            return self._apply(writes, deletes, tokens, self._seq + 1, who)
 
     def _still(self, expected: dict[str, int] | None, since: int, conflicts: AbstractSet[str] | None) -> bool:
         """Under the root lock: whether what a commit depends on is as it
@@ -498,10 +512,11 @@ class MemoryStore:
         return all(entry(key)[1] <= since for key in conflicts)
 
     def _apply(
-        self, writes: dict[str, Any], deletes: Iterable[str], tokens: dict[str, Any], seq: int
+        self, writes: dict[str, Any], deletes: Iterable[str], tokens: dict[str, Any], seq: int, who: str = ""
     ) -> tuple[Change, ...]:
         """Under the root lock: one commit's writes and deletes at version
-        ``seq`` (greater than every version so far)."""
+        ``seq`` (greater than every version so far), recorded in the history
+        as made by ``who``."""
         latest = self._latest
         changes = []
         pending = self._pending
@@ -525,7 +540,49 @@ class MemoryStore:
             self._forget(key, seq)
         self._seq = seq
         self._snapshot = None
-        return tuple(changes)
+        done = tuple(changes)
+        if who and done and self.history.limit:
+            self.history.record(seq, done, who)
+        return done
+
+    # -- history ----------------------------------------------------------------
+
+    def records(self, key: str | None = None, limit: int | None = None) -> list[Record]:
+        """The commits the history keeps (that changed ``key``), newest first."""
+        with self._root_lock:
+            return self.history.records(key, limit)
+
+    def changed_since(self, seq: int) -> list[str]:
+        """The keys the commits after ``seq`` changed (``at`` checks that
+        the history reaches back that far)."""
+        with self._root_lock:
+            newer = self.history.newer(seq, self._seq)
+        return list(dict.fromkeys(change.key for record in reversed(newer) for change in record[3]))
+
+    def at(self, seq: int) -> StoreState:
+        """The state right after commit ``seq``: the newest state with the
+        newer commits undone, O(what they changed). ``LookupError`` when the
+        history no longer reaches back to ``seq`` (or ``seq`` is ahead)."""
+        if type(seq) is not int:
+            raise ServerStateTypeError(
+                None, f"server_state.at(seq): seq must be an int (a commit's seq), got {seq!r}."
+            )
+        state = self.state
+        if seq == state.seq:
+            return state
+        with self._root_lock:
+            newer = self.history.newer(seq, state.seq)
+            span = self.history.span()
+        # Every commit from seq + 1 to state.seq must be kept to be undone.
+        if not (0 <= seq < state.seq and len(newer) == state.seq - seq and newer[-1][0] == seq + 1):
+            kept = f"commits {span[0]}..{span[1]}" if span else "no commits"
+            raise LookupError(
+                f"server_state has no state at commit {seq}: the history keeps {kept} "
+                f"(the last {self.history.limit} within {self.history.max_age:g} s; "
+                "server_state.configure(history=..., history_age=...) keeps more); the state now is at "
+                f"commit {state.seq}."
+            )
+        return StoreState(undo(state.values, newer, MISSING), seq)
 
     def _forget(self, key: str, seq: int) -> None:
         """A delete, under the root lock: keep the key's version in ``_gone``
@@ -615,6 +672,18 @@ _SCALAR: frozenset[type] = frozenset({type(None), bool, int, float, str, bytes})
 
 # Stored types that are never content-fingerprinted: asking would only cost.
 _NO_TOKEN: frozenset[type] = frozenset({type(None), bool, int, float, str, bytes, tuple, frozenset})
+
+
+_writers = threading.local()
+
+
+def _thread_writer() -> str:
+    """``"thread <name>"``, once per thread."""
+    try:
+        return _writers.label  # type: ignore[no-any-return]
+    except AttributeError:
+        label = _writers.label = "thread " + threading.current_thread().name
+        return label
 
 
 def _tokens_of(writes: dict[str, Any]) -> dict[str, Any]:

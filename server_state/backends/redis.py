@@ -46,6 +46,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -190,11 +192,14 @@ class RedisStore(MemoryStore):
         stream_maxlen: int = STREAM_MAXLEN,
         clients: tuple[Any, Any] | None = None,
         block_ms: int = BLOCK_MS,
+        replica: str | None = None,
     ) -> None:
         """``clients``: the (commit, follower) redis-py clients to use instead
         of connecting to ``url`` (tests, custom connection setups); both must
-        not retry by themselves."""
+        not retry by themselves. ``replica``: this replica's name in the
+        history of every replica (default ``host:pid``)."""
         super().__init__()
+        self.replica = replica or f"{socket.gethostname()}:{os.getpid()}"
         self.url = url
         self.namespace = namespace or DEFAULT_NAMESPACE
         self.lease_ttl = float(lease_ttl) if lease_ttl is not None else 10.0
@@ -258,7 +263,10 @@ class RedisStore(MemoryStore):
 
     # -- the seam ---------------------------------------------------------------
 
-    def attach(self, on_remote: Callable[..., None], origin: Callable[[], Any]) -> None:
+    def attach(
+        self, on_remote: Callable[..., None], origin: Callable[[], Any], writer: Callable[[], str] | None = None
+    ) -> None:
+        super().attach(on_remote, origin, writer)
         self._on_remote, self._origin = on_remote, origin
 
     @property
@@ -451,12 +459,13 @@ class RedisStore(MemoryStore):
             epoch, seen = self._epoch, self._rseq
         txid = uuid.uuid4().hex
         pending = self._own[txid] = _Pending(epoch)
+        who = f"{self.replica} · {self._writer()}"
         try:
-            reply = self._run(first, expect, require, payloads, deletes, epoch, txid)
+            reply = self._run(first, expect, require, payloads, deletes, epoch, txid, who)
             seq = self._judge(reply, first, seen)
             if seq is None:
                 return None
-            return self._landed(pending, seq, writes, deletes, tokens)
+            return self._landed(pending, seq, writes, deletes, tokens, who)
         finally:
             self._own.pop(txid, None)
 
@@ -469,6 +478,7 @@ class RedisStore(MemoryStore):
         deletes: Iterable[str],
         epoch: str | None,
         txid: str = "",
+        who: str = "",
     ) -> list[Any]:
         """Send one commit (or, with nothing to write, one check); retries
         on connection errors with the same transaction id until
@@ -482,7 +492,7 @@ class RedisStore(MemoryStore):
             epoch or "",
             require,
             self._maxlen,
-            _origin_text(self._origin()),
+            _origin_text(self._origin(), who),
             txid,
             TX_TTL,
             len(expect),
@@ -561,6 +571,7 @@ class RedisStore(MemoryStore):
         writes: dict[str, Any],
         deletes: tuple[str, ...],
         tokens: dict[str, Any],
+        who: str,
     ) -> tuple[Change, ...]:
         """Our commit is in Redis at ``seq``: into the mirror in sequence
         order (applied here if it is next, else by the follower)."""
@@ -572,7 +583,7 @@ class RedisStore(MemoryStore):
                 if self._epoch != pending.epoch:
                     break
                 if self._rseq == seq - 1:
-                    return self._apply_redis(writes, deletes, tokens, seq)
+                    return self._apply_redis(writes, deletes, tokens, seq, who=who)
                 if self._rseq >= seq:  # a resync took it in (and announced it)
                     return self._taken(writes, deletes)
                 left = deadline - time.monotonic()
@@ -610,6 +621,7 @@ class RedisStore(MemoryStore):
         tokens: dict[str, Any],
         seq: int,
         unreadable: Iterable[str] = (),
+        who: str = "",
     ) -> tuple[Change, ...]:
         """Under the root lock: the commit at Redis sequence ``seq`` (the
         next one) into the mirror. ``unreadable`` keys were written with a
@@ -624,7 +636,7 @@ class RedisStore(MemoryStore):
         unreadable = list(unreadable)
         for key in unreadable:
             rver[key] = seq
-        changes = self._apply(writes, (*deletes, *unreadable), tokens, self._seq + 1)
+        changes = self._apply(writes, (*deletes, *unreadable), tokens, self._seq + 1, who or "another replica")
         self._rseq = seq
         self._caught_up.notify_all()
         return changes
@@ -703,16 +715,17 @@ class RedisStore(MemoryStore):
                 unreadable.append(key)
         txid = fields[b"tx"].decode()
         tokens = _tokens_of(decoded)
+        origin, who = _origin_of(fields.get(b"o", b""))
         with self._root_lock:
             if seq != self._rseq + 1 or epoch != self._epoch:
                 return seq <= self._rseq
-            changes = self._apply_redis(decoded, deletes, tokens, seq, unreadable)
+            changes = self._apply_redis(decoded, deletes, tokens, seq, unreadable, who)
             pending = self._own.get(txid)
             if pending is not None:
                 pending.changes = changes
                 return True
         if changes and self._on_remote is not None:
-            self._announce(changes, _origin_of(fields.get(b"o", b"")))
+            self._announce(changes, origin)
         return True
 
     def _announce(self, changes: tuple[Change, ...], origin: Origin) -> None:
@@ -808,7 +821,11 @@ class RedisStore(MemoryStore):
                     # Already past this snapshot: done; else the diff is stale: read again.
                     return same and self._epoch == epoch and self._rseq >= seq
                 deletes = [k for k in self._latest if k not in rver or k in unreadable]
-                changes = self._apply(writes, deletes, tokens, self._seq + 1) if writes or deletes else ()
+                changes = (
+                    self._apply(writes, deletes, tokens, self._seq + 1, "resync from Redis")
+                    if writes or deletes
+                    else ()
+                )
                 self._rver, self._rseq, self._epoch, self._run_id = rver, seq, epoch, run_id
                 self._last_id = last[0][0] if last else b"0-0"
                 self._sync_gen += 1
@@ -988,20 +1005,22 @@ def _server_id(client: Any) -> str:
         return ""
 
 
-def _origin_text(origin: Origin) -> str:
+def _origin_text(origin: Origin, who: str) -> str:
+    """A commit's origin and writer as the stream carries them: the writer
+    alone (never starting with ``[``) for a plain write, else JSON."""
     if origin is LOCAL or (not origin.round and not origin.chain and not origin.no_rerun):
-        return ""
-    return json.dumps([origin.round, sorted(origin.chain), origin.no_rerun])
+        return who if not who.startswith("[") else json.dumps([0, [], False, who])
+    return json.dumps([origin.round, sorted(origin.chain), origin.no_rerun, who])
 
 
-def _origin_of(text: bytes) -> Origin:
-    if not text:
-        return LOCAL
+def _origin_of(text: bytes) -> tuple[Origin, str]:
+    if not text.startswith(b"["):
+        return LOCAL, text.decode(errors="replace")
     try:
-        round_, chain, no_rerun = json.loads(text)
-        return Origin(int(round_), frozenset(map(str, chain)), bool(no_rerun))
+        round_, chain, no_rerun, *who = json.loads(text)
+        return Origin(int(round_), frozenset(map(str, chain)), bool(no_rerun)), str(who[0]) if who else ""
     except (ValueError, TypeError):
-        return LOCAL
+        return LOCAL, ""
 
 
 def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:

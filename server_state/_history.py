@@ -1,0 +1,121 @@
+"""History: the last commits, to list, to look at and to go back to.
+
+Each commit the store applies (made here, or in another replica and
+followed) is recorded as a ``Record``: its sequence (the version it gave the
+keys it changed), its time, who made it, and its ``Change`` tuples, which
+hold the stored value of each key before and after. Values are persistent or
+frozen, so a record keeps the old objects themselves, never copies: what
+history costs in memory is what the commits changed (a pvector append keeps
+one new tail node per commit), not the size of the state times the number of
+commits kept.
+
+The state after an older commit is the state now with the newer commits
+undone, newest first (``undo``): O(keys those commits changed · log n),
+whatever the size of the state. Recording is O(1) under the store's root
+lock; the bound is a count (a ``deque`` with ``maxlen``) and an age, checked
+at each record.
+
+No Streamlit import here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from pyrsistent import PMap
+
+__all__ = ["HISTORY_AGE", "HISTORY_LIMIT", "History", "Record", "undo"]
+
+# The defaults: small, since a record keeps the values it replaced alive (a
+# DataFrame replaced every second is kept HISTORY_LIMIT times).
+HISTORY_LIMIT = 100
+HISTORY_AGE = 600.0  # seconds
+
+_time = time.time
+_new = tuple.__new__
+
+
+class Record(NamedTuple):
+    seq: int
+    time: float  # time.time() when applied here
+    origin: str  # "session <id>", "thread <name>", "<replica> · session <id>", "resync"
+    changes: tuple[Any, ...]  # the store's Change tuples
+
+
+class History:
+    """The bounded list of records; ``record`` is called under the store's
+    root lock, the readers copy under it (``records``)."""
+
+    __slots__ = ("_records", "limit", "max_age")
+
+    def __init__(self, limit: int = HISTORY_LIMIT, max_age: float = HISTORY_AGE) -> None:
+        self.limit = 0
+        self.max_age = max_age
+        self._records: deque[tuple[int, float, str, tuple[Any, ...]]] = deque(maxlen=1)
+        self.configure(limit, max_age)
+
+    def configure(self, limit: int, max_age: float) -> None:
+        if type(limit) is not int or limit < 0:
+            raise ValueError(f"server_state: the history limit must be an int >= 0 (0 keeps none), got {limit!r}.")
+        if not isinstance(max_age, (int, float)) or max_age <= 0:
+            raise ValueError(f"server_state: the history age must be a number of seconds > 0, got {max_age!r}.")
+        self.limit, self.max_age = limit, float(max_age)
+        self._records = deque(self._records, maxlen=max(limit, 1))
+        if not limit:
+            self._records.clear()
+
+    def record(self, seq: int, changes: tuple[Any, ...], origin: str) -> None:
+        now = _time()
+        records = self._records
+        records.append((seq, now, origin, changes))  # a plain tuple: Record(...) costs 4x more
+        oldest = now - self.max_age
+        while records[0][1] < oldest:
+            records.popleft()
+
+    def records(self, key: str | None = None, limit: int | None = None) -> list[Record]:
+        """The records (of commits that changed ``key``), newest first, at
+        most ``limit``; O(records looked at). Call under the store's root lock."""
+        out: list[Record] = []
+        if limit is not None and limit <= 0:
+            return out
+        for record in reversed(self._records):
+            if key is None or any(change.key == key for change in record[3]):
+                out.append(_new(Record, record))
+                if len(out) == limit:
+                    break
+        return out
+
+    def span(self) -> tuple[int, int] | None:
+        """The first and last seq kept, or None."""
+        records = self._records
+        return (records[0][0], records[-1][0]) if records else None
+
+    def newer(self, seq: int, upto: int) -> list[tuple[int, float, str, tuple[Any, ...]]]:
+        """The records of the commits after ``seq`` up to ``upto``, newest
+        first; O(those). Call under the store's root lock."""
+        out = []
+        for record in reversed(self._records):
+            if record[0] <= seq:
+                break
+            if record[0] <= upto:
+                out.append(record)
+        return out
+
+    def clear(self) -> None:
+        self._records.clear()
+
+
+def undo(values: PMap[str, Any], newer: Iterable[tuple[Any, ...]], missing: Any) -> PMap[str, Any]:
+    """``values`` with the commits ``newer`` (newest first) undone."""
+    evolver = values.evolver()
+    for record in newer:
+        for change in record[3]:
+            if change.old is missing:
+                if change.key in evolver:  # type: ignore[operator]
+                    del evolver[change.key]
+            else:
+                evolver[change.key] = change.old
+    return evolver.persistent()

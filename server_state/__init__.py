@@ -81,7 +81,7 @@ def _store_from_env() -> object:
     if not url or url.startswith("memory://"):
         options = {}  # the Redis settings of a deployment do not stop a local run in memory
     store = store_from_url(url, **options)
-    history = store.history  # type: ignore[attr-defined]
+    history = store.history
     limit, age = history.limit, history.max_age
     try:
         if env.get("SERVER_STATE_HISTORY"):

@@ -20,10 +20,12 @@ from ._errors import (
     ServerStateLeaseError,
     ServerStatePayloadError,
     ServerStateTypeError,
+    ServerStateValidationError,
 )
 from ._locks import ServerStateLock
 from ._state import Commit, NoRerun, ServerState, Snapshot, _check_key
 from ._store import MISSING, store_from_url
+from ._typed import Key
 from ._values import FrozenCounter, FrozenDefaultDict, FrozenDeque, FrozenDict, FrozenList, thaw
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "FrozenDeque",
     "FrozenDict",
     "FrozenList",
+    "Key",
     "NoRerun",
     "ReadOnlyValueError",
     "RerunSuppressedError",
@@ -46,6 +49,7 @@ __all__ = [
     "ServerStateKeyError",
     "ServerStateLock",
     "ServerStateTypeError",
+    "ServerStateValidationError",
     "Snapshot",
     "force_rerun_bound_sessions",
     "no_rerun",

@@ -13,6 +13,7 @@ __all__ = [
     "ServerStateConnectionError",
     "ServerStateLeaseError",
     "ServerStatePayloadError",
+    "ServerStateValidationError",
 ]
 
 
@@ -98,5 +99,15 @@ class ServerStatePayloadError(ServerStateError, ValueError):
     decode. It is never unpickled."""
 
     def __init__(self, key: str | None, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class ServerStateValidationError(ServerStateError, ValueError):
+    """A write to a key declared with ``server_state.key(..., validator=...)``
+    was rejected by that validator (it returned a false value or raised).
+    Nothing was written."""
+
+    def __init__(self, key: str, message: str) -> None:
         super().__init__(message)
         self.key = key

@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 import datetime
 import threading
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from pyrsistent import PMap
 
@@ -36,6 +37,7 @@ from ._store import (
     refuse_missing,
 )
 from ._tracker import BindingTracker
+from ._typed import Key, KeySpec, check_transact, check_update, register
 from ._values import (
     FrozenCounter,
     FrozenDefaultDict,
@@ -58,6 +60,10 @@ _FAST_READ = frozenset(
 
 _check_key = check_key  # the name the package and its tests import
 
+_T = TypeVar("_T")
+_T2 = TypeVar("_T2")
+_T3 = TypeVar("_T3")
+
 
 class NoRerun:
     """``with no_rerun:`` writes inside announce nothing: versions advance and
@@ -79,13 +85,14 @@ class ServerState:
     """One state for every session of the app. Reads bind the running session
     to the key; a change reruns every other session that showed it."""
 
-    __slots__ = ("_convert_lock", "_coord", "_locks", "_read_cache", "_store", "_tracker")
+    __slots__ = ("_convert_lock", "_coord", "_locks", "_read_cache", "_store", "_tracker", "_typed")
     _store: MemoryStore
     _tracker: BindingTracker
     _locks: KeyLocks
     _coord: RerunScheduler
     _read_cache: dict[str, tuple[tuple[Any, Any], ...]]
     _convert_lock: threading.Lock
+    _typed: dict[str, KeySpec]
 
     def __init__(self, store: MemoryStore | None = None) -> None:
         setter = object.__setattr__
@@ -95,6 +102,7 @@ class ServerState:
         setter(self, "_coord", RerunScheduler(self._tracker, self._store))
         setter(self, "_read_cache", {})
         setter(self, "_convert_lock", threading.Lock())
+        setter(self, "_typed", {})  # server_state.key(...) declarations, checked by every write
         self._plug(self._store)
 
     # -- the backend ---------------------------------------------------------------
@@ -294,6 +302,8 @@ class ServerState:
     def __setitem__(self, key: str, value: Any) -> None:
         if type(key) is not str:
             key = check_key(key)
+        if self._typed and (spec := self._typed.get(key)) is not None:
+            spec.check(value)  # a declared key: type and validator, before anything is stored
         change = self._store.set(key, freeze(value, key, previous=self._store.entry(key)[0]))
         if change is not None:
             self._changed((change,))
@@ -318,6 +328,8 @@ class ServerState:
             raise ServerStateTypeError(
                 key, f"server_state.update({key!r}, fn): fn must be callable, got {type(fn).__name__}."
             )
+        if self._typed and (spec := self._typed.get(key)) is not None:
+            fn = check_update(spec, fn)  # fn's result checked inside the store's retry, before the commit
         lock = self._locks.local(key)
         if not lock.acquire(True, _locks.LOCK_PATIENCE):
             self._locks.waited(key, lock)  # raises on a deadlock, else waits on
@@ -345,6 +357,8 @@ class ServerState:
             raise ServerStateTypeError(
                 None, f"server_state.transact(fn): fn must be callable, got {type(fn).__name__}."
             )
+        if self._typed:
+            fn = check_transact(self._typed, fn)  # declared keys the map writes, checked before the commit
         result, changes = self._store.transact(fn, guard=self._locks.holding)
         if changes:
             self._changed(changes)
@@ -354,6 +368,8 @@ class ServerState:
         """Set ``key`` to ``default`` unless it is set, atomically; return its value."""
         key = check_key(key)
         refuse_missing(key, default)
+        if self._typed and (spec := self._typed.get(key)) is not None:
+            spec.check(default)  # even when the key is set: a default it could never store is a bug
         lock = self._locks.acquire(key)
         try:
             value, version, change = self._store.update(key, _same, default)
@@ -363,6 +379,54 @@ class ServerState:
             self._changed((change,))
         self._bind(key, version)
         return self._readable(key, value)
+
+    @overload
+    def key(
+        self, name: str, tp: type[_T], *, default: _T = ..., validator: Callable[[_T], object] | None = None
+    ) -> Key[_T]: ...
+    @overload
+    def key(
+        self,
+        name: str,
+        tp: tuple[type[_T], type[_T2]],
+        *,
+        default: _T | _T2 = ...,
+        validator: Callable[[_T | _T2], object] | None = None,
+    ) -> Key[_T | _T2]: ...
+    @overload
+    def key(
+        self,
+        name: str,
+        tp: tuple[type[_T], type[_T2], type[_T3]],
+        *,
+        default: _T | _T2 | _T3 = ...,
+        validator: Callable[[_T | _T2 | _T3], object] | None = None,
+    ) -> Key[_T | _T2 | _T3]: ...
+    @overload
+    def key(
+        self,
+        name: str,
+        tp: types.UnionType | tuple[type[Any], ...],
+        *,
+        default: Any = ...,
+        validator: Callable[[Any], object] | None = None,
+    ) -> Key[Any]: ...
+    def key(
+        self, name: str, tp: object, *, default: Any = MISSING, validator: Callable[[Any], object] | None = None
+    ) -> Key[Any]:
+        """Declare ``name``'s type (a class, a tuple of classes, ``X | None``,
+        ``list[int]`` whose origin is checked) and an optional ``validator``
+        (``new_value -> bool``: a false result or an exception rejects), and
+        return a typed handle ``Key[T]`` with ``get()``, ``set()``,
+        ``update()``, ``peek()``, ``version``. From then on every write of
+        ``name``, through the handle or not, is checked before it commits; a
+        refused one raises ``ServerStateTypeError`` or
+        ``ServerStateValidationError`` and writes nothing. ``default`` is what
+        ``get()`` returns while the key is absent (it is not stored). The
+        same declaration again (a script rerun) returns the same handle; a
+        different one raises ``ServerStateError``. For a union, annotate:
+        ``user: Key[str | None] = server_state.key("user", str | None, default=None)``."""
+        return register(self, self._typed, check_key(name), tp, default, validator)
 
     def watch(
         self,

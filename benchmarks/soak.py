@@ -1,0 +1,597 @@
+"""Soak: many sessions over time on one real ``streamlit run`` server.
+
+    python -m benchmarks.soak [--full|--smoke] [--json out.json]
+
+The app is ``apps/soak_app.py``; sessions are the headless protocol client
+(``benchmarks/_client.py``). The server binds 127.0.0.1 on a free port and is
+stopped by its PID. Two phases on that one server:
+
+1. **Connect, read, disconnect.** A probe session (it reads no key) shows
+   ``server_state.stats()["sessions"]``, ``bound_sessions("shared")`` and
+   ``version("shared")``; the soak reruns it to look. A warm-up wave of
+   sessions connects, reads ``shared`` (set once when the server's first
+   session ran, never written again) and disconnects; once the probe shows
+   only itself, the server's RSS (``VmRSS`` of ``/proc/<pid>/status``) is the
+   baseline. Then ``sessions`` more do the same, ``wave`` at a time (a
+   sampler thread keeps the peak RSS). Afterwards, with no key written, the
+   tracker must hold no dead session (the probe shows ``sessions=1``,
+   ``bound_shared=0``) and the RSS must come back within 10% of the baseline;
+   both are polled (each probe run ends with Streamlit's ``gc.collect``) until
+   met or a deadline.
+2. **A background writer.** ``live_sessions`` sessions read ``live``; a
+   control session starts a thread in the server (a ``cache_resource``)
+   writing ``live`` at ``rate`` writes/s for ``duration`` s. Then every
+   session must show the last value (convergence time: from the last write,
+   ``time.monotonic()`` in the server, to the end of the last session's first
+   run showing it; both processes read CLOCK_MONOTONIC), with no traceback in
+   the server log and no rerun loop reported ("stopped rerunning", "stopped a
+   rerun loop", ``stats()["loops_stopped"]``).
+
+``benchmarks.run`` prints this table after its own (group ``soak``), in both
+modes. ``--full`` (the default): 1,000 sessions in waves of 50, then 50
+sessions and 2 minutes of writes (~4 min on 2 cores). ``--smoke``: 100
+sessions in waves of 25, then 25 sessions and 10 s of writes (well under a
+minute). Unlike the other groups' smoke figures, the smoke soak's targets are
+real (tests/test_soak.py asserts them); only its timings mean little.
+
+Exit status: 0 when both phases ran, whether or not targets were met; 1 when
+one failed to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ._client import BenchSession, StreamlitServer
+
+SOAK_APP = Path(__file__).resolve().parent / "apps" / "soak_app.py"
+
+SETTINGS: dict[str, dict[str, Any]] = {
+    "full": {
+        "sessions": 1_000,
+        "wave": 50,
+        "warmup": 50,
+        "live_sessions": 50,
+        "rate": 20.0,
+        "duration": 120.0,
+        "rss_deadline": 60.0,
+    },
+    "smoke": {
+        "sessions": 100,
+        "wave": 25,
+        "warmup": 25,
+        "live_sessions": 25,
+        "rate": 20.0,
+        "duration": 10.0,
+        "rss_deadline": 30.0,
+    },
+}
+
+OPTIONS = {"runner.magicEnabled": "false"}  # otherwise Streamlit's defaults
+SESSION_TIMEOUT = 120.0  # seconds, per wait
+DRAIN_DEADLINE = 30.0  # seconds for the tracker to let go of closed sessions (liveness: every 1 s)
+CONVERGE_DEADLINE = 120.0  # seconds after the writer's end for every session to show its last value
+RSS_TOLERANCE = 0.10
+POLL = 0.25  # seconds between two looks of the probe while polling a condition
+SAMPLE = 0.05  # seconds between two RSS samples of the peak sampler
+
+LOOP_WARNINGS = ("stopped rerunning", "stopped a rerun loop")
+ERROR_MARKS = ("Traceback", "ServerStateError")
+
+MB = 1024 * 1024
+
+
+def log(msg: str) -> None:
+    print(f"[soak {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# the server's memory
+# ---------------------------------------------------------------------------
+
+
+def rss(pid: int) -> int:
+    """VmRSS of process ``pid`` now, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise LookupError(f"no VmRSS in /proc/{pid}/status")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        after_name = f.read().rsplit(")", 1)[1].split()
+    return (int(after_name[11]) + int(after_name[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class PeakSampler:
+    """Samples a process's RSS in a thread, keeping the highest."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = rss(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE):
+            try:
+                self.peak = max(self.peak, rss(self.pid))
+            except (OSError, LookupError):
+                return
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.peak = max(self.peak, rss(self.pid))
+
+
+# ---------------------------------------------------------------------------
+# sessions
+# ---------------------------------------------------------------------------
+
+
+def session(server: StreamlitServer, query: str, name: str) -> BenchSession:
+    return BenchSession(server, query_string=query, timeout=SESSION_TIMEOUT, name=name)
+
+
+async def connect_all(sessions: list[BenchSession]) -> None:
+    """Connect concurrently (each returns after its first run); on failure
+    close what connected and re-raise."""
+    results = await asyncio.wait_for(
+        asyncio.gather(*(s.connect() for s in sessions), return_exceptions=True), SESSION_TIMEOUT * 2
+    )
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        await close_all(sessions)
+        raise errors[0]
+
+
+async def close_all(sessions: list[BenchSession]) -> None:
+    await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
+_FIELD = re.compile(r"(\w+)=(-?[\d.]+|\S+)")
+
+
+def fields(s: BenchSession, first: str) -> dict[str, str]:
+    """``name=value`` pairs of the page's text that starts with ``first=``."""
+    for text in s.texts():
+        if text.startswith(first + "="):
+            return dict(_FIELD.findall(text))
+    raise LookupError(f"no {first}= on the page:\n{s.describe()}")
+
+
+async def look(probe: BenchSession) -> dict[str, int]:
+    """Rerun the probe; its counters as ints (``parked`` included, -1 if unknown)."""
+    await probe.rerun()
+    out = {k: int(v) for k, v in fields(probe, "sessions").items()}
+    out["parked"] = int(fields(probe, "parked")["parked"])
+    return out
+
+
+async def drained(probe: BenchSession, deadline: float) -> tuple[dict[str, int], float]:
+    """Poll the probe until the tracker holds only the probe and nobody is
+    bound to ``shared``, or until ``deadline`` seconds; return the last look
+    and the seconds it took."""
+    t0 = time.monotonic()
+    while True:
+        seen = await look(probe)
+        elapsed = time.monotonic() - t0
+        if (seen["sessions"] == 1 and seen["bound_shared"] == 0) or elapsed >= deadline:
+            return seen, elapsed
+        await asyncio.sleep(POLL)
+
+
+async def wave(server: StreamlitServer, n: int, tag: str) -> None:
+    """``n`` sessions connect, read ``shared`` (their first run shows it) and disconnect."""
+    sessions = [session(server, "role=reader&key=shared", f"{tag}-{i}") for i in range(n)]
+    await connect_all(sessions)
+    try:
+        wrong = [s.name for s in sessions if "value=hello" not in s.texts()]
+        if wrong:
+            raise AssertionError(f"sessions not showing value=hello: {wrong[:5]}\n{sessions[0].describe()}")
+    finally:
+        await close_all(sessions)
+
+
+# ---------------------------------------------------------------------------
+# the two phases
+# ---------------------------------------------------------------------------
+
+
+async def phase_connect(server: StreamlitServer, probe: BenchSession, cfg: dict[str, Any]) -> dict[str, Any]:
+    assert server.pid is not None
+    pid, size = server.pid, cfg["wave"]
+    for i in range(0, cfg["warmup"], size):
+        await wave(server, min(size, cfg["warmup"] - i), f"warm{i // size}")
+    warm, _ = await drained(probe, DRAIN_DEADLINE)
+    before = rss(pid)
+    log(f"warm-up done: {warm}, RSS {before / MB:.1f} MB")
+
+    n = cfg["sessions"]
+    started = time.monotonic()
+    with PeakSampler(pid) as sampler:
+        for i in range(0, n, size):
+            await wave(server, min(size, n - i), f"w{i // size}")
+            if (i // size) % 5 == 4:
+                log(f"{i + size} sessions connected, read, disconnected; RSS {rss(pid) / MB:.1f} MB")
+    waves_s = time.monotonic() - started
+    seen, drain_s = await drained(probe, DRAIN_DEADLINE)
+    log(f"after {n} sessions: {seen} ({drain_s:.1f} s)")
+
+    # RSS: poll (every probe run ends with Streamlit's gc.collect) until back
+    # within the tolerance, or the deadline.
+    t0 = time.monotonic()
+    after = rss(pid)
+    lowest = after
+    while after > before * (1 + RSS_TOLERANCE) and time.monotonic() - t0 < cfg["rss_deadline"]:
+        await asyncio.sleep(POLL)
+        await look(probe)
+        after = rss(pid)
+        lowest = min(lowest, after)
+    rss_s = time.monotonic() - t0
+    final = await look(probe)
+    return {
+        "sessions": n,
+        "wave": size,
+        "warmup": cfg["warmup"],
+        "waves_s": waves_s,
+        "dead": seen["sessions"] - 1,  # the probe itself is the one live session
+        "bound": seen["bound_shared"],
+        "drain_s": drain_s,
+        "version_shared_before": warm["version_shared"],
+        "version_shared": final["version_shared"],
+        "parked": final["parked"],
+        "rss_before": before,
+        "rss_peak": max(sampler.peak, after),
+        "rss_after": after,
+        "rss_lowest": lowest,
+        "rss_after_s": rss_s,
+        "rss_ratio": after / before,
+    }
+
+
+async def phase_writer(server: StreamlitServer, cfg: dict[str, Any]) -> dict[str, Any]:
+    assert server.pid is not None
+    rate, duration = cfg["rate"], cfg["duration"]
+    control = session(server, f"role=control&rate={rate}&duration={duration}", "control")
+    readers = [session(server, "role=reader&key=live", f"live-{i}") for i in range(cfg["live_sessions"])]
+    await connect_all([control])
+    try:
+        await connect_all(readers)
+        try:
+            await asyncio.gather(*(s.wait_quiet(0.5, timeout=SESSION_TIMEOUT) for s in [control, *readers]))
+            before = {k: int(v) for k, v in fields(control, "reruns").items()}
+            marks = [len(r.finished_log) for r in readers]
+            runs0 = [r.runs_started for r in readers]
+            cpu0, wall0 = cpu_seconds(server.pid), time.monotonic()
+            await control.click("Start writer")
+            log(f"writer started: {rate:g} writes/s for {duration:g} s, {len(readers)} sessions")
+            await control.wait_until(
+                lambda: control.text_containing("writer=done") is not None,
+                duration * 3 + SESSION_TIMEOUT,
+                what="the writer's end",
+            )
+            cpu = (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - wall0)
+            done = fields(control, "writer")
+            last, last_at = int(done["last"]), float(done["last_at"])
+            expected = f"value={last}"
+            converged = 0
+
+            async def converge(r: BenchSession, mark: int) -> None:
+                nonlocal converged
+                await r.wait_until(
+                    lambda: r.first_finish_showing(expected, mark) is not None,
+                    CONVERGE_DEADLINE,
+                    what=f"a run showing {expected}",
+                )
+                converged += 1
+
+            outcome = await asyncio.gather(
+                *(converge(r, m) for r, m in zip(readers, marks, strict=True)), return_exceptions=True
+            )
+            finishes = [r.first_finish_showing(expected, m) for r, m in zip(readers, marks, strict=True)]
+            convergence_s = max(f for f in finishes if f is not None) - last_at if converged else None
+            await asyncio.gather(*(s.wait_quiet(1.0, timeout=SESSION_TIMEOUT) for s in [control, *readers]))
+            still = sum(1 for r in readers if expected in r.texts())  # no later run showed another value
+            await control.rerun()
+            after = {k: int(v) for k, v in fields(control, "reruns").items()}
+            page_errors = sum(len(s.exceptions()) for s in [control, *readers])
+            client_runs = sum(r.runs_started - n for r, n in zip(readers, runs0, strict=True))
+            timeouts = [repr(o)[:300] for o in outcome if isinstance(o, BaseException)]
+        finally:
+            await close_all(readers)
+    finally:
+        await close_all([control])
+    return {
+        "sessions": len(readers),
+        "rate": rate,
+        "duration": duration,
+        "writes": int(done["writes"]),
+        "last": last,
+        "writer_errors": int(done["errors"]),
+        "writer_span_s": last_at - float(done["first_at"]),
+        "converged": converged,
+        "still_showing_last": still,
+        "convergence_s": convergence_s,
+        "not_converged": timeouts,
+        "reruns_requested": after["reruns"] - before["reruns"],
+        "loops_stopped": after["loops"] - before["loops"],
+        "client_runs": client_runs,
+        "page_errors": page_errors,
+        "server_cpu": cpu,  # CPU seconds per second while the writer ran (2 = both cores)
+    }
+
+
+def log_findings(text: str) -> dict[str, Any]:
+    lines = text.splitlines()
+    errors = [ln for ln in lines if any(m in ln for m in ERROR_MARKS)]
+    loops = [ln for ln in lines if any(m in ln for m in LOOP_WARNINGS)]
+    return {"error_lines": errors[:20], "errors": len(errors), "loop_lines": loops[:20], "loops": len(loops)}
+
+
+async def run_soak(mode: str, failures: list[str]) -> dict[str, Any]:
+    cfg = SETTINGS[mode]
+    results: dict[str, Any] = {"mode": mode}
+    server = StreamlitServer(SOAK_APP, options=OPTIONS, cwd=SOAK_APP.parent, keep_log=False)
+    server.start()
+    try:
+        probe = session(server, "role=probe", "probe")
+        await probe.connect()
+        try:
+            phases: list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]] = [
+                ("connect", lambda: phase_connect(server, probe, cfg)),
+                ("writer", lambda: phase_writer(server, cfg)),
+            ]
+            for name, phase in phases:
+                started = time.monotonic()
+                try:
+                    results[name] = await phase()
+                    log(f"phase {name}: {time.monotonic() - started:.1f} s")
+                except Exception:
+                    failures.append(
+                        f"soak {name}:\n{traceback.format_exc()}\n--- server log tail\n{server.log_tail(40)}"
+                    )
+                    log(f"phase {name} FAILED")
+        finally:
+            await probe.close()
+        results["log"] = log_findings(server.log_text())
+        if results["log"]["errors"] or results["log"]["loops"]:
+            server.keep_log = True
+            results["log"]["path"] = str(server.log_path)
+    finally:
+        server.stop()
+    return results
+
+
+# ---------------------------------------------------------------------------
+# the table
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    id: str
+    benchmark: str
+    ours: str
+    target: str
+    met: str  # "yes", "no", or "-" (information only)
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "no"
+
+
+def _mb(b: float) -> str:
+    return f"{b / MB:.1f} MB"
+
+
+def rows_for(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    c = r.get("connect")
+    if c is not None:
+        rows.append(
+            Row(
+                "soak_dead_sessions",
+                f"{c['sessions']:,} sessions connect, read, disconnect (waves of {c['wave']}): "
+                "stats()['sessions'] left, probe excepted",
+                f"{c['dead']} (after {c['drain_s']:.1f} s; waves took {c['waves_s']:.0f} s)",
+                "0 dead sessions",
+                _yes(c["dead"] == 0),
+            )
+        )
+        rows.append(
+            Row(
+                "soak_bound_sessions",
+                "the same: bound_sessions('shared') left; 'shared' written again",
+                f"{c['bound']}; {'no' if c['version_shared'] == c['version_shared_before'] else 'yes!'}",
+                "0, no",
+                _yes(c["bound"] == 0 and c["version_shared"] == c["version_shared_before"]),
+            )
+        )
+        pct = (c["rss_ratio"] - 1) * 100
+        rows.append(
+            Row(
+                "soak_rss",
+                f"server RSS: after a warm-up of {c['warmup']} / peak / after the {c['sessions']:,}",
+                f"{_mb(c['rss_before'])} / {_mb(c['rss_peak'])} / {_mb(c['rss_after'])} "
+                f"({pct:+.1f}%, after {c['rss_after_s']:.1f} s)",
+                f"≤ +{RSS_TOLERANCE:.0%} RSS",
+                _yes(c["rss_ratio"] <= 1 + RSS_TOLERANCE),
+            )
+        )
+        rows.append(
+            Row(
+                "soak_parked",
+                "disconnected sessions kept for a reconnect (tracker, private; info)",
+                str(c["parked"]) if c["parked"] >= 0 else "unknown",
+                "-",
+                "-",
+            )
+        )
+    w = r.get("writer")
+    if w is not None:
+        conv = "-" if w["convergence_s"] is None else f"{w['convergence_s'] * 1000:.0f} ms"
+        rows.append(
+            Row(
+                "soak_converged",
+                f"{w['sessions']} sessions, a background writer at {w['rate']:g}/s for {w['duration']:g} s: "
+                "sessions showing the last value",
+                f"{w['converged']}/{w['sessions']} (still {w['still_showing_last']}), in {conv}",
+                "converged",
+                _yes(w["converged"] == w["sessions"] == w["still_showing_last"]),
+            )
+        )
+        rows.append(
+            Row(
+                "soak_writes",
+                "the same: writes made; reruns requested (stats); runs the sessions saw; server CPU (info)",
+                f"{w['writes']:,} in {w['writer_span_s']:.1f} s; {w['reruns_requested']:,}; "
+                f"{w['client_runs']:,}; {w['server_cpu']:.2f} cores",
+                "-",
+                "-",
+            )
+        )
+    lg = r.get("log")
+    if lg is not None:
+        writer_errors = w["writer_errors"] + w["page_errors"] if w is not None else 0
+        rows.append(
+            Row(
+                "soak_errors",
+                "tracebacks in the server log (whole soak); writer and page errors",
+                f"{lg['errors']}; {writer_errors}",
+                "no error",
+                _yes(lg["errors"] == 0 and writer_errors == 0),
+            )
+        )
+        loops = w["loops_stopped"] if w is not None else 0
+        rows.append(
+            Row(
+                "soak_loop",
+                "rerun loops reported ('stopped rerunning' in the log; stats()['loops_stopped'])",
+                f"{lg['loops']}; {loops}",
+                "no loop",
+                _yes(lg["loops"] == 0 and loops == 0),
+            )
+        )
+    return rows
+
+
+# Every row id, in table order (tests/test_soak.py checks them).
+ROW_IDS = [
+    "soak_dead_sessions",
+    "soak_bound_sessions",
+    "soak_rss",
+    "soak_parked",
+    "soak_converged",
+    "soak_writes",
+    "soak_errors",
+    "soak_loop",
+]
+
+
+def render(rows: list[Row]) -> str:
+    cols = ("benchmark", "ours", "target", "met")
+    head = Row("", "soak", "ours", "target", "met")
+    widths = {c: max(len(getattr(r, c)) for r in [head, *rows]) for c in cols}
+
+    def line(r: Row) -> str:
+        return "| " + " | ".join(getattr(r, c).ljust(widths[c]) for c in cols) + " |"
+
+    sep = "|" + "|".join("-" * (widths[c] + 2) for c in cols) + "|"
+    return "\n".join([line(head), sep, *(line(r) for r in rows)])
+
+
+NOTES = """\
+Soak notes:
+- One `streamlit run` server (apps/soak_app.py, Streamlit's default options), headless protocol sessions.
+- Dead sessions: what a probe session (reading no key) shows of stats()['sessions'] minus itself, polled
+  (rerun every {poll} s, ≤ {drain:.0f} s) once the last session closed; no key is written meanwhile.
+- RSS: VmRSS of the server process; baseline once the warm-up's sessions left the tracker; peak sampled every
+  {sample:.0f} ms during the waves; "after": polled until within {tol:.0%} of the baseline (≤ {rss:.0f} s).
+  Streamlit itself keeps up to 128 disconnected sessions for server.disconnectedSessionTTL (120 s).
+- Convergence: from the writer's last write (server's time.monotonic) to the end of the last session's
+  first run showing it. Reruns requested: stats()['reruns_requested'] over the writer phase.
+"""
+
+
+def run_all(mode: str) -> tuple[list[Row], dict[str, Any], list[str]]:
+    """Both phases on one server: rows, raw results, failures."""
+    failures: list[str] = []
+    try:
+        results = asyncio.run(run_soak(mode, failures))
+    except Exception:
+        failures.append(f"soak:\n{traceback.format_exc()}")
+        return [], {}, failures
+    try:
+        rows = rows_for(results)
+    except Exception:
+        failures.append(f"soak table:\n{traceback.format_exc()}")
+        rows = []
+    return rows, results, failures
+
+
+def report(mode: str, rows: list[Row], seconds: float) -> str:
+    cfg = SETTINGS[mode]
+    missed = [r.id for r in rows if r.met == "no"]
+    parts = [
+        f"server_state soak ({mode} mode, {seconds:.0f} s)",
+        "",
+        render(rows),
+        "",
+        NOTES.format(
+            poll=POLL, drain=DRAIN_DEADLINE, sample=SAMPLE * 1000, tol=RSS_TOLERANCE, rss=cfg["rss_deadline"]
+        ),
+    ]
+    if mode == "smoke":
+        parts.append("Smoke mode: fewer sessions and a shorter writer; the targets hold all the same.")
+    parts.append(f"Soak targets missed: {', '.join(missed) if missed else 'none'}")
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n\n")[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument(
+        "--full", action="store_const", dest="mode", const="full", help="1,000 sessions, 2 min (default)"
+    )
+    size.add_argument("--smoke", action="store_const", dest="mode", const="smoke", help="100 sessions, 10 s")
+    parser.add_argument("--json", type=Path, help="also write rows and raw results here")
+    args = parser.parse_args(argv)
+    mode = args.mode or "full"
+    started = time.monotonic()
+    rows, results, failures = run_all(mode)
+    print(report(mode, rows, time.monotonic() - started))
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"mode": mode, "rows": [asdict(r) for r in rows], "results": results, "failures": failures},
+                indent=1,
+            )
+        )
+    for failure in failures:
+        print(f"\nFAILED {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,6 +13,7 @@ import asyncio
 import collections
 import os
 import threading
+import time
 from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
@@ -22,7 +23,7 @@ from ._store import Change, MemoryStore, _thread_writer
 from ._tracker import BindingTracker, RerunPlan, RunRecord, SessionEntry
 from .backends import Origin
 
-__all__ = ["RUN_WAIT_LIMIT", "RerunScheduler", "suppressed"]
+__all__ = ["RUN_WAIT_LIMIT", "PerSecond", "RerunScheduler", "suppressed"]
 
 
 def _wait_limit_from_env() -> float:
@@ -51,6 +52,49 @@ _NO_CHAIN: frozenset[str] = frozenset()
 suppressed: ContextVar[int] = ContextVar("server_state_no_rerun", default=0)
 
 
+class PerSecond:
+    """Commits and pushed reruns per second over the last ``span`` seconds:
+    a ring of per-second buckets, O(1) per count. Kept only once something
+    asked (the inspector), so an app without one pays a None check."""
+
+    __slots__ = ("_buckets", "_second", "span")
+
+    def __init__(self, span: int = 120) -> None:
+        self.span = span
+        self._buckets = [[0, 0] for _ in range(span)]  # [commits, reruns] of second t at t % span
+        self._second = int(time.time())
+
+    def _slot(self) -> list[int]:
+        now = int(time.time())
+        if now != self._second:
+            if not 0 < now - self._second < self.span:  # a long pause, or the clock went back
+                for bucket in self._buckets:
+                    bucket[0] = bucket[1] = 0
+            else:
+                for second in range(self._second + 1, now + 1):
+                    bucket = self._buckets[second % self.span]
+                    bucket[0] = bucket[1] = 0
+            self._second = now
+        return self._buckets[now % self.span]
+
+    def commit(self) -> None:
+        self._slot()[0] += 1
+
+    def rerun(self) -> None:
+        self._slot()[1] += 1
+
+    def last(self, seconds: int) -> list[tuple[int, int, int]]:
+        """``(second, commits, reruns)`` of the last ``seconds`` seconds,
+        oldest first; the last is the second going on, still counting."""
+        self._slot()
+        end = self._second
+        out = []
+        for second in range(end - min(seconds, self.span) + 1, end + 1):
+            commits, reruns = self._buckets[second % self.span]
+            out.append((second, commits, reruns))
+        return out
+
+
 class RerunScheduler:
     """Follows runs (told by the adapter) and carries out reruns."""
 
@@ -61,6 +105,13 @@ class RerunScheduler:
         self._install_lock = threading.Lock()
         self._gone: collections.deque[str] = collections.deque()
         self._liveness_loop: Any = None  # the event loop the liveness check runs on
+        self.rates: PerSecond | None = None  # counted once the inspector asked (count_rates)
+
+    def count_rates(self) -> PerSecond:
+        """Start counting commits and pushed reruns per second (idempotent)."""
+        if self.rates is None:
+            self.rates = PerSecond()
+        return self.rates
 
     # -- runs (script thread) ------------------------------------------------------
 
@@ -189,6 +240,8 @@ class RerunScheduler:
         take it from the writer's context."""
         if self.store.has_watchers:
             self.store.notify(changes)
+        if self.rates is not None:
+            self.rates.commit()
         if origin is not None:
             if origin.no_rerun:
                 return
@@ -250,6 +303,8 @@ class RerunScheduler:
         elif adapter.run_pending(session):
             return  # a run about to start reads everything afresh; its end flushes again
         if self.tracker.admit(entry, plan):
+            if self.rates is not None:
+                self.rates.rerun()
             self._rerun(session, plan)
 
     async def _flush_when_settled(self, sid: str, settled: asyncio.Event) -> None:

@@ -36,7 +36,7 @@ from ._store import (
     StoreState,
     refuse_missing,
 )
-from ._tracker import BindingTracker
+from ._tracker import EVERY_KEY, BindingTracker
 from ._typed import Key, KeySpec, check_transact, check_update, register
 from ._values import (
     FrozenCounter,
@@ -485,6 +485,34 @@ class ServerState:
     def bound_sessions(self, key: str) -> int:
         """How many live sessions showed ``key`` in their latest run."""
         return self._tracker.bound_sessions(check_key(key))
+
+    # -- the inspector -------------------------------------------------------------
+
+    def inspector(
+        self,
+        *,
+        private: Iterable[str] | Callable[[str], bool] = (),
+        allow_revert: Callable[[], bool] | None = None,
+        history: int = 20,
+    ) -> None:
+        """Show the state on this Streamlit page, live: its keys, writes and
+        pushed reruns per second, the last ``history`` commits with their
+        diffs, and rerun-loop warnings. Read-only unless ``allow_revert`` is
+        given: each commit then gets a revert button, shown and carried out
+        only while ``allow_revert()`` returns True. Keys in ``private`` (or
+        for which it returns True) show their type, size and version, never
+        their value. Only its fragment reruns, after any commit."""
+        from ._inspector import render
+
+        render(self, private=private, allow_revert=allow_revert, history=history)
+
+    def _bind_every_key(self) -> Snapshot:
+        """The state now, as a snapshot that binds nothing, with the running
+        session bound to every key at that instant: it (its fragment) reruns
+        after any later commit. For the inspector."""
+        state = self._store.state
+        self._bind(EVERY_KEY, state.seq)
+        return Snapshot(self, state, None, bind=False)
 
     # -- history -------------------------------------------------------------------
 

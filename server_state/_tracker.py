@@ -26,12 +26,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-__all__ = ["BindingTracker", "RerunPlan", "RunRecord", "SessionEntry"]
+__all__ = ["EVERY_KEY", "BindingTracker", "RerunPlan", "RunRecord", "SessionEntry"]
 
 _LOG = logging.getLogger("server_state")
 
@@ -62,6 +63,10 @@ _SWEEP_MIN_SIZE = 1024
 _CHAIN_KEYS_KEPT = 16
 _REPORT_EVERY = 10.0  # seconds between two warnings about the same keys
 _new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
+# A binding to this name is a binding to every key (the inspector): it is
+# announced, at round 0, with every commit while some session is bound to it.
+EVERY_KEY = "\x00server_state:every key"
+_LOOP_REPORTS_KEPT = 20
 
 
 class Announcement(NamedTuple):
@@ -133,6 +138,8 @@ class BindingTracker:
         self._dirty = 2  # sweeps still worth doing (something became removable)
         self.reruns_requested = 0
         self.loops_stopped = 0
+        # The last loop warnings logged: (time.time(), keys, message).
+        self.loop_reports: deque[tuple[float, tuple[str, ...], str]] = deque(maxlen=_LOOP_REPORTS_KEPT)
 
     # -- sessions and runs (script thread) -------------------------------------
 
@@ -317,9 +324,35 @@ class BindingTracker:
                 if self._seen(entry, key) < version:
                     entry.flush_scheduled = True
                     to_flush.append(entry)
+        if EVERY_KEY in self._index:
+            self._announce_every(changes, writer, to_flush)
         if len(announced) > self._sweep_at:
             self.maybe_sweep()
         return to_flush
+
+    def _announce_every(
+        self, changes: Iterable[_Advance], writer: SessionEntry | None, to_flush: list[SessionEntry]
+    ) -> None:
+        """Announce ``EVERY_KEY`` at the commit's version. Round 0 and no
+        chain: a session that only watches (the inspector) is no link of a
+        rerun loop, and is never refused as one."""
+        version = max((change.version for change in changes), default=0)
+        if not version:
+            return
+        with self._lock:
+            current = self._announced.get(EVERY_KEY)
+            if current is None or current.version < version:
+                self._announced[EVERY_KEY] = _new(
+                    Announcement, (version, 0, frozenset(), EVERY_KEY, self._generation)
+                )
+            sids = tuple(self._index.get(EVERY_KEY, ()))
+        for sid in sids:
+            entry = self._sessions.get(sid)
+            if entry is None or entry.flush_scheduled or entry is writer:
+                continue
+            if self._seen(entry, EVERY_KEY) < version:
+                entry.flush_scheduled = True
+                to_flush.append(entry)
 
     @staticmethod
     def _seen(entry: SessionEntry, key: str) -> float:
@@ -407,7 +440,8 @@ class BindingTracker:
             self.loops_stopped += 1
             keys = frozenset(key for key, _ in plan.causes)
             if self._should_report(keys):
-                _LOG.warning(
+                self._report(
+                    keys,
                     "server_state stopped rerunning a session for key(s) %s: it was rerun %d times "
                     "for the same change and its runs still showed an older value. A run that does "
                     "not read the key afresh causes this (a snapshot kept in st.session_state and "
@@ -422,7 +456,8 @@ class BindingTracker:
             return True
         self.loops_stopped += 1
         if self._should_report(plan.chain):
-            _LOG.warning(
+            self._report(
+                plan.chain,
                 "server_state stopped a rerun loop: sessions kept rerunning each other through "
                 "key(s) %s for %d rounds. A script that writes a value that differs on every run "
                 "(a timestamp, a random number, a widget with key= that keeps its own value) "
@@ -431,6 +466,11 @@ class BindingTracker:
                 MAX_ROUNDS,
             )
         return False
+
+    def _report(self, keys: frozenset[str], message: str, *args: object) -> None:
+        """Log a loop warning, and keep it for the inspector."""
+        _LOG.warning(message, *args)
+        self.loop_reports.append((time.time(), tuple(sorted(keys)), message % args))
 
     def _should_report(self, keys: frozenset[str]) -> bool:
         now = time.monotonic()

@@ -218,3 +218,39 @@ def test_multipage() -> None:
     at.run()
     assert at.title[0].value == "Board"
     assert metric(at, "Count") == "2"
+
+
+def test_typed_keys() -> None:
+    at = app("typed_keys.py")
+    assert metric(at, "Count") == "0"
+    by_label(at.button, "-1").click().run()  # the validator refuses a count below zero
+    assert not at.exception, at.exception
+    assert metric(at, "Count") == "0" and "typed_count" not in server_state
+    assert any("below zero" in w.value for w in at.warning)
+    by_label(at.button, "+1").click().run()
+    assert metric(at, "Count") == "1"
+    for name in ("ada", "ada"):  # the second is refused: already on the list
+        by_label(at.text_input, "Guest").set_value(name)
+        by_label(at.button, "Add guest").click().run()
+        assert not at.exception, at.exception
+    assert server_state.peek("typed_guests") == ["ada"]
+    assert any("already on the list" in w.value for w in at.warning)
+
+
+def test_inspector() -> None:
+    at = app("inspector.py")
+    by_label(at.button, "+1").click().run()
+    by_label(at.button, "Say hello").click().run()
+    assert not at.exception, at.exception
+    assert server_state.peek("count") == 1 and server_state.peek("messages") == ["hello #1"]
+    token = server_state.peek("api_token")
+    assert not [b for b in at.button if b.label.startswith("Revert to #")]  # read-only by default
+    by_label(at.toggle, "Admin (may revert)").set_value(True).run()
+    reverts = [b for b in at.button if b.label.startswith("Revert to #")]
+    assert reverts, [b.label for b in at.button]
+    assert token not in repr(at._tree)  # the private value is nowhere on the page
+    seq = server_state.history("api_token")[0].seq  # the commit that set the token
+    by_label(at.button, f"Revert to #{seq}").click().run()  # back to when only the token was set
+    assert not at.exception, at.exception
+    assert "count" not in server_state and "messages" not in server_state
+    assert server_state.peek("api_token") == token

@@ -26,8 +26,10 @@ Both libraries are measured in the same run:
   writer at 20 writes/s for 2 minutes under 50 sessions (all converge, no
   error, no loop); printed as a table of its own. Its smoke targets are real.
 - ``hardening``: ``benchmarks/hardening.py``, in-process figures of ours
-  alone (no server), each item in a child process; printed as the last
-  table.
+  alone (no server), each item in a child process; printed after the soak's.
+- ``history``: ``benchmarks/history_bench.py``, in-process figures of the
+  history (memory kept, ``history()``, ``at()``, ``update()`` with history
+  on and off), each item in a child process; printed as the last table.
 
 Exit status: 0 when every benchmark ran, whether or not targets were met;
 1 when one failed to run.
@@ -54,14 +56,14 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from . import hardening, redis_bench, soak
+from . import hardening, history_bench, redis_bench, soak
 from ._client import BenchSession, StreamlitServer
 
 APPS = Path(__file__).resolve().parent / "apps"
 MICRO_APP = APPS / "micro_app.py"
 COUNTER_APP = APPS / "counter_app.py"
 LIBS = ("ours", "upstream")
-GROUPS = ("micro", "propagation", "fanout", "unbound", "redis", "soak", "hardening")
+GROUPS = ("micro", "propagation", "fanout", "unbound", "redis", "soak", "hardening", "history")
 
 MICRO_BENCHMARKS = (
     "snapshot",
@@ -738,6 +740,12 @@ def main(argv: list[str] | None = None) -> int:
         hardening_rows, results["hardening"], hardening_failures = hardening.run_all(mode)
         hardening_seconds = time.monotonic() - hardening_started
         failures += hardening_failures
+    history_rows: list[history_bench.Row] = []
+    if "history" in groups:  # in-process too: after the servers have stopped
+        history_started = time.monotonic()
+        history_rows, results["history"], history_failures = history_bench.run_all(mode)
+        history_seconds = time.monotonic() - history_started
+        failures += history_failures
 
     rows: list[Row] = []
     if "micro" in results:
@@ -767,6 +775,9 @@ def main(argv: list[str] | None = None) -> int:
     if "hardening" in groups:
         print()
         print(hardening.report(mode, hardening_rows, hardening_seconds))
+    if "history" in groups:
+        print()
+        print(history_bench.report(mode, history_rows, history_seconds))
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -777,6 +788,7 @@ def main(argv: list[str] | None = None) -> int:
                     "redis_rows": [asdict(r) for r in redis_rows],
                     "soak_rows": [asdict(r) for r in soak_rows],
                     "hardening_rows": [asdict(r) for r in hardening_rows],
+                    "history_rows": [asdict(r) for r in history_rows],
                     "results": results,
                     "failures": failures,
                 },

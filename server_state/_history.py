@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 from pyrsistent import PMap
 
-__all__ = ["HISTORY_AGE", "HISTORY_LIMIT", "History", "Record", "undo"]
+__all__ = ["HISTORY_AGE", "HISTORY_LIMIT", "Change", "History", "Record", "keys_of", "undo"]
 
 # The defaults: small, since a record keeps the values it replaced alive (a
 # DataFrame replaced every second is kept HISTORY_LIMIT times).
@@ -38,11 +38,20 @@ _time = time.time
 _new = tuple.__new__
 
 
+class Change(NamedTuple):
+    """One key's change in a commit. ``old``/``new`` are stored forms or MISSING."""
+
+    key: str
+    old: Any
+    new: Any
+    version: int
+
+
 class Record(NamedTuple):
     seq: int
     time: float  # time.time() when applied here
     origin: str  # "session <id>", "thread <name>", "<replica> · session <id>", "resync"
-    changes: tuple[Any, ...]  # the store's Change tuples
+    changes: tuple[Change, ...]
 
 
 class History:
@@ -54,23 +63,39 @@ class History:
     def __init__(self, limit: int = HISTORY_LIMIT, max_age: float = HISTORY_AGE) -> None:
         self.limit = 0
         self.max_age = max_age
-        self._records: deque[tuple[int, float, str, tuple[Any, ...]]] = deque(maxlen=1)
+        self._records: deque[tuple[Any, ...]] = deque(maxlen=1)
         self.configure(limit, max_age)
 
     def configure(self, limit: int, max_age: float) -> None:
         if type(limit) is not int or limit < 0:
-            raise ValueError(f"server_state: the history limit must be an int >= 0 (0 keeps none), got {limit!r}.")
+            raise ValueError(
+                f"server_state: the history limit must be an int >= 0 (0 keeps none), got {limit!r}."
+            )
         if not isinstance(max_age, (int, float)) or max_age <= 0:
-            raise ValueError(f"server_state: the history age must be a number of seconds > 0, got {max_age!r}.")
+            raise ValueError(
+                f"server_state: the history age must be a number of seconds > 0, got {max_age!r}."
+            )
         self.limit, self.max_age = limit, float(max_age)
         self._records = deque(self._records, maxlen=max(limit, 1))
         if not limit:
             self._records.clear()
 
-    def record(self, seq: int, changes: tuple[Any, ...], origin: str) -> None:
+    def record(self, seq: int, changes: tuple[Change, ...], origin: str) -> None:
         now = _time()
         records = self._records
         records.append((seq, now, origin, changes))  # a plain tuple: Record(...) costs 4x more
+        oldest = now - self.max_age
+        while records[0][1] < oldest:
+            records.popleft()
+
+    def record_one(self, seq: int, key: str, old: Any, new: Any, origin: str) -> None:
+        """``record`` of a one-key commit (most are), kept flat as
+        ``(seq, time, origin, key, old, new)``: 104 bytes less than a
+        ``Change`` in a tuple, which is what keeps 10,000 appends to a long
+        pvector under twice the memory of one copy."""
+        now = _time()
+        records = self._records
+        records.append((seq, now, origin, key, old, new))
         oldest = now - self.max_age
         while records[0][1] < oldest:
             records.popleft()
@@ -82,8 +107,8 @@ class History:
         if limit is not None and limit <= 0:
             return out
         for record in reversed(self._records):
-            if key is None or any(change.key == key for change in record[3]):
-                out.append(_new(Record, record))
+            if key is None or key in keys_of(record):
+                out.append(_as_record(record))
                 if len(out) == limit:
                     break
         return out
@@ -93,7 +118,7 @@ class History:
         records = self._records
         return (records[0][0], records[-1][0]) if records else None
 
-    def newer(self, seq: int, upto: int) -> list[tuple[int, float, str, tuple[Any, ...]]]:
+    def newer(self, seq: int, upto: int) -> list[tuple[Any, ...]]:
         """The records of the commits after ``seq`` up to ``upto``, newest
         first; O(those). Call under the store's root lock."""
         out = []
@@ -108,14 +133,29 @@ class History:
         self._records.clear()
 
 
+def keys_of(record: tuple[Any, ...]) -> tuple[str, ...]:
+    """The keys a kept record (flat or not) changed."""
+    if len(record) == 6:
+        return (record[3],)
+    return tuple(change.key for change in record[3])
+
+
+def _as_record(record: tuple[Any, ...]) -> Record:
+    if len(record) == 6:
+        seq, time, origin, key, old, new = record
+        return _new(Record, (seq, time, origin, (_new(Change, (key, old, new, seq)),)))
+    return _new(Record, record)
+
+
 def undo(values: PMap[str, Any], newer: Iterable[tuple[Any, ...]], missing: Any) -> PMap[str, Any]:
     """``values`` with the commits ``newer`` (newest first) undone."""
     evolver = values.evolver()
     for record in newer:
-        for change in record[3]:
-            if change.old is missing:
-                if change.key in evolver:  # type: ignore[operator]
-                    del evolver[change.key]
+        olds = ((record[3], record[4]),) if len(record) == 6 else ((c.key, c.old) for c in record[3])
+        for key, old in olds:
+            if old is missing:
+                if key in evolver:  # type: ignore[operator]
+                    del evolver[key]
             else:
-                evolver[change.key] = change.old
+                evolver[key] = old
     return evolver.persistent()

@@ -679,23 +679,28 @@ class Commit:
     ``"session <id>"``, ``"thread <name>"``, with Redis prefixed by the
     replica's name) and each key's value ``before`` and ``after`` it."""
 
-    __slots__ = ("_changes", "_owner", "keys", "origin", "seq", "time")
+    __slots__ = ("_owner", "_record", "origin", "seq")
 
     def __init__(self, owner: ServerState, record: Record) -> None:
         self._owner = owner
+        self._record = record  # time, keys and values read from it when asked: history() stays cheap
         self.seq = record.seq
-        self.time = datetime.datetime.fromtimestamp(record.time, datetime.UTC)
         self.origin = record.origin
-        self._changes: dict[str, Change] = {change.key: change for change in record.changes}
-        self.keys = tuple(self._changes)
+
+    @property
+    def time(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self._record.time, datetime.UTC)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(change.key for change in self._record.changes)
 
     def _change(self, key: str) -> Change:
-        try:
-            return self._changes[check_key(key)]
-        except KeyError:
-            raise ServerStateKeyError(
-                key, f"commit {self.seq} did not change {key!r}; it changed {list(self.keys)!r}."
-            ) from None
+        key = check_key(key)
+        for change in self._record.changes:
+            if change.key == key:
+                return change
+        raise ServerStateKeyError(key, f"commit {self.seq} did not change {key!r}; it changed {list(self.keys)!r}.")
 
     def before(self, key: str, default: Any = None) -> Any:
         """``key``'s value right before this commit (``default`` if absent)."""

@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 from pyrsistent import PMap, pmap
 
 from ._errors import ServerStateError, ServerStateKeyError, ServerStateTypeError
-from ._history import History, Record, undo
+from ._history import Change, History, Record, keys_of, undo
 from ._txmap import TxMap, TxRecord, normalise_key
 from ._values import content_token, freeze, unchanged
 
@@ -78,15 +78,6 @@ class StoreState(NamedTuple):
 
     values: PMap[str, Any]  # key -> stored value
     seq: int  # the last commit's sequence number
-
-
-class Change(NamedTuple):
-    """One key's change in a commit. ``old``/``new`` are stored forms or MISSING."""
-
-    key: str
-    old: Any
-    new: Any
-    version: int
 
 
 Watcher = Callable[..., None]
@@ -475,7 +466,7 @@ class MemoryStore:
             self._snapshot = None
             change = _new(Change, (key, old, value, seq))  # Change(...) without NamedTuple's Python __new__
             if who:
-                history.record(seq, (change,), who)
+                history.record_one(seq, key, old, value, who)
         return change
 
     def _commit(
@@ -542,7 +533,10 @@ class MemoryStore:
         self._snapshot = None
         done = tuple(changes)
         if who and done and self.history.limit:
-            self.history.record(seq, done, who)
+            if len(done) == 1:
+                self.history.record_one(seq, done[0].key, done[0].old, done[0].new, who)
+            else:
+                self.history.record(seq, done, who)
         return done
 
     # -- history ----------------------------------------------------------------
@@ -557,7 +551,7 @@ class MemoryStore:
         the history reaches back that far)."""
         with self._root_lock:
             newer = self.history.newer(seq, self._seq)
-        return list(dict.fromkeys(change.key for record in reversed(newer) for change in record[3]))
+        return list(dict.fromkeys(key for record in reversed(newer) for key in keys_of(record)))
 
     def at(self, seq: int) -> StoreState:
         """The state right after commit ``seq``: the newest state with the

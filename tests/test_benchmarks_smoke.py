@@ -103,7 +103,7 @@ def smoke(
     out = tmp_path_factory.mktemp("bench") / "smoke.json"
     proc = subprocess.run(
         # every group but the soak, which tests/test_soak.py runs on its own
-        [sys.executable, "-m", "benchmarks.run", "--smoke", "--only", "micro,propagation,fanout,unbound,redis,hardening",
+        [sys.executable, "-m", "benchmarks.run", "--smoke", "--only", "micro,propagation,fanout,unbound,redis,hardening,history",
          "--json", str(out)],
         cwd=ROOT,
         capture_output=True,

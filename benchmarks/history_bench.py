@@ -1,0 +1,637 @@
+"""History figures: what keeping the last commits costs, and what reading them costs.
+
+    python -m benchmarks.history_bench [--full|--smoke] [--json out.json] [--only memory,history,at,update]
+
+No Streamlit server: fresh ``ServerState()`` instances (memory backend), the
+public API only (``configure(history=...)``, ``update``, ``history``, ``at``),
+plus tracemalloc. Each item runs in a child process of its own (``--measure
+ITEM``), as in benchmarks/hardening.py, so that memory figures start from a
+clean heap and one item's garbage does not slow the next.
+
+- ``memory``: a 100,000-item pvector (of ints, then of 30-character
+  strings), then 10,000 appends with ``update()`` from a plain thread, with ``history=10,000`` (every append kept) and with
+  ``history=0``; bytes still allocated (tracemalloc) with history over
+  without it, i.e. over one copy of the state. Target ≤ 2x.
+- ``history``: ``history()`` listing every entry of a history of 10, 1,000
+  and 10,000 commits, per entry (O(1) per entry: flat); and, for
+  information, ``history(key)`` of a key that 1 of 10,000 commits changed.
+- ``at``: ``at(seq)`` 1, 100, 1,000 and 9,999 commits back in the state of
+  ``memory``: the newest state with the newer commits undone, so O(commits
+  undone); the figure is the time per commit undone (flat).
+- ``update``: ``update()`` from a plain thread with history off, kept (the
+  default 100) and 10,000, repeats interleaved in one run; a counter +1 and
+  an append to the 100,000-item pvector. Beside them, for scale, upstream's
+  assignment (streamlit-server-state 0.20.2 ``ServerStateItem``
+  ``set_value(get_value() + 1)``: what its ``server_state[k] = v`` does
+  once it has found its server, which it cannot outside a running one; it
+  keeps no history).
+
+``benchmarks.run`` prints this table after its own (group ``history``), in
+both modes. ``--full`` (the default) uses the sizes above (about 20 s on
+2 cores); ``--smoke`` uses a tenth of them (a few seconds): it proves that
+every figure runs; its figures and "met" mean nothing.
+
+Exit status: 0 when every item ran, whether or not targets were met; 1 when
+one failed to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ITEMS = ("memory", "history", "at", "update")
+
+SIZES: dict[str, dict[str, Any]] = {
+    "full": {
+        "vector": 100_000,
+        "appends": 10_000,
+        "history_sizes": (10, 1_000, 10_000),
+        "at_depths": (1, 100, 1_000, 9_999),
+        "budget": 0.5,  # seconds of timed calls per figure
+        "update_ops": 1_000,  # per timed loop
+        "update_repeats": 41,
+    },
+    "smoke": {
+        "vector": 10_000,
+        "appends": 1_000,
+        "history_sizes": (10, 100, 1_000),
+        "at_depths": (1, 10, 100, 999),
+        "budget": 0.05,
+        "update_ops": 200,
+        "update_repeats": 3,
+    },
+}
+
+# Seconds a child may take for one item before it is killed (the item fails).
+CHILD_TIMEOUT = {"full": 300.0, "smoke": 60.0}
+
+MB = 1024 * 1024
+AGE = 1e9  # seconds: the age bound never drops a commit here
+
+
+def log(msg: str) -> None:
+    print(f"[history {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+def _fresh(history: int) -> Any:
+    from server_state import ServerState
+
+    state = ServerState()
+    state.configure(history=history, history_age=AGE)
+    return state
+
+
+def _median_calls(
+    fn: Callable[[], Any], budget: float, *, min_calls: int = 5, max_calls: int = 20_000
+) -> float:
+    """Median seconds of one ``fn()`` over as many calls as fit in ``budget``."""
+    samples: list[float] = []
+    deadline = time.perf_counter() + budget
+    while len(samples) < max_calls and (len(samples) < min_calls or time.perf_counter() < deadline):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def _interleaved(
+    fns: dict[str, Callable[[], Any]], budget: float, *, min_rounds: int = 5
+) -> dict[str, float]:
+    """Median seconds of one call of each ``fn``, the calls interleaved round
+    by round (each ``fn`` called for ~1 ms per round) until ``budget`` seconds
+    per ``fn`` are spent: a machine slowed for a while (it is shared) slows
+    every ``fn`` alike, so their ratios hold."""
+    reps = {}
+    for name, fn in fns.items():
+        t0 = time.perf_counter()
+        fn()
+        reps[name] = max(1, int(1e-3 / max(time.perf_counter() - t0, 1e-9)))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    deadline = time.perf_counter() + budget * len(fns)
+    rounds = 0
+    while rounds < min_rounds or time.perf_counter() < deadline:
+        for name, fn in fns.items():
+            k = reps[name]
+            t0 = time.perf_counter()
+            for _ in range(k):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / k)
+        rounds += 1
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def _in_thread(fn: Callable[[], Any]) -> Any:
+    """``fn()`` in a plain thread (no session, as a background worker), its result."""
+    out: list[Any] = []
+    worker = threading.Thread(target=lambda: out.append(fn()), name="writer")
+    worker.start()
+    worker.join()
+    return out[0]
+
+
+def _int(i: int) -> Any:
+    return i
+
+
+def _message(i: int) -> Any:
+    return f"message number {i:07d}"  # a 30-character str: a short chat line
+
+
+ITEM_KINDS: dict[str, Callable[[int], Any]] = {"ints": _int, "strings": _message}
+
+
+def _appended(history: int, n: int, appends: int, make: Callable[[int], Any] = _int) -> Any:
+    """A state holding an ``n``-item pvector of ``make(i)``, then ``appends``
+    appends to it with ``update()`` from a plain thread."""
+    from pyrsistent import pvector
+
+    state = _fresh(history)
+
+    def work() -> None:
+        state["log"] = pvector(make(i) for i in range(n))
+        for i in range(n, n + appends):
+            item = make(i)
+            state.update("log", lambda v, item=item: v.append(item))
+
+    _in_thread(work)
+    return state
+
+
+# ---------------------------------------------------------------------------
+# the items; each returns a JSON-able dict of raw figures (seconds, bytes)
+# ---------------------------------------------------------------------------
+
+
+def item_memory(z: dict[str, Any]) -> dict[str, Any]:
+    """Bytes held after the appends, with every append kept and with none,
+    for ints (the smallest items: the largest ratio) and short strings."""
+    n, appends = z["vector"], z["appends"]
+    _appended(appends, 1_000, 100)  # untraced: imports and first-use set-up are not the state's
+    out: dict[str, Any] = {"n": n, "appends": appends}
+    for kind, make in ITEM_KINDS.items():
+        held: dict[str, int] = {}
+        kept: dict[str, int] = {}
+        for label, limit in (("off", 0), ("on", appends)):
+            gc.collect()
+            tracemalloc.start()
+            base = tracemalloc.get_traced_memory()[0]
+            state = _appended(limit, n, appends, make)
+            gc.collect()
+            held[label] = tracemalloc.get_traced_memory()[0] - base
+            tracemalloc.stop()
+            kept[label] = len(state.history())
+            assert state.peek("log")[-1] == make(n + appends - 1)
+            del state
+        out[kind] = {"held": held, "kept": kept, "ratio": held["on"] / held["off"]}
+    return out
+
+
+def item_history(z: dict[str, Any]) -> dict[str, Any]:
+    """history() listing all of a history of N commits, per entry."""
+    sizes = z["history_sizes"]
+    states = {}
+    for size in sizes:
+        state = states[str(size)] = _fresh(size)
+        for i in range(size):
+            state[f"k{i % 100}"] = i
+        assert len(state.history()) == size
+    gc.collect()
+    times = _interleaved({size: state.history for size, state in states.items()}, z["budget"])
+    per_entry = {size: times[size] / int(size) for size in states}
+    del states, state
+    # A key that one commit of the largest history changed, long ago.
+    size = sizes[-1]
+    state = _fresh(size)
+    state["rare"] = 0
+    for i in range(size - 1):
+        state[f"k{i % 100}"] = i
+    assert [c.keys for c in state.history("rare")] == [("rare",)]
+    gc.collect()
+    rare = _median_calls(lambda: state.history("rare", limit=1), z["budget"])
+    return {"per_entry": per_entry, "rare": {"size": size, "s": rare}}
+
+
+def item_at(z: dict[str, Any]) -> dict[str, Any]:
+    """at(seq) d commits back, in the state of ``memory`` with every append kept."""
+    n, appends = z["vector"], z["appends"]
+    state = _appended(appends, n, appends)
+    newest = state.history(limit=1)[0].seq
+    gc.collect()
+    out: dict[str, Any] = {"n": n, "appends": appends, "depths": {}}
+    depths = z["at_depths"]
+    times = _interleaved({str(d): functools.partial(state.at, newest - d) for d in depths}, z["budget"])
+    for depth in depths:
+        s = times[str(depth)]
+        correct = len(state.at(newest - depth)["log"]) == n + appends - depth
+        out["depths"][str(depth)] = {"s": s, "per_commit": s / depth, "correct": correct}
+    return out
+
+
+def item_update(z: dict[str, Any]) -> dict[str, Any]:
+    """update() from a plain thread, history off / kept (100) / 10,000; upstream's assignment."""
+    from pyrsistent import pvector
+    from streamlit_server_state.server_state_item import ServerStateItem
+
+    k: int = z["update_ops"]
+    repeats, n = z["update_repeats"], z["vector"]
+    limits = {"off": 0, "default": 100, "big": z["appends"]}
+    counters = {label: _fresh(limit) for label, limit in limits.items()}
+    logs = {label: _fresh(limit) for label, limit in limits.items()}
+    item: Any = ServerStateItem()
+    item.set_value(0)
+
+    def counter(state: Any) -> Callable[[], None]:
+        def loop() -> None:
+            for _ in range(k):
+                state.update("n", lambda v: v + 1)
+
+        return loop
+
+    def appender(state: Any) -> Callable[[], None]:
+        def loop() -> None:
+            for i in range(k):
+                state.update("log", lambda v, i=i: v.append(i))
+
+        return loop
+
+    def upstream() -> None:
+        for _ in range(k):
+            item.set_value(item.get_value() + 1)
+
+    loops: dict[str, Callable[[], None]] = {"upstream": upstream}
+    for label in limits:
+        counters[label]["n"] = 0
+        logs[label]["log"] = pvector(range(n))
+        loops[f"counter_{label}"] = counter(counters[label])
+        loops[f"append_{label}"] = appender(logs[label])
+
+    def timed(loop: Callable[[], None]) -> float:
+        t0 = time.perf_counter()
+        loop()
+        return (time.perf_counter() - t0) / k
+
+    def measure() -> dict[str, list[float]]:
+        samples: dict[str, list[float]] = {name: [] for name in loops}
+        for _ in range(-(-max(limits.values()) // k) + 1):
+            for loop in loops.values():
+                loop()  # warm-up: fills every history to its bound
+        gc.collect()
+        for _ in range(repeats):
+            for name, loop in loops.items():  # interleaved: noise hits every variant alike
+                samples[name].append(timed(loop))
+        return samples
+
+    samples = _in_thread(measure)
+    kept = {label: len(counters[label].history()) for label in limits}
+    return {
+        "ops": k,
+        "n": n,
+        "limits": limits,
+        "kept": kept,
+        "s": {name: statistics.median(v) for name, v in samples.items()},
+        # on / off of the same round, median over rounds: a machine slower for a while slows both alike
+        "paired": {
+            name: statistics.median(
+                a / b for a, b in zip(v, samples[name.rsplit("_", 1)[0] + "_off"], strict=True)
+            )
+            for name, v in samples.items()
+            if name.startswith(("counter_", "append_")) and not name.endswith("_off")
+        },
+        "samples": samples,
+    }
+
+
+MEASURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "memory": item_memory,
+    "history": item_history,
+    "at": item_at,
+    "update": item_update,
+}
+
+
+# ---------------------------------------------------------------------------
+# the table
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    id: str
+    benchmark: str
+    ours: str
+    target: str
+    met: str  # "yes", "no", or "-" (information only)
+
+
+def _t(s: float) -> str:
+    if s < 1e-6:
+        return f"{s * 1e9:.0f} ns"
+    if s < 1e-3:
+        return f"{s * 1e6:.2f} µs"
+    if s < 1.0:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "no"
+
+
+def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    if item == "memory":
+        for kind in ITEM_KINDS:
+            k = r[kind]
+            held, kept = k["held"], k["kept"]
+            what = {"ints": "ints", "strings": "30-char strs"}[kind]
+            rows.append(
+                Row(
+                    f"history_memory_{kind}",
+                    f"memory: {r['appends']:,} appends to a {r['n']:,}-item pvector of {what}, "
+                    f"history={r['appends']:,} vs 0",
+                    f"{k['ratio']:.2f}x one copy ({held['on'] / MB:.1f} MB vs {held['off'] / MB:.1f} MB; "
+                    f"{kept['on']:,} commits kept)",
+                    "≤ 2x one copy",
+                    _yes(k["ratio"] <= 2.0 and kept["on"] == r["appends"] and kept["off"] == 0),
+                )
+            )
+    elif item == "history":
+        per = r["per_entry"]
+        sizes = list(per)
+        for size in sizes:
+            rows.append(
+                Row(
+                    f"history_list_{size}",
+                    f"history(), {int(size):,} commits kept: per entry",
+                    _t(per[size]),
+                    "-",
+                    "-",
+                )
+            )
+        ratio = per[sizes[-1]] / per[sizes[0]]
+        rows.append(
+            Row(
+                "history_list_flat",
+                f"history() per entry: {int(sizes[-1]):,} commits / {int(sizes[0]):,}",
+                f"{ratio:.2f}x",
+                "≤ 2x (O(1) per entry)",
+                _yes(ratio <= 2.0),
+            )
+        )
+        rare = r["rare"]
+        rows.append(
+            Row(
+                "history_key_rare",
+                f"history(key, limit=1), key changed by the oldest of {rare['size']:,} commits (info)",
+                f"{_t(rare['s'])} ({_t(rare['s'] / rare['size'])} per commit looked at)",
+                "-",
+                "-",
+            )
+        )
+    elif item == "at":
+        depths = r["depths"]
+        for depth, d in depths.items():
+            fig = f"{_t(d['s'])} ({_t(d['per_commit'])} per commit undone)"
+            if not d["correct"]:
+                fig += " (wrong state!)"
+            rows.append(
+                Row(
+                    f"at_{depth}",
+                    f"at(seq) {int(depth):,} commit{'s' if int(depth) > 1 else ''} back, {r['n']:,}-item pvector "
+                    f"+ {r['appends']:,} appends",
+                    fig,
+                    "-" if d["correct"] else "the state of that commit",
+                    "-" if d["correct"] else "no",
+                )
+            )
+        keys = list(depths)
+        mid, last = depths[keys[1]], depths[keys[-1]]
+        ratio = last["per_commit"] / mid["per_commit"]
+        rows.append(
+            Row(
+                "at_flat",
+                f"at() per commit undone: {int(keys[-1]):,} back / {int(keys[1]):,} back",
+                f"{ratio:.2f}x",
+                "≤ 2x (O(1) per commit undone)",
+                _yes(ratio <= 2.0),
+            )
+        )
+    elif item == "update":
+        s, limits, kept = r["s"], r["limits"], r["kept"]
+        for what, label in (("counter", "counter +1"), ("append", f"append to a {r['n']:,}-item pvector")):
+            off = s[f"{what}_off"]
+            rows.append(
+                Row(f"update_{what}_off", f"update() from a thread, {label}, history off", _t(off), "-", "-")
+            )
+            for variant in ("default", "big"):
+                on, ratio = s[f"{what}_{variant}"], r["paired"][f"{what}_{variant}"]
+                rows.append(
+                    Row(
+                        f"update_{what}_{variant}",
+                        f"update() from a thread, {label}, history={limits[variant]:,}",
+                        f"{_t(on)} ({ratio:.2f}x off, +{_t(off * (ratio - 1))} per commit)",
+                        "-",
+                        "-",
+                    )
+                )
+        full = kept == limits  # every history at its bound while timed
+        for row in rows:
+            if not full:
+                row.ours += f" (history kept {kept}, not {limits}!)"
+                row.met = "no"
+        rows.append(
+            Row(
+                "update_upstream",
+                "upstream ServerStateItem set_value(get_value() + 1), no history (info)",
+                f"{_t(s['upstream'])} (ours, history={limits['default']}: "
+                f"{s['counter_default'] / s['upstream']:.2f}x)",
+                "-",
+                "-",
+            )
+        )
+    return rows
+
+
+# Every row id, in table order (tests/test_history_bench.py checks them).
+ROW_IDS = [
+    "history_memory_ints",
+    "history_memory_strings",
+    "history_list_{0}",
+    "history_list_{1}",
+    "history_list_{2}",
+    "history_list_flat",
+    "history_key_rare",
+    "at_{0}",
+    "at_{1}",
+    "at_{2}",
+    "at_{3}",
+    "at_flat",
+    "update_counter_off",
+    "update_counter_default",
+    "update_counter_big",
+    "update_append_off",
+    "update_append_default",
+    "update_append_big",
+    "update_upstream",
+]
+
+
+def row_ids(mode: str) -> list[str]:
+    """The row ids of a run in ``mode``, in table order."""
+    z = SIZES[mode]
+    out = []
+    for rid in ROW_IDS:
+        if rid.startswith("history_list_{"):
+            rid = rid.format(*z["history_sizes"])
+        elif rid.startswith("at_{"):
+            rid = rid.format(*z["at_depths"])
+        out.append(rid)
+    return out
+
+
+def render(rows: list[Row]) -> str:
+    cols = ("benchmark", "ours", "target", "met")
+    head = Row("", "history", "ours", "target", "met")
+    widths = {c: max(len(getattr(r, c)) for r in [head, *rows]) for c in cols}
+
+    def line(r: Row) -> str:
+        return "| " + " | ".join(getattr(r, c).ljust(widths[c]) for c in cols) + " |"
+
+    sep = "|" + "|".join("-" * (widths[c] + 2) for c in cols) + "|"
+    return "\n".join([line(head), sep, *(line(r) for r in rows)])
+
+
+NOTES = """\
+History notes:
+- In-process, no server: fresh ServerState() (memory backend), public API only; each item in a child process.
+- memory: tracemalloc, bytes still allocated after gc.collect(), from before the vector was made; the appends
+  run in a plain thread; "one copy" = the same appends with history=0: the state alone, {n:,} + {appends:,} items.
+  ints are the smallest items, so theirs is the largest ratio: what a commit keeps is the same for any item.
+- history(): median time of one call / entries listed. at(): median time of one call of at(seq) alone (no
+  read of the snapshot); the sizes (depths) measured round-robin, so that load on the machine hits all alike; each depth's snapshot checked once for the right length. at() undoes the newer
+  commits one by one: O(commits undone), each O(log keys).
+- update(): median of {repeats} timed loops of {ops:,} calls per variant, variants interleaved, in one
+  plain thread, GC on, each history filled to its bound first; "x off": the median over the rounds of
+  on / off in the same round (+ per commit: that, times off). Upstream's column calls its ServerStateItem
+  directly: upstream's server_state needs a running server to find, and keeps no history.
+"""
+
+
+# ---------------------------------------------------------------------------
+# running
+# ---------------------------------------------------------------------------
+
+
+def measure_in_child(item: str, mode: str) -> dict[str, Any]:
+    """Run one item in a fresh interpreter; its figures come back as JSON."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.history_bench", "--measure", item, f"--{mode}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT[mode],
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"item {item}: exit {proc.returncode}\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run_all(mode: str, items: tuple[str, ...] = ITEMS) -> tuple[list[Row], dict[str, Any], list[str]]:
+    """Every item (each in a child process): rows, raw results, failures."""
+    rows: list[Row] = []
+    results: dict[str, Any] = {}
+    failures: list[str] = []
+    for item in items:
+        started = time.monotonic()
+        try:
+            results[item] = measure_in_child(item, mode)
+            rows += rows_for(item, results[item])
+            log(f"{item}: {time.monotonic() - started:.1f} s")
+        except Exception as exc:
+            failures.append(f"history {item}: {exc}")
+            log(f"{item} FAILED")
+    return rows, results, failures
+
+
+def report(mode: str, rows: list[Row], seconds: float) -> str:
+    z = SIZES[mode]
+    missed = [r.id for r in rows if r.met == "no"]
+    parts = [
+        f"server_state history figures ({mode} mode, {seconds:.0f} s)",
+        "",
+        render(rows),
+        "",
+        NOTES.format(n=z["vector"], appends=z["appends"], repeats=z["update_repeats"], ops=z["update_ops"]),
+    ]
+    if mode == "smoke":
+        parts.append(
+            "Smoke mode: small sizes, figures and 'met' are meaningless; only that every figure ran."
+        )
+    parts.append(f"History targets missed: {', '.join(missed) if missed else 'none'}")
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.history_bench", description=__doc__.split("\n\n")[0]
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument(
+        "--full", action="store_const", dest="mode", const="full", help="the issue's sizes (default)"
+    )
+    size.add_argument(
+        "--smoke", action="store_const", dest="mode", const="smoke", help="small sizes: does it run?"
+    )
+    parser.add_argument("--json", type=Path, help="also write rows and raw results here")
+    parser.add_argument(
+        "--only", default=",".join(ITEMS), help=f"comma-separated subset of {','.join(ITEMS)}"
+    )
+    parser.add_argument("--measure", choices=ITEMS, help=argparse.SUPPRESS)  # internal: one item, JSON out
+    args = parser.parse_args(argv)
+    mode = args.mode or "full"
+    if args.measure:
+        print(json.dumps(MEASURES[args.measure](SIZES[mode])))
+        return 0
+    items = tuple(i.strip() for i in args.only.split(",") if i.strip())
+    unknown = set(items) - set(ITEMS)
+    if unknown:
+        parser.error(f"unknown items: {sorted(unknown)}")
+    started = time.monotonic()
+    rows, results, failures = run_all(mode, items)
+    print(report(mode, rows, time.monotonic() - started))
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"mode": mode, "rows": [asdict(r) for r in rows], "results": results, "failures": failures},
+                indent=1,
+            )
+        )
+    for failure in failures:
+        print(f"\nFAILED {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -502,21 +502,23 @@ def test_writes_fail_fast_while_redis_is_down_reads_keep_serving_and_writes_resu
 
 
 class GatedFollower:
-    """A follower client whose ``XREAD`` can be held back: the replica stops
-    reading the stream (between two reads) until ``resume()``."""
+    """A follower client whose stream reads can be held back: the replica
+    stops reading the stream (between two reads) until ``resume()``. The
+    follower sends its XREADs on a connection it takes from the pool, so
+    the gate sits on that connection's ``send_command``."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
         self._open = threading.Event()
         self._open.set()
         self.parked = threading.Event()
+        self.connection_pool = _GatedPool(client.connection_pool, self)
 
-    def xread(self, *args: Any, **kwargs: Any) -> Any:
+    def wait_open(self) -> None:
         if not self._open.is_set():
             self.parked.set()
             self._open.wait()
             self.parked.clear()
-        return self._client.xread(*args, **kwargs)
 
     def hold(self) -> None:
         self._open.clear()
@@ -526,6 +528,30 @@ class GatedFollower:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
+
+
+class _GatedPool:
+    def __init__(self, pool: Any, gate: GatedFollower) -> None:
+        self._pool, self._gate = pool, gate
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        return _GatedConnection(self._pool.get_connection(*args, **kwargs), self._gate)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
+class _GatedConnection:
+    def __init__(self, conn: Any, gate: GatedFollower) -> None:
+        self._conn, self._gate = conn, gate
+
+    def send_command(self, *args: Any, **kwargs: Any) -> Any:
+        if args and args[0] == "XREAD":
+            self._gate.wait_open()
+        return self._conn.send_command(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
 
 
 @pytest.mark.timeout(60)

@@ -659,6 +659,11 @@ class RedisStore(MemoryStore):
 
     def _follow(self) -> None:
         client = self._follow_client
+        # The XREADs go on a connection of the follower's own, sent and read
+        # directly: every commit of this replica comes back here too, and
+        # redis-py's command layer (pool, retries, response callbacks) would
+        # hold the GIL the committing thread is waiting for on each of them.
+        conn = None
         last_id, gen = self._last_id, self._sync_gen
         pause = 0.01
         suspect = 0
@@ -666,7 +671,16 @@ class RedisStore(MemoryStore):
             try:
                 if self._sync_gen != gen:
                     last_id, gen = self._last_id, self._sync_gen
-                reply = client.xread({self._k_log: last_id}, count=1000, block=self._block_ms)
+                if conn is None:
+                    conn = client.connection_pool.get_connection()  # connects: errors as below
+                try:
+                    conn.send_command(
+                        "XREAD", "COUNT", 1000, "BLOCK", self._block_ms, "STREAMS", self._k_log, last_id
+                    )
+                    reply = conn.read_response()
+                except BaseException:
+                    conn.disconnect()  # the next send reconnects
+                    raise
                 pause = 0.01
                 if not reply:
                     suspect = self._idle_check(client, suspect)
@@ -1024,11 +1038,10 @@ def _origin_of(text: bytes) -> tuple[Origin, str]:
 
 
 def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    """The entries of an XREAD reply (RESP2 list or RESP3 map)."""
-    if isinstance(reply, dict):
-        streams = list(reply.values())
-        return [e for s in streams for e in (s[0] if s and isinstance(s[0], list) else s)]
-    return [e for _, entries in reply for e in entries]
+    """The entries of a raw XREAD reply (RESP2: a list of [stream, entries];
+    RESP3: a map of stream -> entries), each entry [id, [field, value, ...]]."""
+    streams = reply.values() if isinstance(reply, dict) else (entries for _, entries in reply)
+    return [(i, dict(zip(flat[::2], flat[1::2], strict=True))) for entries in streams for i, flat in entries]
 
 
 def _parse_body(body: bytes) -> tuple[list[tuple[str, bytes]], list[str]]:

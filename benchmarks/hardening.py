@@ -19,22 +19,17 @@ one failed to run.
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import tracemalloc
 from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from ._suite import SMOKE_FIGURES, ChildSuite, Row, yes
 
 ITEMS = ("6", "9", "10", "13", "14", "15", "16", "17")
 
@@ -83,14 +78,8 @@ SIZES: dict[str, dict[str, Any]] = {
     },
 }
 
-# Seconds a child may take for one item before it is killed (the item fails).
-CHILD_TIMEOUT = {"full": 150.0, "smoke": 60.0}
 
 MB = 1024 * 1024
-
-
-def log(msg: str) -> None:
-    print(f"[hardening {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -501,15 +490,6 @@ MEASURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 # ---------------------------------------------------------------------------
 
 
-@dataclass
-class Row:
-    id: str
-    benchmark: str
-    ours: str
-    target: str
-    met: str  # "yes", "no", or "-" (information only)
-
-
 def _t(s: float) -> str:
     if s < 1e-3:
         return f"{s * 1e6:.2f} µs"
@@ -522,11 +502,8 @@ def _mb(b: float) -> str:
     return f"{b / MB:+.1f} MB"
 
 
-def _yes(ok: bool) -> str:
-    return "yes" if ok else "no"
-
-
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
+    """The rows of one item, from its figures (tests/test_benchmarks_smoke.py lists every row id)."""
     rows: list[Row] = []
     if item == "6":
         for kind in ("ints", "floats", "dicts"):
@@ -534,7 +511,7 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
             what = {"ints": "ints", "floats": "floats", "dicts": "small dicts"}[kind]
             fig = _t(k["s"]) + (" (version advanced!)" if k["version_advanced"] else "")
             target, met = (
-                ("≤ 60 ms", _yes(k["s"] <= 0.060 and not k["version_advanced"]))
+                ("≤ 60 ms", yes(k["s"] <= 0.060 and not k["version_advanced"]))
                 if kind == "ints"
                 else ("-", "-")
             )
@@ -567,7 +544,7 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
                 f"#9 transact(): {int(sizes[-1]):,} keys / {int(sizes[0]):,} keys",
                 f"{ratio:.1f}x",
                 "≤ 2x",
-                _yes(ratio <= 2.0),
+                yes(ratio <= 2.0),
             )
         )
         p = r["progress"]
@@ -581,7 +558,7 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
                 f"#9 transact() on a/b, {p['keys']:,} keys, another key written every 3 ms",
                 fig,
                 "finishes, < 1 s",
-                _yes(p["finished"] and p["s"] < 1.0),
+                yes(p["finished"] and p["s"] < 1.0),
             )
         )
     elif item == "10":
@@ -602,7 +579,7 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
                     f"#10 longest write of another thread during it ({keys})",
                     f"{_t(v['max_blocked_s'])} (no lock held: {_t(v['control_max_s'])})",
                     "≤ 1 ms",
-                    _yes(v["max_blocked_s"] <= 0.001),
+                    yes(v["max_blocked_s"] <= 0.001),
                 )
             )
     elif item == "13":
@@ -612,7 +589,7 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
                 f"#13 RSS growth after {r['n']:,} set+del of distinct keys",
                 _mb(r["rss_growth"]) + f" ({r['churn_s'] / r['n'] * 1e6:.1f} µs per set+del)",
                 "≤ 20 MB" if r["n"] >= 1_000_000 else f"≤ {20 * r['n'] / 1_000_000:.1f} MB",
-                _yes(r["rss_growth"] <= 20 * MB * r["n"] / 1_000_000),
+                yes(r["rss_growth"] <= 20 * MB * r["n"] / 1_000_000),
             )
         )
         for rid, call, key in (
@@ -626,7 +603,7 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
                     f"#13 {call} after that churn, 1 live key",
                     _t(r[key]),
                     "< 1 ms",
-                    _yes(r[key] < 0.001),
+                    yes(r[key] < 0.001),
                 )
             )
     elif item == "14":
@@ -636,7 +613,7 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
                 f"#14 memory held after a read {r['n']:,}-item pvector is replaced by []",
                 f"{_mb(r['held_bytes'])} (stored {r['stored_bytes'] / MB:.0f} MB, read {r['after_read_bytes'] / MB:.0f} MB)",
                 "≤ 1 MB",
-                _yes(r["held_bytes"] <= MB),
+                yes(r["held_bytes"] <= MB),
             )
         )
     elif item == "15":
@@ -647,7 +624,7 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
                 f"{r['ratio']:.1f}x ({_t(r['concurrent_s'])} vs {_t(r['single_s'])}; "
                 f"{r['distinct_results']} distinct results)",
                 "≤ 1.5x",
-                _yes(r["ratio"] <= 1.5),
+                yes(r["ratio"] <= 1.5),
             )
         )
     elif item == "16":
@@ -664,7 +641,7 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
                         label,
                         f"{_t(k['s'])} ({k['s'] / base:.1f}x ints)",
                         "≤ 2x ints",
-                        _yes(k["s"] <= 2 * base),
+                        yes(k["s"] <= 2 * base),
                     )
                 )
     elif item == "17":
@@ -674,7 +651,7 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
                 f"#17 dict(snapshot('name', 'email')), {r['n']:,} keys",
                 _t(r["named_s"]),
                 "≤ 1 ms",
-                _yes(r["named_s"] <= 0.001),
+                yes(r["named_s"] <= 0.001),
             )
         )
         both = r["full_order_equal"] and r["named_order_equal"]
@@ -682,54 +659,12 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
             Row(
                 "snapshot_order",
                 "#17 snapshot iteration order == keys() order",
-                f"{_yes(r['full_order_equal'])} (named: {_yes(r['named_order_equal'])})",
+                f"{yes(r['full_order_equal'])} (named: {yes(r['named_order_equal'])})",
                 "yes",
-                _yes(both),
+                yes(both),
             )
         )
     return rows
-
-
-# Every row id, in table order (tests/test_benchmarks_smoke.py checks them).
-ROW_IDS = [
-    "equal_write_ints",
-    "equal_write_floats",
-    "equal_write_dicts",
-    "transact_small",
-    "transact_mid",
-    "transact_large",
-    "transact_flat",
-    "transact_progress",
-    "burst_snapshot_few",
-    "burst_writer_blocked_few",
-    "burst_snapshot_distinct",
-    "burst_writer_blocked_distinct",
-    "churn_rss",
-    "churn_keys",
-    "churn_iter",
-    "churn_repr",
-    "replaced_vector_held",
-    "first_read_concurrent",
-    "append_ints",
-    "append_dicts",
-    "append_tuples",
-    "append_namedtuples",
-    "append_frozensets",
-    "named_snapshot",
-    "snapshot_order",
-]
-
-
-def render(rows: list[Row]) -> str:
-    cols = ("benchmark", "ours", "target", "met")
-    head = Row("", "hardening", "ours", "target", "met")
-    widths = {c: max(len(getattr(r, c)) for r in [head, *rows]) for c in cols}
-
-    def line(r: Row) -> str:
-        return "| " + " | ".join(getattr(r, c).ljust(widths[c]) for c in cols) + " |"
-
-    sep = "|" + "|".join("-" * (widths[c] + 2) for c in cols) + "|"
-    return "\n".join([line(head), sep, *(line(r) for r in rows)])
 
 
 NOTES = """\
@@ -748,105 +683,33 @@ Hardening notes:
 
 
 # ---------------------------------------------------------------------------
-# running
+# running: one child interpreter per item (benchmarks/_suite.py)
 # ---------------------------------------------------------------------------
 
-
-def measure_in_child(item: str, mode: str) -> dict[str, Any]:
-    """Run one item in a fresh interpreter; its figures come back as JSON."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.hardening", "--measure", item, f"--{mode}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT[mode],
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"item {item}: exit {proc.returncode}\n{proc.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
-
-
-def run_all(mode: str, items: tuple[str, ...] = ITEMS) -> tuple[list[Row], dict[str, Any], list[str]]:
-    """Every item (each in a child process): rows, raw results, failures."""
-    rows: list[Row] = []
-    results: dict[str, Any] = {}
-    failures: list[str] = []
-    for item in items:
-        started = time.monotonic()
-        try:
-            results[item] = measure_in_child(item, mode)
-            rows += rows_for(item, results[item])
-            log(f"#{item}: {time.monotonic() - started:.1f} s")
-        except Exception as exc:
-            failures.append(f"hardening #{item}: {exc}")
-            log(f"#{item} FAILED")
-    return rows, results, failures
-
-
-def report(mode: str, rows: list[Row], seconds: float) -> str:
-    z = SIZES[mode]
-    missed = [r.id for r in rows if r.met == "no"]
-    parts = [
-        f"server_state hardening figures ({mode} mode, {seconds:.0f} s)",
-        "",
-        render(rows),
-        "",
-        NOTES.format(
-            bound=z["progress_bound"],
-            threads=z["first_read_threads"],
-            burst_keys=z["burst_keys"],
-            burst_trials=z["burst_trials"],
-        ),
-    ]
-    if mode == "smoke":
-        parts.append(
-            "Smoke mode: small sizes, figures and 'met' are meaningless; only that every figure ran."
-        )
-    parts.append(f"Hardening targets missed: {', '.join(missed) if missed else 'none'}")
-    return "\n".join(parts)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.hardening", description=__doc__.split("\n\n")[0]
-    )
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument(
-        "--full", action="store_const", dest="mode", const="full", help="the items' sizes (default)"
-    )
-    size.add_argument(
-        "--smoke", action="store_const", dest="mode", const="smoke", help="small sizes: does it run?"
-    )
-    parser.add_argument("--json", type=Path, help="also write rows and raw results here")
-    parser.add_argument(
-        "--only", default=",".join(ITEMS), help=f"comma-separated subset of {','.join(ITEMS)}"
-    )
-    parser.add_argument("--measure", choices=ITEMS, help=argparse.SUPPRESS)  # internal: one item, JSON out
-    args = parser.parse_args(argv)
-    mode = args.mode or "full"
-    if args.measure:
-        print(json.dumps(MEASURES[args.measure](SIZES[mode])))
-        return 0
-    items = tuple(i.strip().lstrip("#") for i in args.only.split(",") if i.strip())
-    unknown = set(items) - set(ITEMS)
-    if unknown:
-        parser.error(f"unknown items: {sorted(unknown)}")
-    started = time.monotonic()
-    rows, results, failures = run_all(mode, items)
-    print(report(mode, rows, time.monotonic() - started))
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {"mode": mode, "rows": [asdict(r) for r in rows], "results": results, "failures": failures},
-                indent=1,
-            )
-        )
-    for failure in failures:
-        print(f"\nFAILED {failure}", file=sys.stderr)
-    return 1 if failures else 0
-
+SUITE = ChildSuite(
+    module="benchmarks.hardening",
+    label="hardening",
+    title="server_state hardening figures",
+    description=__doc__.split("\n\n")[0],
+    mode_help={"full": "the items' sizes (default)", "smoke": "small sizes: does it run?"},
+    notes=lambda mode: NOTES.format(
+        bound=SIZES[mode]["progress_bound"],
+        threads=SIZES[mode]["first_read_threads"],
+        burst_keys=SIZES[mode]["burst_keys"],
+        burst_trials=SIZES[mode]["burst_trials"],
+    ),
+    smoke=SMOKE_FIGURES,
+    missed="Hardening targets missed",
+    items=ITEMS,
+    item_prefix="#",
+    sizes=SIZES,
+    child_timeout={"full": 150.0, "smoke": 60.0},
+    measures=MEASURES,
+    rows_for=rows_for,
+)
+run_all = SUITE.run_all
+report = SUITE.report
+main = SUITE.main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -37,22 +37,17 @@ one failed to run.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import gc
-import json
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from ._suite import SMOKE_FIGURES, ChildSuite, Row, yes
 
 ITEMS = ("memory", "history", "at", "update")
 
@@ -77,15 +72,9 @@ SIZES: dict[str, dict[str, Any]] = {
     },
 }
 
-# Seconds a child may take for one item before it is killed (the item fails).
-CHILD_TIMEOUT = {"full": 300.0, "smoke": 60.0}
 
 MB = 1024 * 1024
 AGE = 1e9  # seconds: the age bound never drops a commit here
-
-
-def log(msg: str) -> None:
-    print(f"[history {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -334,15 +323,6 @@ MEASURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 # ---------------------------------------------------------------------------
 
 
-@dataclass
-class Row:
-    id: str
-    benchmark: str
-    ours: str
-    target: str
-    met: str  # "yes", "no", or "-" (information only)
-
-
 def _t(s: float) -> str:
     if s < 1e-6:
         return f"{s * 1e9:.0f} ns"
@@ -353,11 +333,8 @@ def _t(s: float) -> str:
     return f"{s:.2f} s"
 
 
-def _yes(ok: bool) -> str:
-    return "yes" if ok else "no"
-
-
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
+    """The rows of one item, from its figures (tests/test_history_bench.py lists every row id)."""
     rows: list[Row] = []
     if item == "memory":
         for kind in ITEM_KINDS:
@@ -372,7 +349,7 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
                     f"{k['ratio']:.2f}x one copy ({held['on'] / MB:.1f} MB vs {held['off'] / MB:.1f} MB; "
                     f"{kept['on']:,} commits kept)",
                     "≤ 2x one copy",
-                    _yes(k["ratio"] <= 2.0 and kept["on"] == r["appends"] and kept["off"] == 0),
+                    yes(k["ratio"] <= 2.0 and kept["on"] == r["appends"] and kept["off"] == 0),
                 )
             )
     elif item == "history":
@@ -395,7 +372,7 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
                 f"history() per entry: {int(sizes[-1]):,} commits / {int(sizes[0]):,}",
                 f"{ratio:.2f}x",
                 "≤ 2x (O(1) per entry)",
-                _yes(ratio <= 2.0),
+                yes(ratio <= 2.0),
             )
         )
         rare = r["rare"]
@@ -433,7 +410,7 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
                 f"at() per commit undone: {int(keys[-1]):,} back / {int(keys[1]):,} back",
                 f"{ratio:.2f}x",
                 "≤ 2x (O(1) per commit undone)",
-                _yes(ratio <= 2.0),
+                yes(ratio <= 2.0),
             )
         )
     elif item == "update":
@@ -472,55 +449,6 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     return rows
 
 
-# Every row id, in table order (tests/test_history_bench.py checks them).
-ROW_IDS = [
-    "history_memory_ints",
-    "history_memory_strings",
-    "history_list_{0}",
-    "history_list_{1}",
-    "history_list_{2}",
-    "history_list_flat",
-    "history_key_rare",
-    "at_{0}",
-    "at_{1}",
-    "at_{2}",
-    "at_{3}",
-    "at_flat",
-    "update_counter_off",
-    "update_counter_default",
-    "update_counter_big",
-    "update_append_off",
-    "update_append_default",
-    "update_append_big",
-    "update_upstream",
-]
-
-
-def row_ids(mode: str) -> list[str]:
-    """The row ids of a run in ``mode``, in table order."""
-    z = SIZES[mode]
-    out = []
-    for rid in ROW_IDS:
-        if rid.startswith("history_list_{"):
-            rid = rid.format(*z["history_sizes"])
-        elif rid.startswith("at_{"):
-            rid = rid.format(*z["at_depths"])
-        out.append(rid)
-    return out
-
-
-def render(rows: list[Row]) -> str:
-    cols = ("benchmark", "ours", "target", "met")
-    head = Row("", "history", "ours", "target", "met")
-    widths = {c: max(len(getattr(r, c)) for r in [head, *rows]) for c in cols}
-
-    def line(r: Row) -> str:
-        return "| " + " | ".join(getattr(r, c).ljust(widths[c]) for c in cols) + " |"
-
-    sep = "|" + "|".join("-" * (widths[c] + 2) for c in cols) + "|"
-    return "\n".join([line(head), sep, *(line(r) for r in rows)])
-
-
 NOTES = """\
 History notes:
 - In-process, no server: fresh ServerState() (memory backend), public API only; each item in a child process.
@@ -538,100 +466,32 @@ History notes:
 
 
 # ---------------------------------------------------------------------------
-# running
+# running: one child interpreter per item (benchmarks/_suite.py)
 # ---------------------------------------------------------------------------
 
-
-def measure_in_child(item: str, mode: str) -> dict[str, Any]:
-    """Run one item in a fresh interpreter; its figures come back as JSON."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.history_bench", "--measure", item, f"--{mode}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT[mode],
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"item {item}: exit {proc.returncode}\n{proc.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
-
-
-def run_all(mode: str, items: tuple[str, ...] = ITEMS) -> tuple[list[Row], dict[str, Any], list[str]]:
-    """Every item (each in a child process): rows, raw results, failures."""
-    rows: list[Row] = []
-    results: dict[str, Any] = {}
-    failures: list[str] = []
-    for item in items:
-        started = time.monotonic()
-        try:
-            results[item] = measure_in_child(item, mode)
-            rows += rows_for(item, results[item])
-            log(f"{item}: {time.monotonic() - started:.1f} s")
-        except Exception as exc:
-            failures.append(f"history {item}: {exc}")
-            log(f"{item} FAILED")
-    return rows, results, failures
-
-
-def report(mode: str, rows: list[Row], seconds: float) -> str:
-    z = SIZES[mode]
-    missed = [r.id for r in rows if r.met == "no"]
-    parts = [
-        f"server_state history figures ({mode} mode, {seconds:.0f} s)",
-        "",
-        render(rows),
-        "",
-        NOTES.format(n=z["vector"], appends=z["appends"], repeats=z["update_repeats"], ops=z["update_ops"]),
-    ]
-    if mode == "smoke":
-        parts.append(
-            "Smoke mode: small sizes, figures and 'met' are meaningless; only that every figure ran."
-        )
-    parts.append(f"History targets missed: {', '.join(missed) if missed else 'none'}")
-    return "\n".join(parts)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.history_bench", description=__doc__.split("\n\n")[0]
-    )
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument(
-        "--full", action="store_const", dest="mode", const="full", help="the issue's sizes (default)"
-    )
-    size.add_argument(
-        "--smoke", action="store_const", dest="mode", const="smoke", help="small sizes: does it run?"
-    )
-    parser.add_argument("--json", type=Path, help="also write rows and raw results here")
-    parser.add_argument(
-        "--only", default=",".join(ITEMS), help=f"comma-separated subset of {','.join(ITEMS)}"
-    )
-    parser.add_argument("--measure", choices=ITEMS, help=argparse.SUPPRESS)  # internal: one item, JSON out
-    args = parser.parse_args(argv)
-    mode = args.mode or "full"
-    if args.measure:
-        print(json.dumps(MEASURES[args.measure](SIZES[mode])))
-        return 0
-    items = tuple(i.strip() for i in args.only.split(",") if i.strip())
-    unknown = set(items) - set(ITEMS)
-    if unknown:
-        parser.error(f"unknown items: {sorted(unknown)}")
-    started = time.monotonic()
-    rows, results, failures = run_all(mode, items)
-    print(report(mode, rows, time.monotonic() - started))
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {"mode": mode, "rows": [asdict(r) for r in rows], "results": results, "failures": failures},
-                indent=1,
-            )
-        )
-    for failure in failures:
-        print(f"\nFAILED {failure}", file=sys.stderr)
-    return 1 if failures else 0
-
+SUITE = ChildSuite(
+    module="benchmarks.history_bench",
+    label="history",
+    title="server_state history figures",
+    description=__doc__.split("\n\n")[0],
+    mode_help={"full": "the issue's sizes (default)", "smoke": "small sizes: does it run?"},
+    notes=lambda mode: NOTES.format(
+        n=SIZES[mode]["vector"],
+        appends=SIZES[mode]["appends"],
+        repeats=SIZES[mode]["update_repeats"],
+        ops=SIZES[mode]["update_ops"],
+    ),
+    smoke=SMOKE_FIGURES,
+    missed="History targets missed",
+    items=ITEMS,
+    sizes=SIZES,
+    child_timeout={"full": 300.0, "smoke": 60.0},
+    measures=MEASURES,
+    rows_for=rows_for,
+)
+run_all = SUITE.run_all
+report = SUITE.report
+main = SUITE.main
 
 if __name__ == "__main__":
     sys.exit(main())

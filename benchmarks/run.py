@@ -58,6 +58,7 @@ from typing import Any
 
 from . import hardening, history_bench, redis_bench, soak
 from ._client import BenchSession, StreamlitServer
+from ._suite import finish, logger, section, yes
 
 APPS = Path(__file__).resolve().parent / "apps"
 MICRO_APP = APPS / "micro_app.py"
@@ -106,8 +107,7 @@ SESSION_TIMEOUT = 300.0  # seconds, per wait; fan-out with postScriptGC on is sl
 QUIET = 0.15  # seconds of silence that mean "every rerun has happened"
 
 
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = logger("bench")
 
 
 # ---------------------------------------------------------------------------
@@ -409,17 +409,13 @@ def _ms(s: float) -> str:
     return f"{s * 1000:.0f} ms"
 
 
-def _yes(ok: bool) -> str:
-    return "yes" if ok else "no"
-
-
 def micro_rows(m: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
 
     def ratio_row(rid: str, label: str, limit: float | None, target: str) -> None:
         r = m[rid]
         ratio = r["ours_ns"] / r["upstream_ns"]
-        met = "-" if limit is None else _yes(ratio <= limit)
+        met = "-" if limit is None else yes(ratio <= limit)
         rows.append(Row(rid, label, _us(r["ours_ns"]), _us(r["upstream_ns"]), f"{ratio:.2f}x", target, met))
 
     ratio_row("read", "read of a bound key, in session", 0.5, "≤ 0.5x upstream")
@@ -430,7 +426,7 @@ def micro_rows(m: dict[str, Any]) -> list[Row]:
         ratio_row(f"append_classic_{n}", f"append, classic code, n={n:,}", 1.0, "≤ 1.0x upstream")
     for n in sizes:
         r, up = m[f"append_update_{n}"], m[f"append_classic_{n}"]["upstream_ns"]
-        target, met = ("≤ 20 µs", _yes(r["ns"] <= 20_000)) if n == max(sizes) else ("-", "-")
+        target, met = ("≤ 20 µs", yes(r["ns"] <= 20_000)) if n == max(sizes) else ("-", "-")
         rows.append(
             Row(
                 f"append_update_{n}",
@@ -452,7 +448,7 @@ def micro_rows(m: dict[str, Any]) -> list[Row]:
             "-",
             "-",
             "≤ 2x",
-            _yes(flat <= 2.0),
+            yes(flat <= 2.0),
         )
     )
     for n in sizes:
@@ -491,7 +487,7 @@ def micro_rows(m: dict[str, Any]) -> list[Row]:
                 _us(r["upstream_ns"]),
                 f"{r['ours_ns'] / r['upstream_ns']:.5f}x",
                 "≤ 2 µs",
-                _yes(r["ours_ns"] <= 2000),
+                yes(r["ours_ns"] <= 2000),
             )
         )
     for n in snap_sizes:
@@ -504,7 +500,7 @@ def micro_rows(m: dict[str, Any]) -> list[Row]:
                 "-",
                 "-",
                 "≤ 2 µs",
-                _yes(r["ns"] <= 2000),
+                yes(r["ns"] <= 2000),
             )
         )
     mo, mu = m["memory_ours"], m["memory_upstream"]
@@ -516,7 +512,7 @@ def micro_rows(m: dict[str, Any]) -> list[Row]:
             f"{mu['ratio']:.2f}x one copy",
             f"{mo['ratio'] / mu['ratio']:.3f}x",
             "≤ 1.5x one copy",
-            _yes(mo["ratio"] <= 1.5),
+            yes(mo["ratio"] <= 1.5),
         )
     )
     held = m["append_snapshots_held"]
@@ -548,7 +544,7 @@ def cross_rows(results: dict[str, Any], cfg: dict[str, int]) -> list[Row]:
                 _ms(u["p50"]),
                 f"{o['p50'] / u['p50']:.2f}x",
                 "≤ upstream, ≤ 100 ms",
-                _yes(o["p50"] <= u["p50"] and o["p50"] <= 0.100),
+                yes(o["p50"] <= u["p50"] and o["p50"] <= 0.100),
             )
         )
         rows.append(
@@ -559,7 +555,7 @@ def cross_rows(results: dict[str, Any], cfg: dict[str, int]) -> list[Row]:
                 _ms(u["p95"]),
                 f"{o['p95'] / u['p95']:.2f}x",
                 "≤ upstream",
-                _yes(o["p95"] <= u["p95"]),
+                yes(o["p95"] <= u["p95"]),
             )
         )
     for gc_on in (False, True):
@@ -576,7 +572,7 @@ def cross_rows(results: dict[str, Any], cfg: dict[str, int]) -> list[Row]:
                 _ms(u["p50"]),
                 f"{o['p50'] / u['p50']:.2f}x",
                 "≤ upstream",
-                _yes(o["p50"] <= u["p50"]),
+                yes(o["p50"] <= u["p50"]),
             )
         )
     unb = results.get("unbound")
@@ -591,22 +587,13 @@ def cross_rows(results: dict[str, Any], cfg: dict[str, int]) -> list[Row]:
                 str(u["reruns"]),
                 "-",
                 f"exactly {o['bound']}",
-                _yes(o["reruns"] == o["bound"] and o["readers_updated"] == o["bound"]),
+                yes(o["reruns"] == o["bound"] and o["readers_updated"] == o["bound"]),
             )
         )
     return rows
 
 
-def render(rows: list[Row]) -> str:
-    head = Row("", "benchmark", "ours", "upstream", "ratio", "target", "met")
-    cols = ("benchmark", "ours", "upstream", "ratio", "target", "met")
-    widths = {c: max(len(getattr(r, c)) for r in [head, *rows]) for c in cols}
-
-    def line(r: Row) -> str:
-        return "| " + " | ".join(getattr(r, c).ljust(widths[c]) for c in cols) + " |"
-
-    sep = "|" + "|".join("-" * (widths[c] + 2) for c in cols) + "|"
-    return "\n".join([line(head), sep, *(line(r) for r in rows)])
+HEAD = Row("", "benchmark", "ours", "upstream", "ratio", "target", "met")
 
 
 NOTES = """\
@@ -692,6 +679,20 @@ async def run_cross(mode: str, groups: set[str], results: dict[str, Any], failur
                 await guarded("unbound", lambda: run_unbound(srv, cfg))
 
 
+# The groups printed as tables of their own, in the order they run and print; all run after the
+# cross-session servers have stopped: redis and soak start servers of their own, and hardening and
+# history are in-process figures that want nothing else on the CPUs. Each gives
+# run_all(mode) -> (rows, raw results, failures) and report(mode, rows, seconds) -> text.
+RunAll = Callable[[str], tuple[list[Any], Any, list[str]]]
+Report = Callable[[str, list[Any], float], str]
+TABLES: dict[str, tuple[RunAll, Report]] = {
+    "redis": (redis_bench.run_all, redis_bench.report),
+    "soak": (soak.run_all, soak.report),
+    "hardening": (hardening.run_all, hardening.report),
+    "history": (history_bench.run_all, history_bench.report),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     size = parser.add_mutually_exclusive_group()
@@ -722,30 +723,13 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(f"micro:\n{traceback.format_exc()}")
             log("micro FAILED")
     asyncio.run(run_cross(mode, groups, results, failures))
-    redis_rows: list[redis_bench.Row] = []
-    if "redis" in groups:  # after the cross-session servers have stopped
-        redis_started = time.monotonic()
-        redis_rows, results["redis"], redis_failures = redis_bench.run_all(mode)
-        redis_seconds = time.monotonic() - redis_started
-        failures += redis_failures
-    soak_rows: list[soak.Row] = []
-    if "soak" in groups:  # a server of its own, after the others have stopped
-        soak_started = time.monotonic()
-        soak_rows, results["soak"], soak_failures = soak.run_all(mode)
-        soak_seconds = time.monotonic() - soak_started
-        failures += soak_failures
-    hardening_rows: list[hardening.Row] = []
-    if "hardening" in groups:  # after the servers have stopped: nothing else on the CPUs
-        hardening_started = time.monotonic()
-        hardening_rows, results["hardening"], hardening_failures = hardening.run_all(mode)
-        hardening_seconds = time.monotonic() - hardening_started
-        failures += hardening_failures
-    history_rows: list[history_bench.Row] = []
-    if "history" in groups:  # in-process too: after the servers have stopped
-        history_started = time.monotonic()
-        history_rows, results["history"], history_failures = history_bench.run_all(mode)
-        history_seconds = time.monotonic() - history_started
-        failures += history_failures
+    tables: dict[str, tuple[list[Any], float]] = {}  # group -> its rows, its seconds
+    for name, (run_all, _) in TABLES.items():
+        if name in groups:
+            table_started = time.monotonic()
+            table_rows, results[name], table_failures = run_all(mode)
+            tables[name] = (table_rows, time.monotonic() - table_started)
+            failures += table_failures
 
     rows: list[Row] = []
     if "micro" in results:
@@ -759,45 +743,21 @@ def main(argv: list[str] | None = None) -> int:
     print(title)
     if groups & {"micro", "propagation", "fanout", "unbound"}:  # else the table would be empty
         print()
-        print(render(rows))
-        print()
-        print(NOTES.format(**env))
-        if mode == "smoke":
-            print("Smoke mode: tiny sizes, figures and 'met' are meaningless; only that every benchmark ran.")
-        missed = [r.id for r in rows if r.met == "no"]
-        print(f"Targets missed: {', '.join(missed) if missed else 'none'}")
-    if "redis" in groups:
-        print()
-        print(redis_bench.report(mode, redis_rows, redis_seconds))
-    if "soak" in groups:
-        print()
-        print(soak.report(mode, soak_rows, soak_seconds))
-    if "hardening" in groups:
-        print()
-        print(hardening.report(mode, hardening_rows, hardening_seconds))
-    if "history" in groups:
-        print()
-        print(history_bench.report(mode, history_rows, history_seconds))
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "mode": mode,
-                    "environment": env,
-                    "rows": [asdict(r) for r in rows],
-                    "redis_rows": [asdict(r) for r in redis_rows],
-                    "soak_rows": [asdict(r) for r in soak_rows],
-                    "hardening_rows": [asdict(r) for r in hardening_rows],
-                    "history_rows": [asdict(r) for r in history_rows],
-                    "results": results,
-                    "failures": failures,
-                },
-                indent=1,
-            )
-        )
-    for failure in failures:
-        print(f"\nFAILED {failure}", file=sys.stderr)
-    return 1 if failures else 0
+        smoke = "Smoke mode: tiny sizes, figures and 'met' are meaningless; only that every benchmark ran."
+        print(section(rows, HEAD, NOTES.format(**env), smoke if mode == "smoke" else None, "Targets missed"))
+    for name, (_, report) in TABLES.items():
+        if name in tables:
+            print()
+            print(report(mode, *tables[name]))
+    output = {
+        "mode": mode,
+        "environment": env,
+        "rows": [asdict(r) for r in rows],
+        **{f"{name}_rows": [asdict(r) for r in tables[name][0]] if name in tables else [] for name in TABLES},
+        "results": results,
+        "failures": failures,
+    }
+    return finish(args.json, output, failures)
 
 
 if __name__ == "__main__":

@@ -40,9 +40,7 @@ one failed to run.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import re
 import sys
@@ -50,11 +48,11 @@ import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ._client import BenchSession, StreamlitServer
+from ._suite import Row, Suite, logger, yes
 
 SOAK_APP = Path(__file__).resolve().parent / "apps" / "soak_app.py"
 
@@ -93,8 +91,7 @@ ERROR_MARKS = ("Traceback", "ServerStateError")
 MB = 1024 * 1024
 
 
-def log(msg: str) -> None:
-    print(f"[soak {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = logger("soak")
 
 
 # ---------------------------------------------------------------------------
@@ -388,24 +385,12 @@ async def run_soak(mode: str, failures: list[str]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-@dataclass
-class Row:
-    id: str
-    benchmark: str
-    ours: str
-    target: str
-    met: str  # "yes", "no", or "-" (information only)
-
-
-def _yes(ok: bool) -> str:
-    return "yes" if ok else "no"
-
-
 def _mb(b: float) -> str:
     return f"{b / MB:.1f} MB"
 
 
 def rows_for(r: dict[str, Any]) -> list[Row]:
+    """The rows of both phases, from their results (tests/test_soak.py lists every row id)."""
     rows: list[Row] = []
     c = r.get("connect")
     if c is not None:
@@ -416,7 +401,7 @@ def rows_for(r: dict[str, Any]) -> list[Row]:
                 "stats()['sessions'] left, probe excepted",
                 f"{c['dead']} (after {c['drain_s']:.1f} s; waves took {c['waves_s']:.0f} s)",
                 "0 dead sessions",
-                _yes(c["dead"] == 0),
+                yes(c["dead"] == 0),
             )
         )
         rows.append(
@@ -425,7 +410,7 @@ def rows_for(r: dict[str, Any]) -> list[Row]:
                 "the same: bound_sessions('shared') left; 'shared' written again",
                 f"{c['bound']}; {'no' if c['version_shared'] == c['version_shared_before'] else 'yes!'}",
                 "0, no",
-                _yes(c["bound"] == 0 and c["version_shared"] == c["version_shared_before"]),
+                yes(c["bound"] == 0 and c["version_shared"] == c["version_shared_before"]),
             )
         )
         pct = (c["rss_ratio"] - 1) * 100
@@ -436,7 +421,7 @@ def rows_for(r: dict[str, Any]) -> list[Row]:
                 f"{_mb(c['rss_before'])} / {_mb(c['rss_peak'])} / {_mb(c['rss_after'])} "
                 f"({pct:+.1f}%, after {c['rss_after_s']:.1f} s)",
                 f"≤ +{RSS_TOLERANCE:.0%} RSS",
-                _yes(c["rss_ratio"] <= 1 + RSS_TOLERANCE),
+                yes(c["rss_ratio"] <= 1 + RSS_TOLERANCE),
             )
         )
         rows.append(
@@ -458,7 +443,7 @@ def rows_for(r: dict[str, Any]) -> list[Row]:
                 "sessions showing the last value",
                 f"{w['converged']}/{w['sessions']} (still {w['still_showing_last']}), in {conv}",
                 "converged",
-                _yes(w["converged"] == w["sessions"] == w["still_showing_last"]),
+                yes(w["converged"] == w["sessions"] == w["still_showing_last"]),
             )
         )
         rows.append(
@@ -480,7 +465,7 @@ def rows_for(r: dict[str, Any]) -> list[Row]:
                 "tracebacks in the server log (whole soak); writer and page errors",
                 f"{lg['errors']}; {writer_errors}",
                 "no error",
-                _yes(lg["errors"] == 0 and writer_errors == 0),
+                yes(lg["errors"] == 0 and writer_errors == 0),
             )
         )
         loops = w["loops_stopped"] if w is not None else 0
@@ -490,35 +475,10 @@ def rows_for(r: dict[str, Any]) -> list[Row]:
                 "rerun loops reported ('stopped rerunning' in the log; stats()['loops_stopped'])",
                 f"{lg['loops']}; {loops}",
                 "no loop",
-                _yes(lg["loops"] == 0 and loops == 0),
+                yes(lg["loops"] == 0 and loops == 0),
             )
         )
     return rows
-
-
-# Every row id, in table order (tests/test_soak.py checks them).
-ROW_IDS = [
-    "soak_dead_sessions",
-    "soak_bound_sessions",
-    "soak_rss",
-    "soak_parked",
-    "soak_converged",
-    "soak_writes",
-    "soak_errors",
-    "soak_loop",
-]
-
-
-def render(rows: list[Row]) -> str:
-    cols = ("benchmark", "ours", "target", "met")
-    head = Row("", "soak", "ours", "target", "met")
-    widths = {c: max(len(getattr(r, c)) for r in [head, *rows]) for c in cols}
-
-    def line(r: Row) -> str:
-        return "| " + " | ".join(getattr(r, c).ljust(widths[c]) for c in cols) + " |"
-
-    sep = "|" + "|".join("-" * (widths[c] + 2) for c in cols) + "|"
-    return "\n".join([line(head), sep, *(line(r) for r in rows)])
 
 
 NOTES = """\
@@ -550,48 +510,25 @@ def run_all(mode: str) -> tuple[list[Row], dict[str, Any], list[str]]:
     return rows, results, failures
 
 
-def report(mode: str, rows: list[Row], seconds: float) -> str:
-    cfg = SETTINGS[mode]
-    missed = [r.id for r in rows if r.met == "no"]
-    parts = [
-        f"server_state soak ({mode} mode, {seconds:.0f} s)",
-        "",
-        render(rows),
-        "",
-        NOTES.format(
-            poll=POLL, drain=DRAIN_DEADLINE, sample=SAMPLE * 1000, tol=RSS_TOLERANCE, rss=cfg["rss_deadline"]
-        ),
-    ]
-    if mode == "smoke":
-        parts.append("Smoke mode: fewer sessions and a shorter writer; the targets hold all the same.")
-    parts.append(f"Soak targets missed: {', '.join(missed) if missed else 'none'}")
-    return "\n".join(parts)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n\n")[0])
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument(
-        "--full", action="store_const", dest="mode", const="full", help="1,000 sessions, 2 min (default)"
-    )
-    size.add_argument("--smoke", action="store_const", dest="mode", const="smoke", help="100 sessions, 10 s")
-    parser.add_argument("--json", type=Path, help="also write rows and raw results here")
-    args = parser.parse_args(argv)
-    mode = args.mode or "full"
-    started = time.monotonic()
-    rows, results, failures = run_all(mode)
-    print(report(mode, rows, time.monotonic() - started))
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {"mode": mode, "rows": [asdict(r) for r in rows], "results": results, "failures": failures},
-                indent=1,
-            )
-        )
-    for failure in failures:
-        print(f"\nFAILED {failure}", file=sys.stderr)
-    return 1 if failures else 0
-
+SUITE = Suite(
+    module="benchmarks.soak",
+    label="soak",
+    title="server_state soak",
+    description=__doc__.split("\n\n")[0],
+    mode_help={"full": "1,000 sessions, 2 min (default)", "smoke": "100 sessions, 10 s"},
+    notes=lambda mode: NOTES.format(
+        poll=POLL,
+        drain=DRAIN_DEADLINE,
+        sample=SAMPLE * 1000,
+        tol=RSS_TOLERANCE,
+        rss=SETTINGS[mode]["rss_deadline"],
+    ),
+    smoke="Smoke mode: fewer sessions and a shorter writer; the targets hold all the same.",
+    missed="Soak targets missed",
+    run=run_all,
+)
+report = SUITE.report
+main = SUITE.main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,15 +10,8 @@ print every row.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench_support import Run, assert_table, failed, run_smoke
 
 # Every row the table must have, by id (see benchmarks/run.py).
 EXPECTED_ROWS = [
@@ -97,42 +90,20 @@ pytestmark = [pytest.mark.bench, pytest.mark.server, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
-def smoke(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    out = tmp_path_factory.mktemp("bench") / "smoke.json"
-    proc = subprocess.run(
-        # every group but the soak, which tests/test_soak.py runs on its own
-        [sys.executable, "-m", "benchmarks.run", "--smoke", "--only", "micro,propagation,fanout,unbound,redis,hardening,history",
-         "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    data = json.loads(out.read_text()) if out.exists() else {}
-    return proc, data
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    # every group but the soak, which tests/test_soak.py runs on its own
+    groups = ["micro", "propagation", "fanout", "unbound", "redis", "hardening", "history"]
+    return run_smoke(groups, tmp_path_factory.mktemp("bench"))
 
 
-def test_every_benchmark_runs_and_prints(
-    smoke: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
-) -> None:
+def test_every_benchmark_runs_and_prints(smoke: Run) -> None:
     proc, data = smoke
-    assert proc.returncode == 0, (
-        f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr[-6000:]}"
-    )
+    assert proc.returncode == 0, failed(proc)
     assert not data["failures"]
-    rows = {row["id"]: row for row in data["rows"]}
-    assert list(rows) == EXPECTED_ROWS, f"rows: {list(rows)}\n{proc.stdout}"
-    for row in rows.values():
-        assert f"| {row['benchmark']} " in proc.stdout, f"row {row['id']} not printed:\n{proc.stdout}"
-        assert row["ours"] and row["ours"] != "-", row
+    assert_table(smoke, "rows", EXPECTED_ROWS, "server_state benchmarks (smoke mode")
 
 
-def test_a_write_reruns_exactly_the_bound_sessions(
-    smoke: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
-) -> None:
+def test_a_write_reruns_exactly_the_bound_sessions(smoke: Run) -> None:
     proc, data = smoke
     assert proc.returncode == 0, proc.stderr[-6000:]
     ours = data["results"]["unbound"]["ours"]
@@ -142,37 +113,19 @@ def test_a_write_reruns_exactly_the_bound_sessions(
     assert ours["readers_updated"] == 1, ours
 
 
-def test_every_redis_figure_runs_and_prints(
-    smoke: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
-) -> None:
+def test_every_redis_figure_runs_and_prints(smoke: Run) -> None:
     proc, data = smoke
-    assert proc.returncode == 0, (
-        f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr[-6000:]}"
-    )
+    assert proc.returncode == 0, failed(proc)
     assert not data["failures"]
-    rows = {row["id"]: row for row in data["redis_rows"]}
-    assert list(rows) == EXPECTED_REDIS_ROWS, f"rows: {list(rows)}\n{proc.stdout}"
-    table = proc.stdout[proc.stdout.index("server_state Redis backend figures") :]
-    for row in rows.values():
-        assert f"| {row['benchmark']} " in table, f"row {row['id']} not printed:\n{proc.stdout}"
-        assert row["redis"] and row["redis"] != "-", row
-        assert row["met"] in ("yes", "no", "-"), row
+    assert_table(
+        smoke, "redis_rows", EXPECTED_REDIS_ROWS, "server_state Redis backend figures", figure="redis"
+    )
     assert set(data["results"]["redis"]) == {"read", "write", "cross", "resync", "click"}
 
 
-def test_every_hardening_figure_runs_and_prints(
-    smoke: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
-) -> None:
+def test_every_hardening_figure_runs_and_prints(smoke: Run) -> None:
     proc, data = smoke
-    assert proc.returncode == 0, (
-        f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr[-6000:]}"
-    )
+    assert proc.returncode == 0, failed(proc)
     assert not data["failures"]
-    rows = {row["id"]: row for row in data["hardening_rows"]}
-    assert list(rows) == EXPECTED_HARDENING_ROWS, f"rows: {list(rows)}\n{proc.stdout}"
-    table = proc.stdout[proc.stdout.index("server_state hardening figures") :]
-    for row in rows.values():
-        assert f"| {row['benchmark']} " in table, f"row {row['id']} not printed:\n{proc.stdout}"
-        assert row["ours"] and row["ours"] != "-", row
-        assert row["met"] in ("yes", "no", "-"), row
+    assert_table(smoke, "hardening_rows", EXPECTED_HARDENING_ROWS, "server_state hardening figures")
     assert set(data["results"]["hardening"]) == {"6", "9", "10", "13", "14", "15", "16", "17"}

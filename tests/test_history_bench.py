@@ -10,15 +10,8 @@ appends with ``history=<appends>``, none with ``history=0``), and every
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench_support import Run, assert_ran, assert_table, run_smoke
 
 # Every row of the history table in smoke mode, by id (see benchmarks/history_bench.py).
 EXPECTED_ROWS = [
@@ -47,43 +40,21 @@ pytestmark = [pytest.mark.bench, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
-def smoke(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    out = tmp_path_factory.mktemp("history-bench") / "smoke.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--smoke", "--only", "history", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    data = json.loads(out.read_text()) if out.exists() else {}
-    assert proc.returncode == 0 and data and not data["failures"], (
-        f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr[-6000:]}"
-    )
-    return proc, data
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    run = run_smoke(["history"], tmp_path_factory.mktemp("history-bench"))
+    assert_ran(run)
+    return run
 
 
-def test_every_history_row_prints_in_its_table(
-    smoke: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
-) -> None:
+def test_every_history_row_prints_in_its_table(smoke: Run) -> None:
     proc, data = smoke
-    rows = {row["id"]: row for row in data["history_rows"]}
-    assert list(rows) == EXPECTED_ROWS, f"rows: {list(rows)}\n{proc.stdout}"
-    table = proc.stdout[proc.stdout.index("server_state history figures (smoke mode") :]
-    for row in rows.values():
-        assert f"| {row['benchmark']} " in table, f"row {row['id']} not printed:\n{proc.stdout}"
-        assert row["ours"] and row["ours"] != "-", row
-        assert row["met"] in ("yes", "no", "-"), row
-    assert "History targets missed:" in table
+    title = "server_state history figures (smoke mode"
+    assert_table(smoke, "history_rows", EXPECTED_ROWS, title)
+    assert "History targets missed:" in proc.stdout[proc.stdout.index(title) :]
     assert set(data["results"]["history"]) == {"memory", "history", "at", "update"}
 
 
-def test_the_histories_measured_held_what_they_were_configured_to(
-    smoke: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
-) -> None:
+def test_the_histories_measured_held_what_they_were_configured_to(smoke: Run) -> None:
     _, data = smoke
     results = data["results"]["history"]
     memory = results["memory"]

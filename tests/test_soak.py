@@ -10,15 +10,8 @@ warm-up, every session converged to the last value, no error, no rerun loop.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench_support import Run, assert_ran, assert_table, run_smoke
 
 # Every row of the soak table, by id (see benchmarks/soak.py).
 EXPECTED_ROWS = [
@@ -36,36 +29,18 @@ pytestmark = [pytest.mark.server, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
-def soak(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    out = tmp_path_factory.mktemp("soak") / "soak.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--smoke", "--only", "soak", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    data = json.loads(out.read_text()) if out.exists() else {}
-    assert proc.returncode == 0 and data and not data["failures"], (
-        f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr[-6000:]}"
-    )
-    return proc, data
+def soak(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    run = run_smoke(["soak"], tmp_path_factory.mktemp("soak"))
+    assert_ran(run)
+    return run
 
 
-def test_every_soak_row_prints(soak: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
-    proc, data = soak
-    rows = {row["id"]: row for row in data["soak_rows"]}
-    assert list(rows) == EXPECTED_ROWS, f"rows: {list(rows)}\n{proc.stdout}"
-    table = proc.stdout[proc.stdout.index("server_state soak") :]
-    for row in rows.values():
-        assert f"| {row['benchmark']} " in table, f"row {row['id']} not printed:\n{proc.stdout}"
-        assert row["ours"] and row["ours"] != "-", row
-        assert row["met"] in ("yes", "no", "-"), row
+def test_every_soak_row_prints(soak: Run) -> None:
+    assert_table(soak, "soak_rows", EXPECTED_ROWS, "server_state soak")
 
 
 def test_closed_sessions_leave_the_tracker_and_memory_comes_back(
-    soak: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+    soak: Run,
 ) -> None:
     proc, data = soak
     c = data["results"]["soak"]["connect"]
@@ -77,7 +52,7 @@ def test_closed_sessions_leave_the_tracker_and_memory_comes_back(
 
 
 def test_a_background_writer_converges_without_error_or_loop(
-    soak: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+    soak: Run,
 ) -> None:
     proc, data = soak
     w = data["results"]["soak"]["writer"]

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -54,7 +54,24 @@ def replicas(url: str, namespace: str, n: int = 2, **options: Any) -> Iterator[l
         yield states
     finally:
         for state in states:
-            state._store.close()
+            store_of(state).close()
+
+
+def store_of(state: ServerState) -> Any:
+    """The ``RedisStore`` behind ``state``."""
+    return state._store
+
+
+def appending(item: Any) -> Callable[[Any], Any]:
+    return lambda v: v.append(item)
+
+
+def setting(key: Any, value: Any) -> Callable[[Any], Any]:
+    return lambda m: m.set(key, value)
+
+
+def grown(state: ServerState, n: int) -> Callable[[], bool]:
+    return lambda: len(state["log"]) > n
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "the condition") -> Any:
@@ -71,10 +88,10 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "t
 def settle(raw: redis.Redis, *states: ServerState) -> None:
     """Until every mirror has every commit Redis has."""
     for state in states:
-        state._store._ensure()
-    store = states[0]._store
+        store_of(state)._ensure()
+    store = store_of(states[0])
     seq = int(raw.hget(store._k_meta, "seq") or 0)
-    wait_for(lambda: all(s._store._rseq >= seq for s in states), what=f"the mirrors to reach seq {seq}")
+    wait_for(lambda: all(store_of(s)._rseq >= seq for s in states), what=f"the mirrors to reach seq {seq}")
 
 
 def bytes_in(raw: redis.Redis) -> int:
@@ -100,17 +117,17 @@ def test_an_append_to_a_long_pvector_sends_the_message_not_the_log(
     with replicas(redis_url, namespace) as (a, b):
         a["log"] = pvector(message(i) for i in range(10_000))
         settle(raw, a, b)
-        whole = raw.llen(a._store._k_list + "log")
+        whole = raw.llen(store_of(a)._k_list + "log")
         assert whole == 10_000  # kept item by item
         before = bytes_in(raw)
         for i in range(10_000, 10_020):
-            a.update("log", lambda v, i=i: v.append(message(i)))
+            a.update("log", appending(message(i)))
         per_append = (bytes_in(raw) - before) / 20
         settle(raw, a, b)
         assert b["log"] == a["log"] == [message(i) for i in range(10_020)]
         # ~50 bytes of message, plus the commit's keys, versions and ids
         assert per_append < 2_000, per_append
-        assert a._store.patched == 20
+        assert store_of(a).patched == 20
     assert fresh_read(redis_url, namespace, "log") == [message(i) for i in range(10_020)]
 
 
@@ -124,7 +141,7 @@ def test_the_classic_list_plus_item_assigned_back_travels_as_a_patch(
         for i in range(5_000, 5_010):
             a["msgs"] = a["msgs"] + [message(i)]
         assert (bytes_in(raw) - before) / 10 < 2_000
-        assert a._store.patched == 10
+        assert store_of(a).patched == 10
         settle(raw, a, b)
         assert b["msgs"] == [message(i) for i in range(5_010)]
         assert type(b["msgs"]) is type(a["msgs"])
@@ -137,26 +154,27 @@ def test_changes_at_the_end_are_patches_and_a_change_at_the_front_goes_whole(
     with replicas(redis_url, namespace) as (a, b):
         a["v"] = pvector(range(1_000))
         a["l"] = list(range(1_000))
-        expected_v, expected_l = list(range(1_000)), list(range(1_000))
+        expected_v: list[Any] = list(range(1_000))
+        expected_l: list[Any] = list(range(1_000))
         a.update("v", lambda v: v.set(999, "last"))  # a change at the end
         expected_v[999] = "last"
         a.update("v", lambda v: v.delete(990, 1000))  # the end cut off
         del expected_v[990:]
         a["l"] = [*a["l"][:-5], "x", "y"]  # the end replaced
         expected_l[-5:] = ["x", "y"]
-        assert a._store.patched == 3
+        assert store_of(a).patched == 3
         a.update("v", lambda v: pvector(["first"]) + v)  # a change at the front: the whole value
         expected_v.insert(0, "first")
         a["l"] = ["first", *a["l"]]
         expected_l.insert(0, "first")
-        assert a._store.patched == 3
+        assert store_of(a).patched == 3
         a.update("v", lambda v: v.append("after"))  # and patches again after it
         expected_v.append("after")
-        assert a._store.patched == 4
+        assert store_of(a).patched == 4
         settle(raw, a, b)
         assert b["v"] == a["v"] == expected_v
         assert b["l"] == a["l"] == expected_l
-        assert raw.llen(a._store._k_list + "v") == len(expected_v)
+        assert raw.llen(store_of(a)._k_list + "v") == len(expected_v)
     assert fresh_read(redis_url, namespace, "v") == expected_v
     assert fresh_read(redis_url, namespace, "l") == expected_l
 
@@ -168,17 +186,17 @@ def test_one_entry_set_in_a_big_map_sends_the_entry(redis_url: str, namespace: s
     with replicas(redis_url, namespace) as (a, b):
         a["board"] = pmap({f"player{i}": i for i in range(10_000)})
         settle(raw, a, b)
-        assert raw.hlen(a._store._k_hash + "board") == 10_000
+        assert raw.hlen(store_of(a)._k_hash + "board") == 10_000
         before = bytes_in(raw)
         for i in range(20):
-            a.update("board", lambda m, i=i: m.set(f"player{i}", -i - 1))
+            a.update("board", setting(f"player{i}", -i - 1))
         assert (bytes_in(raw) - before) / 20 < 2_000
         a.update("board", lambda m: m.remove("player9999").set("newcomer", 1))
-        assert a._store.patched == 21
+        assert store_of(a).patched == 21
         expected = {f"player{i}": -i - 1 if i < 20 else i for i in range(9_999)} | {"newcomer": 1}
         settle(raw, a, b)
         assert b["board"] == a["board"] == expected
-        assert raw.hlen(a._store._k_hash + "board") == len(expected)
+        assert raw.hlen(store_of(a)._k_hash + "board") == len(expected)
     assert fresh_read(redis_url, namespace, "board") == expected
 
 
@@ -190,7 +208,7 @@ def test_a_map_key_replaced_by_an_equal_key_of_another_type_goes_whole(
         a.update("m", lambda m: m.remove(1).set(True, "true"))  # True == 1, another field in Redis
         settle(raw, a, b)
         assert b["m"] == a["m"]
-        assert raw.hlen(a._store._k_hash + "m") == 1_000
+        assert raw.hlen(store_of(a)._k_hash + "m") == 1_000
     late = fresh_read(redis_url, namespace, "m")
     assert late == {**{i: str(i) for i in range(2, 1_000)}, 0: "0", True: "true"}
 
@@ -204,11 +222,11 @@ def test_a_patch_of_a_redis_copy_that_differs_is_sent_whole(
     with replicas(redis_url, namespace) as (a, b):
         a["log"] = pvector(range(500))
         settle(raw, a, b)
-        raw.rpush(a._store._k_list + "log", b"\x00")  # Redis' copy is not what the mirrors hold
+        raw.rpush(store_of(a)._k_list + "log", b"\x00")  # Redis' copy is not what the mirrors hold
         a.update("log", lambda v: v.append(500))
-        assert a._store.patched == 0  # refused by the commit script: sent whole
+        assert store_of(a).patched == 0  # refused by the commit script: sent whole
         settle(raw, a, b)
-        assert raw.llen(a._store._k_list + "log") == 501
+        assert raw.llen(store_of(a)._k_list + "log") == 501
         assert b["log"] == a["log"] == list(range(501))
     assert fresh_read(redis_url, namespace, "log") == list(range(501))
 
@@ -216,16 +234,16 @@ def test_a_patch_of_a_redis_copy_that_differs_is_sent_whole(
 def test_small_values_and_pickles_stay_whole(redis_url: str, namespace: str, raw: redis.Redis) -> None:
     with replicas(redis_url, namespace, 1) as (a,):
         a["small"] = list(range(10))
-        assert raw.hget(a._store._k_data, "small")[:1] == b"M"
+        assert cast(bytes, raw.hget(store_of(a)._k_data, "small"))[:1] == b"M"
         a["big"] = list(range(1_000))
-        assert raw.hget(a._store._k_data, "big") == b"Ll"
+        assert raw.hget(store_of(a)._k_data, "big") == b"Ll"
         del a["big"]
-        assert not raw.exists(a._store._k_list + "big")
+        assert not raw.exists(store_of(a)._k_list + "big")
     with replicas(redis_url, namespace + "-p", 2, serializer="pickle", signing_key="k") as (p, q):
         p["big"] = list(range(1_000))
         p["big"] = p["big"] + [1_000]
-        assert p._store.patched == 0
-        assert raw.hget(p._store._k_data, "big")[:1] == b"P"
+        assert store_of(p).patched == 0
+        assert cast(bytes, raw.hget(store_of(p)._k_data, "big"))[:1] == b"P"
         settle(raw, p, q)
         assert q["big"] == list(range(1_001))
 
@@ -236,10 +254,10 @@ def test_a_value_shrunk_below_the_threshold_and_grown_again_reads_right(
     with replicas(redis_url, namespace) as (a, b):
         a["l"] = list(range(100))
         a["l"] = [str(i) for i in range(10)]  # new and small: whole again
-        assert not raw.exists(a._store._k_list + "l")
+        assert not raw.exists(store_of(a)._k_list + "l")
         a["l"] = list(range(100))
         a["l"] = list(range(10))  # the same first ten ints: a patch cutting the end
-        assert raw.llen(a._store._k_list + "l") == 10
+        assert raw.llen(store_of(a)._k_list + "l") == 10
         a["l"] = list(range(200))
         a["l"] = a["l"] + [200]
         settle(raw, a, b)
@@ -266,7 +284,7 @@ def test_appends_from_three_replicas_while_connections_die_are_exact(
             try:
                 start.wait()
                 for i in range(per_thread):
-                    state.update("chat", lambda v, i=i: v.append((name, i)))
+                    state.update("chat", appending((name, i)))
             except BaseException as exc:  # reported below
                 errors.append(exc)
 
@@ -288,7 +306,7 @@ def test_appends_from_three_replicas_while_connections_die_are_exact(
         for name in (f"r{r}t{t}" for r in range(3) for t in range(2)):
             assert [item[1] for item in chat if item[0] == name] == list(range(per_thread))  # in order
         assert states[1]["chat"] == states[2]["chat"] == chat
-        assert raw.llen(states[0]._store._k_list + "chat") == len(chat)
+        assert raw.llen(store_of(states[0])._k_list + "chat") == len(chat)
     assert fresh_read(url, namespace, "chat") == chat
 
 
@@ -299,12 +317,12 @@ def test_a_replica_that_missed_patches_resyncs_to_the_full_value(
         a["log"] = pvector(range(1_000))
         a["board"] = pmap({i: i for i in range(1_000)})
         settle(raw, a, b)
-        resyncs = b._store.resyncs
-        b._store.close()  # b misses what follows
+        resyncs = store_of(b).resyncs
+        store_of(b).close()  # b misses what follows
         for i in range(1_000, 1_050):
-            a.update("log", lambda v, i=i: v.append(i))
-            a.update("board", lambda m, i=i: m.set(i % 10, -i))
-        raw.xtrim(a._store._k_log, maxlen=0)  # and the stream no longer has it
+            a.update("log", appending(i))
+            a.update("board", setting(i % 10, -i))
+        raw.xtrim(store_of(a)._k_log, maxlen=0)  # and the stream no longer has it
         c = ServerState(_store(redis_url, namespace))
         try:
             a.update("log", lambda v: v.append("last"))
@@ -312,8 +330,57 @@ def test_a_replica_that_missed_patches_resyncs_to_the_full_value(
             assert c["log"] == a["log"] == [*range(1_050), "last"]
             assert c["board"] == a["board"]
             # an incremental resync (same epoch) of a mirror that has the values
-            c._store._resync()
+            store_of(c)._resync()
             assert c["log"] == a["log"]
         finally:
-            c._store.close()
+            store_of(c).close()
         assert resyncs >= 1
+
+
+def test_new_replicas_read_a_consistent_log_while_it_grows(
+    redis_url: str, namespace: str, raw: redis.Redis
+) -> None:
+    with replicas(redis_url, namespace, 1) as (a,):
+        a["log"] = pvector(range(2_000))
+        stop = threading.Event()
+        appended: list[int] = []
+
+        def writer() -> None:
+            i = 2_000
+            while not stop.is_set():
+                a.update("log", appending(i))
+                appended.append(i)
+                i += 1
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            for _ in range(5):
+                with replicas(redis_url, namespace, 1) as (late,):
+                    first = late["log"]
+                    assert first == list(range(len(first)))  # a state some commit left, whole
+                    wait_for(grown(late, len(first) + 5), what="appends to arrive")
+                    assert late["log"] == list(range(len(late["log"])))
+        finally:
+            stop.set()
+            thread.join(30)
+        assert appended
+        assert fresh_read(redis_url, namespace, "log") == list(range(2_000 + len(appended)))
+
+
+def test_the_atomic_script_reads_the_same_state_as_the_optimistic_read(
+    redis_url: str, namespace: str, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server_state.backends import redis as backend
+
+    with replicas(redis_url, namespace, 1) as (a,):
+        a["log"] = pvector(range(1_000))
+        a["board"] = pmap({i: str(i) for i in range(1_000)})
+        a["small"] = [1, 2, 3]
+        a.update("log", appending("x"))
+        expected = {k: a[k] for k in ("log", "board", "small")}
+    monkeypatch.setattr(backend, "WATCH_TRIES", 0)  # every resync is the script
+    with replicas(redis_url, namespace, 1) as (late,):
+        assert {k: late[k] for k in ("log", "board", "small")} == expected
+        late.update("log", appending("y"))  # and its layout is known: a patch
+        assert store_of(late).patched == 1

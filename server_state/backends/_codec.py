@@ -1117,10 +1117,13 @@ def build_value(key: str, header: bytes, items: list[Any]) -> Any:
     try:
         if code == b"l":
             return freeze(items, key)
-        if code == b"v":
-            return freeze(_python_pvector(items) if _python_pvector is not None else pvector(items), key)
-        if code == b"c":
-            return freeze(pvector(items), key)
+        if code in (b"v", b"c"):
+            # Frozen as a list first (many rows at C speed), then the vector
+            # of the frozen items: its stored form, nothing left to visit.
+            frozen = list(freeze(items, key))
+            if code == b"v" and _python_pvector is not None:
+                return _python_pvector(frozen)
+            return freeze(pvector(frozen), key)
         if code == b"m":
             it = iter(items)
             return freeze(pmap(dict(zip(it, it, strict=True))), key)

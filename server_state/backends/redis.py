@@ -98,6 +98,7 @@ CATCH_UP = 5.0
 STREAM_MAXLEN = 100_000  # ~: Redis trims in whole nodes
 TX_TTL = 300  # seconds a transaction id is remembered for replays
 BLOCK_MS = 1000
+WATCH_TRIES = 5  # optimistic reads of the state before one atomic script reads it
 
 # KEYS: data, ver, meta, log, tx, the fenced lease keys, the respected lease
 #       keys, then the (list, hash) keys of each write and each delete.
@@ -639,7 +640,13 @@ class RedisStore(MemoryStore):
             layouts[key] = header
             if (checked is None or key in checked) and self._layout.get(key) == header:
                 entry = self._latest.get(key)
-                op = _patch_op(key, header, entry[0], value) if entry is not None else None
+                # (The very object again is a touch: something inside it
+                # changed in place, which identity cannot see.)
+                op = (
+                    _patch_op(key, header, entry[0], value)
+                    if entry is not None and entry[0] is not value
+                    else None
+                )
                 if op is not None:
                     ops[key], bases[key] = op, entry
                     continue
@@ -1106,20 +1113,56 @@ class RedisStore(MemoryStore):
     ) -> tuple[
         dict[bytes, bytes], dict[bytes, bytes], bytes, bytes | None, bytes | None, dict[bytes, list[bytes]]
     ]:
-        """Redis' state in one atomic read: data and versions, epoch, seq, the
-        last stream id, and the items of each structured value (but those
-        of ``have`` while Redis has the same version)."""
+        """Redis' state in one consistent read: data and versions, epoch,
+        seq, the last stream id, and the items of each structured value (but
+        those of ``have`` while Redis has the same version).
+
+        Optimistic first: ``WATCH`` the meta hash (every commit bumps its
+        seq), read the data and version hashes, then in one ``MULTI`` the rest
+        and the items of the structured values the mirror lacks; ``EXEC``
+        fails if a commit came between. The items are read by Redis' own commands, not through Lua
+        (a script's reply of a million items leaves as much garbage in Redis'
+        Lua heap, slowing the commit scripts after it). Under a stream of
+        commits that keeps failing it, one script reads it all atomically."""
+        known = dict(have)
+        for _ in range(WATCH_TRIES):
+            with client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(self._k_meta)
+                    data = pipe.hgetall(self._k_data)
+                    versions = pipe.hgetall(self._k_ver)
+                    # The structured values whose version the mirror lacks.
+                    wanted = [
+                        f
+                        for f, p in data.items()
+                        if is_header(p) and known.get(f.decode()) != int(versions.get(f, 0) or 0)
+                    ]
+                    pipe.multi()
+                    pipe.hmget(self._k_meta, ["epoch", "seq"])
+                    pipe.xrevrange(self._k_log, "+", "-", count=1)
+                    for field in wanted:
+                        if data[field][:1] == b"L":
+                            pipe.lrange(self._k_list + field.decode(), 0, -1)
+                        else:
+                            pipe.hgetall(self._k_hash + field.decode())
+                    (epoch_b, seq_b), last, *rest = pipe.execute()
+                except redis.WatchError:
+                    continue
+            aux: dict[bytes, list[bytes]] = {}
+            for field, items in zip(wanted, rest, strict=True):
+                aux[field] = list(chain.from_iterable(items.items())) if isinstance(items, dict) else items
+            return data, versions, epoch_b, seq_b, last[0][0] if last else None, aux
         args: list[Any] = [self._k_list, self._k_hash]
         for key, version in have:
             args += (key, version)
         reply = self._snapshot_script(
             keys=[self._k_data, self._k_ver, self._k_meta, self._k_log], args=args, client=client
         )
-        data, versions, epoch_b, seq_b, last_id = reply[:5]
+        data_flat, versions_flat, epoch_b, seq_b, last_id = reply[:5]
         aux_flat = reply[5] if len(reply) > 5 else []
         return (
-            _pairs(data),
-            _pairs(versions),
+            _pairs(data_flat),
+            _pairs(versions_flat),
             epoch_b,
             seq_b,
             last_id,

@@ -291,11 +291,15 @@ _NET_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 class _Pending:
     """A commit of this replica on its way into the mirror."""
 
-    __slots__ = ("changes", "epoch")
+    __slots__ = ("changes", "commit", "epoch")
 
-    def __init__(self, epoch: str | None) -> None:
+    def __init__(self, epoch: str | None, commit: tuple[Any, ...]) -> None:
         self.changes: tuple[Change, ...] | None = None
         self.epoch = epoch  # of the data it was committed to
+        # What _apply_redis takes for it (writes, deletes, tokens, who,
+        # layouts): the follower applies these very objects when the commit
+        # comes back in the stream first, rather than decoding it.
+        self.commit = commit
 
 
 class RedisStore(MemoryStore):
@@ -603,8 +607,8 @@ class RedisStore(MemoryStore):
                 expect = {key: rver.get(key, 0) for key in depends or ()}
                 epoch, seen = self._epoch, self._rseq
             txid = uuid.uuid4().hex
-            pending = self._own[txid] = _Pending(epoch)
             who = f"{self.replica} · {self._writer()}"
+            pending = self._own[txid] = _Pending(epoch, (writes, deletes, tokens, who, layouts))
             try:
                 reply = self._run(first, expect, require, ops, deletes, epoch, txid, who)
                 if reply[0] == -5:
@@ -921,6 +925,18 @@ class RedisStore(MemoryStore):
         if seq != self._rseq + 1:
             self._resync()  # a gap: the stream was trimmed past us
             return False
+        txid = fields[b"tx"].decode()
+        pending = self._own.get(txid)
+        if pending is not None:  # this replica's own commit, not applied yet
+            own_writes, own_deletes, own_tokens, own_who, own_layouts = pending.commit
+            with self._root_lock:
+                if seq != self._rseq + 1 or epoch != self._epoch:
+                    return seq <= self._rseq
+                if pending.changes is None:
+                    pending.changes = self._apply_redis(
+                        own_writes, own_deletes, own_tokens, seq, who=own_who, layouts=own_layouts
+                    )
+                return True
         writes, deletes = _parse_body(fields[b"b"])
         decoded: dict[str, Any] = {}
         layouts: dict[str, bytes | None] = {}
@@ -943,7 +959,6 @@ class RedisStore(MemoryStore):
                 )
                 decoded.pop(key, None)
                 unreadable.append(key)
-        txid = fields[b"tx"].decode()
         origin, who = _origin_of(fields.get(b"o", b""))
         with self._root_lock:
             if seq != self._rseq + 1 or epoch != self._epoch:

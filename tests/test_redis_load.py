@@ -1,0 +1,43 @@
+"""The Redis load test (benchmarks/load_chat.py) in its short form: 3
+``streamlit run`` replicas x 3 sessions sharing one chat in Redis, "Post"
+clicked at 10 messages/s for 10 s, session after session over all replicas.
+
+Asserted as a user of the chat would see it: every session ends showing the
+same full history (count and digest of every message id in order), which
+holds every post the sessions made; a replica started afterwards reads the
+same history, each session's messages once and in order; no server log has
+a traceback or a ServerStateError, and none reports a stopped rerun loop.
+The figures (CPU per replica, Redis memory, bytes per message) are printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from redis_support import RedisServer
+
+pytestmark = pytest.mark.server
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def test_three_replicas_posting_to_one_chat_end_with_the_same_full_history(redis_server: RedisServer) -> None:
+    from benchmarks import load_chat
+
+    redis_server.flushall()
+    result = asyncio.run(load_chat.run_load(load_chat.SETTINGS["smoke"], redis_server.url))
+    print(load_chat.report("smoke", result))
+    assert result["posted"] > 0.9 * result["clicks"], result  # clicks that did not post: a lost click
+    assert result["count"] == result["posted"], result  # every post in the history, none twice
+    assert result["same_history"], result  # every session shows that very history
+    assert result["unique"] and result["in_order"], result
+    assert not result["log_errors"], result["log_errors"]
+    assert not result["loop_warnings"], result["loop_warnings"]

@@ -384,3 +384,17 @@ def test_the_atomic_script_reads_the_same_state_as_the_optimistic_read(
         assert {k: late[k] for k in ("log", "board", "small")} == expected
         late.update("log", appending("y"))  # and its layout is known: a patch
         assert store_of(late).patched == 1
+
+
+def test_a_map_with_keys_of_other_types_changes_whole_and_reads_right(
+    redis_url: str, namespace: str, raw: redis.Redis
+) -> None:
+    with replicas(redis_url, namespace) as (a, b):
+        a["m"] = pmap({frozenset({i, -i, i + 0.5}): i for i in range(500)})
+        a.update("m", lambda m: m.set(frozenset({7, -7, 7.5}), "seven").set(frozenset({"new"}), 1))
+        assert store_of(a).patched == 0  # a frozenset may encode its items in another order: whole
+        a.update("m", lambda m: m.set(frozenset({8, -8, 8.5}), "eight"))
+        settle(raw, a, b)
+        assert b["m"] == a["m"]
+        expected = a["m"]
+    assert fresh_read(redis_url, namespace, "m") == expected

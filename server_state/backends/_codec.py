@@ -1181,13 +1181,18 @@ def apply_seq_patch(key: str, base: Any, keep: int, tail: list[Any]) -> Any:
 
 
 _ABSENT_ENTRY: Any = object()
+# Map keys whose encoding is the same bytes however the key was made (written
+# here or decoded from Redis), so that a patch names the hash field Redis has.
+# A frozenset, say, may encode its items in another order once decoded.
+_FIELD_KEYS: frozenset[type] = frozenset({str, int, bytes, bool, float, type(None)})
 
 
 def map_patch(old: Any, new: Any) -> tuple[list[tuple[Any, Any]], list[Any]] | None:
     """``(entries set, keys removed)`` turning pmap ``old`` into ``new``,
     found from the buckets ``new`` does not share with ``old``, when they are
     few; None otherwise (and when a key was replaced by an equal key of
-    another type or object, which Redis would keep apart)."""
+    another type or object, which Redis would keep apart, or a key changed is
+    not of a ``_FIELD_KEYS`` type)."""
     if type(old) is not _PMAP_TYPE or type(new) is not _PMAP_TYPE:
         return None
     ob, nb = getattr(old, "_buckets", None), getattr(new, "_buckets", None)
@@ -1203,6 +1208,8 @@ def map_patch(old: Any, new: Any) -> tuple[list[tuple[Any, Any]], list[Any]] | N
         now = bucket or ()
         prior = {k: (k, v) for k, v in before}
         for k, v in now:
+            if type(k) not in _FIELD_KEYS:
+                return None
             had = prior.pop(k, _ABSENT_ENTRY)
             if had is _ABSENT_ENTRY:
                 sets.append((k, v))
@@ -1210,6 +1217,8 @@ def map_patch(old: Any, new: Any) -> tuple[list[tuple[Any, Any]], list[Any]] | N
                 return None
             elif had[1] is not v:
                 sets.append((k, v))
+        if not set(map(type, prior)) <= _FIELD_KEYS:
+            return None
         dels += prior
     if 2 * (len(sets) + len(dels)) > len(new):
         return None

@@ -1052,7 +1052,11 @@ class RedisStore(MemoryStore):
                 start_rseq, start_epoch = self._rseq, self._epoch
                 # Structured values the mirror has need not be read again
                 # while Redis has the same version (unless ``full``).
-                have = [] if full else [(k, self._rver[k]) for k in self._layout if k in self._rver]
+                have = (
+                    []
+                    if full
+                    else [(k, self._rver[k]) for k in self._layout if k in self._rver and k in self._latest]
+                )
             latest = self._latest
             try:
                 run_id = _server_id(client)

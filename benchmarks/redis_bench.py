@@ -884,11 +884,11 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     elif item == "patch":
         sizes = r["sizes"]
         small, big = r["append"][0], r["append"][-1]
-        for n, row in zip(sizes, r["append"], strict=True):
+        for n, row, size in zip(sizes, r["append"], ("small", "medium", "large"), strict=True):
             p, w = row["patch"], row["whole"]
             rows.append(
                 Row(
-                    f"redis_append_{n}",
+                    f"redis_append_{size}",
                     f"update('log', lambda v: v.append(m)) on a {n:,}-item pvector; bytes to Redis per append",
                     f"{_t(p['p50'])}, {p['bytes']:,.0f} B",
                     f"{_t(w['p50'])}, {w['bytes']:,.0f} B (whole value)",
@@ -1006,9 +1006,9 @@ ROW_IDS = [
     "redis_cross_replica_p99",
     "redis_resync",
     "redis_resync_incremental",
-    "redis_append_1000",
-    "redis_append_10000",
-    "redis_append_100000",
+    "redis_append_small",
+    "redis_append_medium",
+    "redis_append_large",
     "redis_append_flat",
     "redis_map_set",
     "redis_append_classic",

@@ -398,3 +398,26 @@ def test_a_map_with_keys_of_other_types_changes_whole_and_reads_right(
         assert b["m"] == a["m"]
         expected = a["m"]
     assert fresh_read(redis_url, namespace, "m") == expected
+
+
+def test_a_big_value_whose_staged_items_were_lost_is_staged_again(
+    redis_url: str, namespace: str, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with replicas(redis_url, namespace) as (a, b):
+        store = store_of(a)
+        stage = store._stage
+        calls: list[str] = []
+
+        def lossy(name: str, ops: Any, stages: Any) -> None:
+            calls.append(name)
+            stage(name, ops, stages)
+            if len(calls) == 1:
+                raw.delete(*(name + k for k in stages))  # gone before the script ran (expired, say)
+
+        monkeypatch.setattr(store, "_stage", lossy)
+        a["log"] = [message(i) for i in range(1_000)]
+        assert len(calls) == 2  # the script said the items were missing: staged again
+        settle(raw, a, b)
+        assert b["log"] == [message(i) for i in range(1_000)]
+        assert not raw.keys("*:stage:*")  # renamed into place, nothing left behind
+    assert fresh_read(redis_url, namespace, "log") == [message(i) for i in range(1_000)]

@@ -6,7 +6,10 @@ Every session shows the whole history it reads (``server_state.get("chat")``,
 a pvector of messages): ``count=<n> digest=<sha1 of every message id, in
 order> last=<id>``, and how many messages it posted itself. "Post" appends
 one message (id ``<session tag>-<k>``) with ``update``: on Redis it travels
-as a patch (the new tail), whatever the length of the history.
+as a patch (the new tail), whatever the length of the history. Each post
+prints ``load-chat posting <id>`` before the update and ``load-chat
+committed <id>`` once it returned, into the server log: what was written,
+told apart from what Streamlit made of the click.
 
 Query string: ``tag=<name>``, this session's name in its message ids.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 
 import streamlit as st
 from pyrsistent import pvector
@@ -25,6 +29,14 @@ tag = st.query_params.get("tag", "anon")
 st.session_state.setdefault("posted", 0)
 
 
+def say(line: str) -> None:
+    """One line into the server log in one write (sessions run in threads of their own)."""
+    err = sys.__stderr__
+    if err is not None:
+        err.write(line + "\n")
+        err.flush()
+
+
 def post() -> None:
     k = st.session_state.posted + 1
     message = {
@@ -33,8 +45,11 @@ def post() -> None:
         "replica": os.getpid(),
         "text": f"hello number {k} from {tag}",
     }
+    # The server log is the load test's ground truth of what was written.
+    say(f"load-chat posting {message['id']}")
     server_state.update("chat", lambda chat: chat.append(message), default=pvector())
-    st.session_state.posted = k  # only once the append committed
+    say(f"load-chat committed {message['id']}")
+    st.session_state.posted = k
 
 
 st.button("Post", on_click=post)

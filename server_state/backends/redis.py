@@ -67,6 +67,7 @@ from .._errors import (
     ServerStateDeadlockError,
     ServerStateError,
     ServerStateLeaseError,
+    ServerStatePayloadError,
 )
 from .._store import MISSING, Change, MemoryStore, StoreState, _tokens_of
 from .._values import unchanged
@@ -99,17 +100,23 @@ STREAM_MAXLEN = 100_000  # ~: Redis trims in whole nodes
 TX_TTL = 300  # seconds a transaction id is remembered for replays
 BLOCK_MS = 1000
 WATCH_TRIES = 5  # optimistic reads of the state before one atomic script reads it
+STAGE_CHUNK = 10_000  # items per command when staging a big value (an even number: map entries)
+STAGE_TTL_MS = 300_000  # a staged value nobody committed is gone after this
 
 # KEYS: data, ver, meta, log, tx, the fenced lease keys, the respected lease
-#       keys, then the (list, hash) keys of each write and each delete.
+#       keys, then the (list, hash, staging) keys of each write and each delete.
 # ARGV: epoch, required seq ('' for none), maxlen, origin, txid, tx ttl,
 #       n_expect, n_fence, n_respect, n_write, n_delete,
 #       then (key, version; '0' for absent)*n_expect, token*n_fence,
 #       one write after the other, key*n_delete. A write is its key, a kind
 #       and what the kind needs:
 #         v payload                     the whole value, in the data hash
-#         L header n item*n             a sequence, item by item, in its list
-#         H header n (field value)*n/2  a map, entry by entry, in its hash
+#         L header n items              a sequence of n items, already pushed to
+#                                       its staging list (renamed to its list);
+#                                       items: all of them in one string, for
+#                                       the stream
+#         H header n items              a map, its n/2 entries already in its
+#                                       staging hash (renamed to its hash)
 #         A header base keep n item*n   a patch: the list (of base items) keeps
 #                                       its first keep items, then the n items
 #         P header base n (field value)*n/2 m field*m
@@ -118,10 +125,14 @@ WATCH_TRIES = 5  # optimistic reads of the state before one atomic script reads 
 # Returns {1, seq} committed (or replayed), {2, seq} checked with nothing to
 # write, {0, seq} a version conflict, {-1, i} fenced lease i lost, {-2, i}
 # lease i held by another, {-3, seq} another epoch, {-4, seq} seq moved,
-# {-5, i} write i is a patch of a layout Redis does not have (send it whole).
+# {-5, i} write i is a patch of a layout Redis does not have (send it whole),
+# {-6, i} write i's staging key does not hold its items (stage them again).
 # The stream entry's body carries each write as its kind and length-prefixed
-# parts (s key payload | L/H key header items | A key header base,keep items |
-# P key header base entries fields | d key).
+# parts (s key payload | L/H key header field | A key header base,keep items |
+# P key header base entries fields | d key); the items of L/H are the entry's
+# field named by the body (a field of its own: no copy into the body). Big
+# values are staged outside the script and renamed into place by it: a
+# script with a million arguments leaves hundreds of MB in Redis' Lua heap.
 _COMMIT = """
 local done = redis.call('GET', KEYS[5])
 if done then return {1, tonumber(done)} end
@@ -154,12 +165,14 @@ a = 12 + 2 * nexp + nfence
 local ops = {}
 for i = 1, nwrite do
   local op = {key = ARGV[a], kind = ARGV[a + 1], head = ARGV[a + 2],
-              l = KEYS[aux + 2 * i - 1], h = KEYS[aux + 2 * i]}
+              l = KEYS[aux + 3 * i - 2], h = KEYS[aux + 3 * i - 1], s = KEYS[aux + 3 * i]}
   local kind = op.kind
   if kind == 'v' then
     a = a + 3
   elseif kind == 'L' or kind == 'H' then
-    op.n = tonumber(ARGV[a + 3]); op.first = a + 4; a = op.first + op.n
+    op.n = tonumber(ARGV[a + 3]); op.blob = a + 4; a = a + 5
+    local staged = kind == 'L' and redis.call('LLEN', op.s) or 2 * redis.call('HLEN', op.s)
+    if staged ~= op.n then return {-6, i} end
   elseif kind == 'A' then
     op.base, op.keep = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
     op.n = tonumber(ARGV[a + 5]); op.first = a + 6; a = op.first + op.n
@@ -188,6 +201,7 @@ local function part(s) return #s .. ':' .. s end
 local function items(op) return part(table.concat(ARGV, '', op.first, op.first + op.n - 1)) end
 seq = redis.call('HINCRBY', KEYS[3], 'seq', 1)
 local body = {}
+local extra = {}
 for i = 1, nwrite do
   local op = ops[i]
   local key, kind = op.key, op.kind
@@ -210,8 +224,11 @@ for i = 1, nwrite do
     if kind == 'v' then
       body[#body + 1] = 's' .. part(key) .. part(op.head)
     else
-      each(kind == 'L' and 'RPUSH' or 'HSET', kind == 'L' and op.l or op.h, op.first, op.n)
-      body[#body + 1] = kind .. part(key) .. part(op.head) .. items(op)
+      redis.call('RENAME', op.s, kind == 'L' and op.l or op.h)
+      local field = 'x' .. i
+      body[#body + 1] = kind .. part(key) .. part(op.head) .. part(field)
+      extra[#extra + 1] = field
+      extra[#extra + 1] = ARGV[op.blob]
     end
   end
   redis.call('HSET', KEYS[2], key, seq)
@@ -220,12 +237,12 @@ for i = 1, ndel do
   local key = ARGV[a]
   redis.call('HDEL', KEYS[1], key)
   redis.call('HDEL', KEYS[2], key)
-  redis.call('DEL', KEYS[aux + 2 * (nwrite + i) - 1], KEYS[aux + 2 * (nwrite + i)])
+  redis.call('DEL', KEYS[aux + 3 * (nwrite + i) - 2], KEYS[aux + 3 * (nwrite + i) - 1])
   body[#body + 1] = 'd' .. part(key)
   a = a + 1
 end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*',
-  'seq', seq, 'e', ARGV[1], 'tx', ARGV[5], 'o', ARGV[4], 'b', table.concat(body))
+  'seq', seq, 'e', ARGV[1], 'tx', ARGV[5], 'o', ARGV[4], 'b', table.concat(body), unpack(extra))
 redis.call('SET', KEYS[5], seq, 'EX', ARGV[6])
 return {1, seq}
 """
@@ -348,6 +365,7 @@ class RedisStore(MemoryStore):
         self._k_data, self._k_ver, self._k_meta = f"{tag}:data", f"{tag}:ver", f"{tag}:meta"
         self._k_log, self._k_tx, self._k_lease = f"{tag}:log", f"{tag}:tx:", f"{tag}:lease:"
         self._k_list, self._k_hash = f"{tag}:l:", f"{tag}:h:"  # + key: a structured value's items
+        self._k_stage = f"{tag}:stage:"  # + txid:key: a big value's items on their way in
         self._commit_script = self._client.register_script(_COMMIT)
         self._snapshot_script = self._client.register_script(_SNAPSHOT)
         self._patches = self._codec.name == "tagged"  # pickles stay whole (one signature each)
@@ -590,7 +608,7 @@ class RedisStore(MemoryStore):
         while True:
             # Encoding first, outside every lock: a value Redis cannot take
             # fails here, before anything is sent.
-            ops, layouts, bases = self._encode_writes(writes, checked if patches else set())
+            ops, layouts, bases, stages = self._encode_writes(writes, checked if patches else set())
             with self._root_lock:
                 if self._exclusive is not None:
                     self._wait_exclusive()
@@ -610,7 +628,7 @@ class RedisStore(MemoryStore):
             who = f"{self.replica} · {self._writer()}"
             pending = self._own[txid] = _Pending(epoch, (writes, deletes, tokens, who, layouts))
             try:
-                reply = self._run(first, expect, require, ops, deletes, epoch, txid, who)
+                reply = self._run(first, expect, require, ops, deletes, epoch, txid, who, stages)
                 if reply[0] == -5:
                     # Redis does not hold the layout the patch was made for
                     # (it cannot prove the base): send the values whole.
@@ -627,14 +645,16 @@ class RedisStore(MemoryStore):
 
     def _encode_writes(
         self, writes: dict[str, Any], checked: AbstractSet[str] | None
-    ) -> tuple[dict[str, list[Any]], dict[str, bytes | None], dict[str, Any]]:
+    ) -> tuple[dict[str, list[Any]], dict[str, bytes | None], dict[str, Any], dict[str, list[bytes]]]:
         """The commit script's arguments for each write, the layout each
-        value gets in Redis, and the mirror entries the patches among them
-        were made against (keys of ``checked``, all when None, may be
-        patches)."""
+        value gets in Redis, the mirror entries the patches among them were
+        made against (keys of ``checked``, all when None, may be patches),
+        and the items of the values sent whole item by item (staged before
+        the script runs)."""
         ops: dict[str, list[Any]] = {}
         layouts: dict[str, bytes | None] = {}
         bases: dict[str, Any] = {}
+        stages: dict[str, list[bytes]] = {}
         codec = self._codec
         for key, value in writes.items():
             header = layout_header(value) if self._patches else None
@@ -658,8 +678,9 @@ class RedisStore(MemoryStore):
                 ops[key], layouts[key] = ["v", codec.encode(key, value)], None
                 continue
             items = encode_items(key, value, value if header[:1] == b"L" else map_items(value))
-            ops[key] = [header[:1].decode(), header, len(items), *items]
-        return ops, layouts, bases
+            ops[key] = [header[:1].decode(), header, len(items), b"".join(items)]
+            stages[key] = items
+        return ops, layouts, bases, stages
 
     def _run(
         self,
@@ -671,6 +692,7 @@ class RedisStore(MemoryStore):
         epoch: str | None,
         txid: str = "",
         who: str = "",
+        stages: dict[str, list[bytes]] | None = None,
     ) -> list[Any]:
         """Send one commit (or, with nothing to write, one check); retries
         on connection errors with the same transaction id until
@@ -697,13 +719,15 @@ class RedisStore(MemoryStore):
             args += (k, v)
         args += leases.values()
         aux: list[str] = []
+        stage = f"{self._k_stage}{txid}:"
         for k, op in ops.items():
             args.append(k)
             args += op
-            aux += (self._k_list + k, self._k_hash + k)
+            aux += (self._k_list + k, self._k_hash + k, stage + k)
         args += deletes
         for k in deletes:
-            aux += (self._k_list + k, self._k_hash + k)
+            aux += (self._k_list + k, self._k_hash + k, stage + k)
+        staged = False
         keys = [
             self._k_data,
             self._k_ver,
@@ -716,8 +740,12 @@ class RedisStore(MemoryStore):
         ]
         deadline = time.monotonic() + WRITE_PATIENCE
         pause = 0.005
+        restaged = 0
         while True:
             try:
+                if stages and not staged:
+                    self._stage(stage, ops, stages)
+                    staged = True
                 reply = self._commit_script(keys=keys, args=args, client=self._client)
             except _NET_ERRORS as exc:
                 if time.monotonic() + pause > deadline or self._closing.is_set():
@@ -745,7 +773,33 @@ class RedisStore(MemoryStore):
             if reply[0] == -2:
                 self._wait_lease_free(respect[int(reply[1]) - 1], list(leases))
                 continue
+            if reply[0] == -6:  # a staging key expired or was lost: stage again
+                restaged += 1
+                if restaged > 3:
+                    raise ServerStateError(
+                        f"server_state: Redis did not keep the items of {key!r} staged for the commit; "
+                        "nothing was written."
+                    )
+                staged = False
+                continue
+            if stages and reply[0] != 1:
+                with contextlib.suppress(*_NET_ERRORS):
+                    self._client.delete(*(stage + k for k in stages))  # (else they expire)
             return [int(x) for x in reply]
+
+    def _stage(self, stage: str, ops: dict[str, list[Any]], stages: dict[str, list[bytes]]) -> None:
+        """Push the items of the values sent whole item by item to their
+        staging keys (plain commands, not the script: see ``_COMMIT``); the
+        commit script renames them into place."""
+        pipe = self._client.pipeline(transaction=False)
+        for k, items in stages.items():
+            name = stage + k
+            pipe.delete(name)
+            command = "RPUSH" if ops[k][0] == "L" else "HSET"
+            for i in range(0, len(items), STAGE_CHUNK):
+                pipe.execute_command(command, name, *items[i : i + STAGE_CHUNK])
+            pipe.pexpire(name, STAGE_TTL_MS)
+        pipe.execute()
 
     def _judge(self, reply: list[int], key: str | None, seen: int) -> int | None:
         """The Redis sequence of a commit that landed, or None (after the
@@ -947,7 +1001,12 @@ class RedisStore(MemoryStore):
                 if kind == "s":
                     decoded[key], layouts[key] = self._codec.decode(key, header), None
                 elif kind in ("L", "H"):
-                    decoded[key] = build_value(key, header, decode_items(key, parts[0]))
+                    blob = fields.get(parts[0])
+                    if blob is None:
+                        raise ServerStatePayloadError(
+                            key, f"server_state[{key!r}]: the stream entry lacks its items."
+                        )
+                    decoded[key] = build_value(key, header, decode_items(key, blob))
                     layouts[key] = header
                 else:  # a patch: applied below to the value this mirror has
                     rest = [decode_items(key, p) for p in parts[1:]]

@@ -38,6 +38,21 @@ commit of a thread that holds leases carries their tokens: a holder whose
 lease expired (a stalled process) gets ``ServerStateLeaseError`` and writes
 nothing.
 
+Big values travel as patches. A FrozenList or pvector of ``LAYOUT_MIN``
+items or more is kept in Redis as a list (one encoded item per element), a
+pmap as a hash (encoded key -> encoded value); the data hash holds a
+two-byte header for them. A write of such a key whose new value keeps the
+stored value's first items (by identity: an append, a change at the end), or
+shares all but a few buckets of its map, sends only the new tail or the
+changed entries (``_codec.seq_patch``/``map_patch``); the commit script
+checks that Redis holds that layout and length (the key's version, which
+every write checks, proves the content) and applies it with ``RPUSH``/
+``LTRIM``/``HSET``/``HDEL``; each follower applies it to its mirror's
+structure in O(patch · log n). Anything identity cannot prove, or a layout
+Redis does not have, is sent whole: its items are staged first with plain
+commands and renamed into place by the script. A resync reads them with
+``WATCH`` + ``MULTI`` (one Lua script if commits keep interrupting it).
+
 Only this module imports ``redis``.
 """
 

@@ -59,8 +59,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ITEMS = ("read", "write", "cross", "resync", "click")
-CHILD_ITEMS = ("read", "write", "cross", "resync")  # the others run here
+ITEMS = ("read", "write", "cross", "resync", "patch", "click")
+CHILD_ITEMS = ("read", "write", "cross", "resync", "patch")  # the others run here
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
@@ -75,6 +75,12 @@ SIZES: dict[str, dict[str, Any]] = {
         "resync_incremental": 21,
         "click_writes": 40,
         "click_warmup": 3,
+        "patch_sizes": (1_000, 10_000, 100_000),
+        "patch_appends": 200,
+        "patch_warmup": 50,
+        "patch_whole": (50, 20, 5),  # whole-value writes timed at each size
+        "patch_resync_items": 1_000_000,
+        "patch_cross": 300,
     },
     "smoke": {
         "read_loop": 5_000,
@@ -88,6 +94,12 @@ SIZES: dict[str, dict[str, Any]] = {
         "resync_incremental": 3,
         "click_writes": 2,
         "click_warmup": 1,
+        "patch_sizes": (1_000, 2_000, 4_000),
+        "patch_appends": 10,
+        "patch_warmup": 2,
+        "patch_whole": (3, 2, 2),
+        "patch_resync_items": 20_000,
+        "patch_cross": 10,
     },
 }
 
@@ -353,8 +365,9 @@ def measure_write(url: str, z: dict[str, Any]) -> dict[str, Any]:
 
 
 def replica_main(url: str, namespace: str) -> int:
-    """Replica 2 of ``cross``: print ``<value> <monotonic ns>`` as soon as
-    the ``watch`` callback sees each new value of ``x``; exit when stdin closes."""
+    """Replica 2 of ``cross`` and ``patch``: print ``<value> <monotonic ns>``
+    as soon as the ``watch`` callback sees each new value of ``x`` (of a
+    sequence: its length); exit when stdin closes."""
     state = _redis_state(url, namespace)
     out = sys.stdout
     lock = threading.Lock()
@@ -362,7 +375,7 @@ def replica_main(url: str, namespace: str) -> int:
     def seen(key: str, old: Any, new: Any) -> None:
         t = time.monotonic_ns()
         with lock:
-            out.write(f"{new} {t}\n")
+            out.write(f"{new if isinstance(new, int) else len(new)} {t}\n")
             out.flush()
 
     state.peek("x")  # starts the replica: mirror loaded, follower running
@@ -500,6 +513,180 @@ def measure_resync(url: str, z: dict[str, Any]) -> dict[str, Any]:
         client.close()
 
 
+def _message(i: int) -> dict[str, Any]:
+    return {"user": f"user{i % 30}", "text": f"message number {i} of the chat", "at": 1_700_000_000 + i}
+
+
+def _net_in(client: Any) -> int:
+    return int(client.info("stats")["total_net_input_bytes"])
+
+
+def _timed(fn: Callable[[], Any], k: int) -> list[float]:
+    out = []
+    for _ in range(k):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _write_figures(state: Any, client: Any, fn: Callable[[], Any], warmup: int, k: int) -> dict[str, float]:
+    """p50 of ``k`` writes after ``warmup`` untimed ones, and the bytes Redis
+    received per write (every client of the run's Redis: the commit, plus
+    the followers' XREAD calls)."""
+    for _ in range(warmup):
+        fn()
+    gc.collect()
+    before = _net_in(client)
+    times = _timed(fn, k)
+    return {"p50": statistics.median(times), "p99": pct(times, 0.99), "bytes": (_net_in(client) - before) / k}
+
+
+def measure_patch(url: str, z: dict[str, Any]) -> dict[str, Any]:
+    """Big values as patches: append via update at each size (patches, and
+    the whole value with patches turned off: what every write cost before),
+    one entry set in a big map, the classic ``v + [m]`` on Redis and on
+    memory, the resync of a big value, and the commit of an append until
+    another process' mirror has it."""
+    import redis
+    from pyrsistent import pmap, pvector
+
+    from server_state import ServerState
+
+    client = redis.Redis.from_url(url)
+    stores: list[Any] = []
+
+    def fresh(whole: bool = False) -> Any:
+        state = _redis_state(url, _namespace("patch"))
+        stores.append(state._store)
+        state._store._patches = not whole
+        return state
+
+    out: dict[str, Any] = {"sizes": list(z["patch_sizes"]), "append": [], "map": {}}
+    counter = iter(range(10**9))
+
+    def append_to(state: Any) -> Callable[[], Any]:
+        return lambda: state.update("log", lambda v: v.append(_message(next(counter))))
+
+    try:
+        for n, whole_k in zip(z["patch_sizes"], z["patch_whole"], strict=True):
+            row: dict[str, Any] = {}
+            for mode in ("patch", "whole"):
+                state = fresh(whole=mode == "whole")
+                state["log"] = pvector(_message(i) for i in range(n))
+                k = z["patch_appends"] if mode == "patch" else whole_k
+                row[mode] = _write_figures(
+                    state, client, append_to(state), z["patch_warmup"] if mode == "patch" else 1, k
+                )
+                assert len(state.peek("log")) >= n + k
+                state._store.close()
+            out["append"].append(row)
+            log(
+                f"patch: append at {n:,}: {row['patch']['p50'] * 1e3:.2f} ms vs whole {row['whole']['p50'] * 1e3:.2f} ms"
+            )
+        n = z["patch_sizes"][-1]
+        for mode in ("patch", "whole"):
+            state = fresh(whole=mode == "whole")
+            state["board"] = pmap({f"player{i}": i for i in range(n)})
+            k = z["patch_appends"] if mode == "patch" else z["patch_whole"][-1]
+            step = iter(range(10**9))
+
+            def set_one(state: Any = state, step: Any = step) -> None:
+                j = next(step)
+                state.update("board", lambda m: m.set(f"player{j % n}", -1 - j))
+
+            warmup = z["patch_warmup"] if mode == "patch" else 1
+            out["map"][mode] = _write_figures(state, client, set_one, warmup, k)
+            state._store.close()
+        # The classic assignment of v + [m], on Redis and on memory.
+        classic: dict[str, Any] = {}
+        for mode in ("redis", "memory"):
+            state = fresh() if mode == "redis" else ServerState()
+            state["msgs"] = [_message(i) for i in range(n)]
+
+            def classic_append(state: Any = state) -> None:
+                state["msgs"] = state["msgs"] + [_message(next(counter))]
+
+            classic[mode] = _write_figures(
+                state, client, classic_append, z["patch_warmup"], z["patch_appends"]
+            )
+            if mode == "redis":
+                state._store.close()
+        out["classic"] = classic
+        # Resync: a new replica's first use on one big value.
+        m = z["patch_resync_items"]
+        writer = fresh()
+        t0 = time.perf_counter()
+        writer["big"] = pvector(_message(i) for i in range(m))
+        out["resync_write_s"] = time.perf_counter() - t0
+        resync: list[float] = []
+        for _ in range(3):
+            reader = _redis_state(url, writer._store.namespace)
+            stores.append(reader._store)
+            gc.collect()
+            t0 = time.perf_counter()
+            got = reader.peek("big")
+            resync.append(time.perf_counter() - t0)
+            assert len(got) == m
+            reader._store.close()
+        t0 = time.perf_counter()
+        raw = client.lrange(writer._store._k_list + "big", 0, -1)
+        out["resync_bare_s"] = time.perf_counter() - t0
+        assert len(raw) == m
+        del raw
+        out["resync_items"] = m
+        out["resync_s"] = statistics.median(resync)
+        out["redis_memory_big"] = int(client.memory_usage(writer._store._k_list + "big") or 0)
+        writer._store.close()
+        # Cross-replica: an append at n items until another process' mirror has it.
+        out["cross"] = _patch_cross(url, n, z["patch_cross"])
+        return out
+    finally:
+        for store in stores:
+            store.close()
+        client.close()
+
+
+def _patch_cross(url: str, n: int, writes: int) -> dict[str, Any]:
+    from pyrsistent import pvector
+
+    namespace = _namespace("patch-cross")
+    state = _redis_state(url, namespace)
+    state["x"] = pvector(_message(i) for i in range(n))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.redis_bench", "--replica", url, namespace],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    rng = random.Random(5)
+    latency: list[float] = []
+    try:
+        first = proc.stdout.readline().strip()
+        if first != "ready":
+            raise RuntimeError(f"replica 2 did not start: {first!r}")
+        for i in range(writes + 10):
+            t0 = time.monotonic_ns()
+            state.update("x", lambda v, i=i: v.append(_message(n + i)))
+            length, seen_ns = (int(x) for x in proc.stdout.readline().split())
+            if length != n + i + 1:
+                raise RuntimeError(f"replica 2 saw {length} items, expected {n + i + 1}")
+            if i >= 10:
+                latency.append((seen_ns - t0) / 1e9)
+            time.sleep(rng.uniform(*CROSS_GAP))  # both replicas idle again before the next write
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        state._store.close()
+    return {"items": n, "writes": len(latency), "p50": pct(latency, 0.5), "p99": pct(latency, 0.99)}
+
+
 async def measure_click(url: str, z: dict[str, Any]) -> dict[str, Any]:
     """The click figures with Streamlit's default options (``postScriptGC``
     on: a full ``gc.collect()`` at the end of every run), then with
@@ -565,6 +752,7 @@ MEASURES: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
     "write": measure_write,
     "cross": measure_cross,
     "resync": measure_resync,
+    "patch": measure_patch,
 }
 
 
@@ -693,6 +881,81 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
                 "-",
             )
         )
+    elif item == "patch":
+        sizes = r["sizes"]
+        small, big = r["append"][0], r["append"][-1]
+        for n, row, size in zip(sizes, r["append"], ("small", "medium", "large"), strict=True):
+            p, w = row["patch"], row["whole"]
+            rows.append(
+                Row(
+                    f"redis_append_{size}",
+                    f"update('log', lambda v: v.append(m)) on a {n:,}-item pvector; bytes to Redis per append",
+                    f"{_t(p['p50'])}, {p['bytes']:,.0f} B",
+                    f"{_t(w['p50'])}, {w['bytes']:,.0f} B (whole value)",
+                    f"{p['p50'] / w['p50']:.3f}x",
+                    "≤ 2 ms",
+                    _yes(p["p50"] <= 0.002),
+                )
+            )
+        flat = big["patch"]["p50"] / small["patch"]["p50"]
+        rows.append(
+            Row(
+                "redis_append_flat",
+                f"append at {sizes[-1]:,} items vs at {sizes[0]:,} (patches)",
+                _t(big["patch"]["p50"]),
+                _t(small["patch"]["p50"]) + f" (at {sizes[0]:,})",
+                f"{flat:.2f}x",
+                "≤ 2x",
+                _yes(flat <= 2.0),
+            )
+        )
+        p, w = r["map"]["patch"], r["map"]["whole"]
+        rows.append(
+            Row(
+                "redis_map_set",
+                f"update('board', lambda m: m.set(k, v)) on a {sizes[-1]:,}-entry pmap; bytes per set",
+                f"{_t(p['p50'])}, {p['bytes']:,.0f} B",
+                f"{_t(w['p50'])}, {w['bytes']:,.0f} B (whole value)",
+                f"{p['p50'] / w['p50']:.3f}x",
+                "≤ 2 ms",
+                _yes(p["p50"] <= 0.002),
+            )
+        )
+        red, mem = r["classic"]["redis"], r["classic"]["memory"]
+        rows.append(
+            Row(
+                "redis_append_classic",
+                f"state['msgs'] = state['msgs'] + [m] at {sizes[-1]:,} items, Redis vs memory (info)",
+                f"{_t(red['p50'])}, {red['bytes']:,.0f} B",
+                _t(mem["p50"]) + " (memory)",
+                f"{red['p50'] / mem['p50']:.2f}x",
+                "-",
+                "-",
+            )
+        )
+        rows.append(
+            Row(
+                "redis_resync_big",
+                f"resync: first use of a new store on one {r['resync_items']:,}-item pvector (info)",
+                _t(r["resync_s"]),
+                _t(r["resync_bare_s"]) + " (bare LRANGE)",
+                f"{r['resync_s'] / r['resync_bare_s']:.1f}x",
+                "-",
+                "-",
+            )
+        )
+        c = r["cross"]
+        rows.append(
+            Row(
+                "redis_append_cross_p50",
+                f"append at {c['items']:,} items in replica 1 → replica 2's mirror (watch), p50 of {c['writes']}",
+                _t(c["p50"]) + f" (p99 {_t(c['p99'])})",
+                "-",
+                "-",
+                "≤ 5 ms",
+                _yes(c["p50"] <= 0.005),
+            )
+        )
     elif item == "click":
         red, mem = r["gc_on"]["redis"], r["gc_on"]["memory"]
         n = red["writes"]
@@ -743,6 +1006,14 @@ ROW_IDS = [
     "redis_cross_replica_p99",
     "redis_resync",
     "redis_resync_incremental",
+    "redis_append_small",
+    "redis_append_medium",
+    "redis_append_large",
+    "redis_append_flat",
+    "redis_map_set",
+    "redis_append_classic",
+    "redis_resync_big",
+    "redis_append_cross_p50",
     "redis_click_render",
     "redis_click_render_p95",
     "redis_click_render_gc_off",
@@ -776,6 +1047,14 @@ Redis notes:
   MULTI (HGETALL values, HGETALL versions, meta, last stream id), decoding, threads started. Incremental: the
   same MULTI on a replica with its follower stopped after another replica changed 1 key (only it is decoded),
   median of {resync_incremental}. Bare MULTI read: the same four commands from redis-py, nothing decoded.
+- patch: big values travel as patches. Appends via update on a pvector of chat messages (~80 bytes each) at
+  each size: median of {patch_appends} after {patch_warmup} untimed; beside the same with patches turned off (the
+  store's _patches = False: the whole value encoded and sent on every write, as before patches), median of
+  {patch_whole}. Bytes: Redis' total_net_input_bytes per write (the commit, plus the XREAD calls of the
+  replica's follower). Map: one entry set per update in a pmap of the largest size. Classic: the plain list
+  assigned back (v + [m]) on Redis and on the memory backend. Resync: median of 3 new stores' first use on one
+  pvector of {patch_resync_items:,} messages (WATCH + MULTI read, decode, build), beside a bare LRANGE of its
+  Redis list. Cross: as cross-replica above, each write an append to a pvector of the largest size.
 - click: apps/counter_app.py (the seed counter: lock, read, write) on two `streamlit run` replicas with
   SERVER_STATE_URL, from sending the click in replica 1's session to the script_finished of replica 2's
   session's first run showing the value; memory: the same two sessions on one server, writes alternating.

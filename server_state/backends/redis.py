@@ -38,6 +38,21 @@ commit of a thread that holds leases carries their tokens: a holder whose
 lease expired (a stalled process) gets ``ServerStateLeaseError`` and writes
 nothing.
 
+Big values travel as patches. A FrozenList or pvector of ``LAYOUT_MIN``
+items or more is kept in Redis as a list (one encoded item per element), a
+pmap as a hash (encoded key -> encoded value); the data hash holds a
+two-byte header for them. A write of such a key whose new value keeps the
+stored value's first items (by identity: an append, a change at the end), or
+shares all but a few buckets of its map, sends only the new tail or the
+changed entries (``_codec.seq_patch``/``map_patch``); the commit script
+checks that Redis holds that layout and length (the key's version, which
+every write checks, proves the content) and applies it with ``RPUSH``/
+``LTRIM``/``HSET``/``HDEL``; each follower applies it to its mirror's
+structure in O(patch · log n). Anything identity cannot prove, or a layout
+Redis does not have, is sent whole: its items are staged first with plain
+commands and renamed into place by the script. A resync reads them with
+``WATCH`` + ``MULTI`` (one Lua script if commits keep interrupting it).
+
 Only this module imports ``redis``.
 """
 
@@ -54,6 +69,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
+from itertools import chain
 from typing import Any
 
 import redis
@@ -66,11 +82,25 @@ from .._errors import (
     ServerStateDeadlockError,
     ServerStateError,
     ServerStateLeaseError,
+    ServerStatePayloadError,
 )
 from .._store import MISSING, Change, MemoryStore, StoreState, _tokens_of
 from .._values import unchanged
 from . import DEFAULT_NAMESPACE, LOCAL, Origin, _redact
-from ._codec import make_codec
+from ._codec import (
+    LAYOUT_MIN,
+    apply_map_patch,
+    apply_seq_patch,
+    build_value,
+    decode_items,
+    encode_items,
+    is_header,
+    layout_header,
+    make_codec,
+    map_items,
+    map_patch,
+    seq_patch,
+)
 
 __all__ = ["LeasedLock", "RedisStore"]
 
@@ -84,15 +114,40 @@ CATCH_UP = 5.0
 STREAM_MAXLEN = 100_000  # ~: Redis trims in whole nodes
 TX_TTL = 300  # seconds a transaction id is remembered for replays
 BLOCK_MS = 1000
+WATCH_TRIES = 5  # optimistic reads of the state before one atomic script reads it
+STAGE_CHUNK = 10_000  # items per command when staging a big value (an even number: map entries)
+STAGE_TTL_MS = 300_000  # a staged value nobody committed is gone after this
 
-# KEYS: data, ver, meta, log, tx, the fenced lease keys, the respected lease keys.
+# KEYS: data, ver, meta, log, tx, the fenced lease keys, the respected lease
+#       keys, then the (list, hash, staging) keys of each write and each delete.
 # ARGV: epoch, required seq ('' for none), maxlen, origin, txid, tx ttl,
 #       n_expect, n_fence, n_respect, n_write, n_delete,
 #       then (key, version; '0' for absent)*n_expect, token*n_fence,
-#       (key, payload)*n_write, key*n_delete.
+#       one write after the other, key*n_delete. A write is its key, a kind
+#       and what the kind needs:
+#         v payload                     the whole value, in the data hash
+#         L header n items              a sequence of n items, already pushed to
+#                                       its staging list (renamed to its list);
+#                                       items: all of them in one string, for
+#                                       the stream
+#         H header n items              a map, its n/2 entries already in its
+#                                       staging hash (renamed to its hash)
+#         A header base keep n item*n   a patch: the list (of base items) keeps
+#                                       its first keep items, then the n items
+#         P header base n (field value)*n/2 m field*m
+#                                       a patch: the hash (of base entries)
+#                                       gets the n/2 entries, loses the m fields
 # Returns {1, seq} committed (or replayed), {2, seq} checked with nothing to
 # write, {0, seq} a version conflict, {-1, i} fenced lease i lost, {-2, i}
-# lease i held by another, {-3, seq} another epoch, {-4, seq} seq moved.
+# lease i held by another, {-3, seq} another epoch, {-4, seq} seq moved,
+# {-5, i} write i is a patch of a layout Redis does not have (send it whole),
+# {-6, i} write i's staging key does not hold its items (stage them again).
+# The stream entry's body carries each write as its kind and length-prefixed
+# parts (s key payload | L/H key header field | A key header base,keep items |
+# P key header base entries fields | d key); the items of L/H are the entry's
+# field named by the body (a field of its own: no copy into the body). Big
+# values are staged outside the script and renamed into place by it: a
+# script with a million arguments leaves hundreds of MB in Redis' Lua heap.
 _COMMIT = """
 local done = redis.call('GET', KEYS[5])
 if done then return {1, tonumber(done)} end
@@ -120,27 +175,125 @@ for i = 1, nresp do
   if redis.call('EXISTS', KEYS[5 + nfence + i]) == 1 then return {-2, i} end
 end
 if nwrite + ndel == 0 then return {2, seq} end
+local aux = 5 + nfence + nresp
 a = 12 + 2 * nexp + nfence
+local ops = {}
+for i = 1, nwrite do
+  local op = {key = ARGV[a], kind = ARGV[a + 1], head = ARGV[a + 2],
+              l = KEYS[aux + 3 * i - 2], h = KEYS[aux + 3 * i - 1], s = KEYS[aux + 3 * i]}
+  local kind = op.kind
+  if kind == 'v' then
+    a = a + 3
+  elseif kind == 'L' or kind == 'H' then
+    op.n = tonumber(ARGV[a + 3]); op.blob = a + 4; a = a + 5
+    local staged = kind == 'L' and redis.call('LLEN', op.s) or 2 * redis.call('HLEN', op.s)
+    if staged ~= op.n then return {-6, i} end
+  elseif kind == 'A' then
+    op.base, op.keep = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+    op.n = tonumber(ARGV[a + 5]); op.first = a + 6; a = op.first + op.n
+    if redis.call('HGET', KEYS[1], op.key) ~= op.head or redis.call('LLEN', op.l) ~= op.base then
+      return {-5, i}
+    end
+  else -- 'P'
+    op.base = tonumber(ARGV[a + 3])
+    op.n = tonumber(ARGV[a + 4]); op.first = a + 5; a = op.first + op.n
+    op.m = tonumber(ARGV[a]); op.dfirst = a + 1; a = op.dfirst + op.m
+    if redis.call('HGET', KEYS[1], op.key) ~= op.head or redis.call('HLEN', op.h) ~= op.base then
+      return {-5, i}
+    end
+  end
+  ops[i] = op
+end
+local function each(cmd, key, first, n)
+  local stop = first + n - 1
+  while first <= stop do
+    local last = math.min(first + 3999, stop)
+    redis.call(cmd, key, unpack(ARGV, first, last))
+    first = last + 1
+  end
+end
+local function part(s) return #s .. ':' .. s end
+local function items(op) return part(table.concat(ARGV, '', op.first, op.first + op.n - 1)) end
 seq = redis.call('HINCRBY', KEYS[3], 'seq', 1)
 local body = {}
+local extra = {}
 for i = 1, nwrite do
-  local key, payload = ARGV[a], ARGV[a + 1]
-  redis.call('HSET', KEYS[1], key, payload)
+  local op = ops[i]
+  local key, kind = op.key, op.kind
+  if kind == 'A' then
+    if op.keep == 0 then
+      redis.call('DEL', op.l)
+    elseif op.keep < op.base then
+      redis.call('LTRIM', op.l, 0, op.keep - 1)
+    end
+    each('RPUSH', op.l, op.first, op.n)
+    body[#body + 1] = 'A' .. part(key) .. part(op.head) .. part(op.base .. ',' .. op.keep) .. items(op)
+  elseif kind == 'P' then
+    each('HDEL', op.h, op.dfirst, op.m)
+    each('HSET', op.h, op.first, op.n)
+    body[#body + 1] = 'P' .. part(key) .. part(op.head) .. part(tostring(op.base)) .. items(op)
+      .. part(table.concat(ARGV, '', op.dfirst, op.dfirst + op.m - 1))
+  else
+    redis.call('HSET', KEYS[1], key, op.head)
+    redis.call('DEL', op.l, op.h)
+    if kind == 'v' then
+      body[#body + 1] = 's' .. part(key) .. part(op.head)
+    else
+      redis.call('RENAME', op.s, kind == 'L' and op.l or op.h)
+      local field = 'x' .. i
+      body[#body + 1] = kind .. part(key) .. part(op.head) .. part(field)
+      extra[#extra + 1] = field
+      extra[#extra + 1] = ARGV[op.blob]
+    end
+  end
   redis.call('HSET', KEYS[2], key, seq)
-  body[#body + 1] = 's' .. #key .. ':' .. key .. #payload .. ':' .. payload
-  a = a + 2
 end
 for i = 1, ndel do
   local key = ARGV[a]
   redis.call('HDEL', KEYS[1], key)
   redis.call('HDEL', KEYS[2], key)
-  body[#body + 1] = 'd' .. #key .. ':' .. key
+  redis.call('DEL', KEYS[aux + 3 * (nwrite + i) - 2], KEYS[aux + 3 * (nwrite + i) - 1])
+  body[#body + 1] = 'd' .. part(key)
   a = a + 1
 end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*',
-  'seq', seq, 'e', ARGV[1], 'tx', ARGV[5], 'o', ARGV[4], 'b', table.concat(body))
+  'seq', seq, 'e', ARGV[1], 'tx', ARGV[5], 'o', ARGV[4], 'b', table.concat(body), unpack(extra))
 redis.call('SET', KEYS[5], seq, 'EX', ARGV[6])
 return {1, seq}
+"""
+
+# The state in one atomic read, for a resync.
+# KEYS: data, ver, meta, log. ARGV: the list key prefix, the hash key prefix,
+# then (key, version)* of structured values the mirror has: their items are
+# not read again while Redis has that version.
+# Returns {data (flat field, value...), ver (flat), epoch, seq, last stream
+# id or nil, {key, items (flat)}* for each structured value read}.
+_SNAPSHOT = """
+local known = {}
+for i = 3, #ARGV, 2 do known[ARGV[i]] = ARGV[i + 1] end
+local data = redis.call('HGETALL', KEYS[1])
+local ver = redis.call('HGETALL', KEYS[2])
+local vers = {}
+for i = 1, #ver, 2 do vers[ver[i]] = ver[i + 1] end
+local aux = {}
+for i = 1, #data, 2 do
+  local key, p = data[i], data[i + 1]
+  if #p == 2 and known[key] ~= vers[key] then
+    local kind = string.sub(p, 1, 1)
+    if kind == 'L' then
+      aux[#aux + 1] = key
+      aux[#aux + 1] = redis.call('LRANGE', ARGV[1] .. key, 0, -1)
+    elseif kind == 'H' then
+      aux[#aux + 1] = key
+      aux[#aux + 1] = redis.call('HGETALL', ARGV[2] .. key)
+    end
+  end
+end
+local meta = redis.call('HMGET', KEYS[3], 'epoch', 'seq')
+local last = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
+local id = false
+if last[1] then id = last[1][1] end
+return {data, ver, meta[1], meta[2], id, aux}
 """
 
 # KEYS: lease, meta. ARGV: token, ttl ms. {1, seq}: ours now; {0, pttl}: held.
@@ -170,11 +323,15 @@ _NET_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 class _Pending:
     """A commit of this replica on its way into the mirror."""
 
-    __slots__ = ("changes", "epoch")
+    __slots__ = ("changes", "commit", "epoch")
 
-    def __init__(self, epoch: str | None) -> None:
+    def __init__(self, epoch: str | None, commit: tuple[Any, ...]) -> None:
         self.changes: tuple[Change, ...] | None = None
         self.epoch = epoch  # of the data it was committed to
+        # What _apply_redis takes for it (writes, deletes, tokens, who,
+        # layouts): the follower applies these very objects when the commit
+        # comes back in the stream first, rather than decoding it.
+        self.commit = commit
 
 
 class RedisStore(MemoryStore):
@@ -222,12 +379,18 @@ class RedisStore(MemoryStore):
         tag = "{ss:" + self.namespace + "}"
         self._k_data, self._k_ver, self._k_meta = f"{tag}:data", f"{tag}:ver", f"{tag}:meta"
         self._k_log, self._k_tx, self._k_lease = f"{tag}:log", f"{tag}:tx:", f"{tag}:lease:"
+        self._k_list, self._k_hash = f"{tag}:l:", f"{tag}:h:"  # + key: a structured value's items
+        self._k_stage = f"{tag}:stage:"  # + txid:key: a big value's items on their way in
         self._commit_script = self._client.register_script(_COMMIT)
+        self._snapshot_script = self._client.register_script(_SNAPSHOT)
+        self._patches = self._codec.name == "tagged"  # pickles stay whole (one signature each)
         self._take_script = self._client.register_script(_LEASE_TAKE)
         self._renew_script = self._client.register_script(_LEASE_RENEW)
         self._drop_script = self._client.register_script(_LEASE_DROP)
 
         self._rver: dict[str, int] = {}  # present key -> Redis version
+        self._layout: dict[str, bytes] = {}  # key kept item by item in Redis -> its header
+        self.patched = 0  # writes sent as patches (for tests and benchmarks)
         self._rseq = 0  # the Redis sequence the mirror is at
         self._epoch: str | None = None
         self._run_id = ""  # of the Redis process the mirror was synced from
@@ -264,7 +427,10 @@ class RedisStore(MemoryStore):
     # -- the seam ---------------------------------------------------------------
 
     def attach(
-        self, on_remote: Callable[..., None], origin: Callable[[], Any], writer: Callable[[], str] | None = None
+        self,
+        on_remote: Callable[..., None],
+        origin: Callable[[], Any],
+        writer: Callable[[], str] | None = None,
     ) -> None:
         super().attach(on_remote, origin, writer)
         self._on_remote, self._origin = on_remote, origin
@@ -312,8 +478,12 @@ class RedisStore(MemoryStore):
                 ) from exc
             self._check_policy()
             self._resync()
-            follower = threading.Thread(target=self._follow, name=f"server_state-follower-{self.namespace}", daemon=True)
-            renewer = threading.Thread(target=self._renew, name=f"server_state-leases-{self.namespace}", daemon=True)
+            follower = threading.Thread(
+                target=self._follow, name=f"server_state-follower-{self.namespace}", daemon=True
+            )
+            renewer = threading.Thread(
+                target=self._renew, name=f"server_state-leases-{self.namespace}", daemon=True
+            )
             self._threads = [follower, renewer]
             follower.start()
             renewer.start()
@@ -365,7 +535,9 @@ class RedisStore(MemoryStore):
     # A transaction's conflict with another replica is no bug of fn: retry.
     shared = True
 
-    def update(self, key: str, fn: Callable[[Any], Any], default: Any = MISSING) -> tuple[Any, int, Change | None]:
+    def update(
+        self, key: str, fn: Callable[[Any], Any], default: Any = MISSING
+    ) -> tuple[Any, int, Change | None]:
         with self._respecting():
             while True:
                 seen = self._rseq
@@ -439,46 +611,103 @@ class RedisStore(MemoryStore):
     ) -> tuple[Change, ...] | None:
         self._ensure()
         first = next(iter(writes), deletes[0] if deletes else None)
-        # Encoding first, outside every lock: a value Redis cannot take fails
-        # here, before anything is sent.
-        codec = self._codec
-        payloads = {key: codec.encode(key, value) for key, value in writes.items()}
+        # Which written keys the commit checks in Redis at the version this
+        # mirror has (all of them when it requires the whole sequence): only
+        # those may travel as patches of what the mirror holds.
+        checked: AbstractSet[str] | None = (
+            expected.keys() if expected is not None else conflicts if conflicts is not None else None
+        )
         if tokens is None:
             tokens = _tokens_of(writes)
-        with self._root_lock:
-            if self._exclusive is not None:
-                self._wait_exclusive()
-            if not self._still(expected, since, conflicts):
-                return None
-            # What Redis must still have: the versions this mirror has of
-            # the keys the commit depends on (all keys: the sequence).
-            depends = expected if expected is not None else conflicts
-            require = "" if depends is not None else str(self._rseq)
-            rver = self._rver
-            expect = {key: rver.get(key, 0) for key in depends or ()}
-            epoch, seen = self._epoch, self._rseq
-        txid = uuid.uuid4().hex
-        pending = self._own[txid] = _Pending(epoch)
-        who = f"{self.replica} · {self._writer()}"
-        try:
-            reply = self._run(first, expect, require, payloads, deletes, epoch, txid, who)
-            seq = self._judge(reply, first, seen)
-            if seq is None:
-                return None
-            return self._landed(pending, seq, writes, deletes, tokens, who)
-        finally:
-            self._own.pop(txid, None)
+        patches = self._patches
+        while True:
+            # Encoding first, outside every lock: a value Redis cannot take
+            # fails here, before anything is sent.
+            ops, layouts, bases, stages = self._encode_writes(writes, checked if patches else set())
+            with self._root_lock:
+                if self._exclusive is not None:
+                    self._wait_exclusive()
+                if not self._still(expected, since, conflicts):
+                    return None
+                latest, layout = self._latest, self._layout
+                if any(latest.get(k) is not e or layout.get(k) != layouts[k] for k, e in bases.items()):
+                    return None  # the mirror moved under the patch: the caller goes again
+                # What Redis must still have: the versions this mirror has of
+                # the keys the commit depends on (all keys: the sequence).
+                depends = expected if expected is not None else conflicts
+                require = "" if depends is not None else str(self._rseq)
+                rver = self._rver
+                expect = {key: rver.get(key, 0) for key in depends or ()}
+                epoch, seen = self._epoch, self._rseq
+            txid = uuid.uuid4().hex
+            who = f"{self.replica} · {self._writer()}"
+            pending = self._own[txid] = _Pending(epoch, (writes, deletes, tokens, who, layouts))
+            try:
+                reply = self._run(first, expect, require, ops, deletes, epoch, txid, who, stages)
+                if reply[0] == -5:
+                    # Redis does not hold the layout the patch was made for
+                    # (it cannot prove the base): send the values whole.
+                    _LOG.info("server_state: a patch of %r did not fit Redis' copy; sent whole", first)
+                    patches = False
+                    continue
+                seq = self._judge(reply, first, seen)
+                if seq is None:
+                    return None
+                self.patched += len(bases)
+                return self._landed(pending, seq, writes, deletes, tokens, who, layouts)
+            finally:
+                self._own.pop(txid, None)
+
+    def _encode_writes(
+        self, writes: dict[str, Any], checked: AbstractSet[str] | None
+    ) -> tuple[dict[str, list[Any]], dict[str, bytes | None], dict[str, Any], dict[str, list[bytes]]]:
+        """The commit script's arguments for each write, the layout each
+        value gets in Redis, the mirror entries the patches among them were
+        made against (keys of ``checked``, all when None, may be patches),
+        and the items of the values sent whole item by item (staged before
+        the script runs)."""
+        ops: dict[str, list[Any]] = {}
+        layouts: dict[str, bytes | None] = {}
+        bases: dict[str, Any] = {}
+        stages: dict[str, list[bytes]] = {}
+        codec = self._codec
+        for key, value in writes.items():
+            header = layout_header(value) if self._patches else None
+            if header is None:
+                ops[key], layouts[key] = ["v", codec.encode(key, value)], None
+                continue
+            layouts[key] = header
+            if (checked is None or key in checked) and self._layout.get(key) == header:
+                entry = self._latest.get(key)
+                # (The very object again is a touch: something inside it
+                # changed in place, which identity cannot see.)
+                op = (
+                    _patch_op(key, header, entry[0], value)
+                    if entry is not None and entry[0] is not value
+                    else None
+                )
+                if op is not None:
+                    ops[key], bases[key] = op, entry
+                    continue
+            if len(value) < LAYOUT_MIN:
+                ops[key], layouts[key] = ["v", codec.encode(key, value)], None
+                continue
+            items = encode_items(key, value, value if header[:1] == b"L" else map_items(value))
+            ops[key] = [header[:1].decode(), header, len(items), b"".join(items)]
+            stages[key] = items
+        return ops, layouts, bases, stages
 
     def _run(
         self,
         key: str | None,
         expect: dict[str, int],
         require: str,
-        payloads: dict[str, bytes],
+        ops: dict[str, list[Any]],
         deletes: Iterable[str],
         epoch: str | None,
         txid: str = "",
         who: str = "",
+        stages: dict[str, list[bytes]] | None = None,
     ) -> list[Any]:
         """Send one commit (or, with nothing to write, one check); retries
         on connection errors with the same transaction id until
@@ -487,7 +716,7 @@ class RedisStore(MemoryStore):
         deletes = list(deletes)
         respect: list[str] = []
         if getattr(self._local, "respect", 0):
-            respect = [self._k_lease + k for k in (*payloads, *deletes) if self._k_lease + k not in leases]
+            respect = [self._k_lease + k for k in (*ops, *deletes) if self._k_lease + k not in leases]
         args: list[Any] = [
             epoch or "",
             require,
@@ -498,27 +727,50 @@ class RedisStore(MemoryStore):
             len(expect),
             len(leases),
             len(respect),
-            len(payloads),
-            0,
+            len(ops),
+            len(deletes),
         ]
         for k, v in expect.items():
             args += (k, v)
         args += leases.values()
-        for k, p in payloads.items():
-            args += (k, p)
-        args[10] = len(deletes)
+        aux: list[str] = []
+        stage = f"{self._k_stage}{txid}:"
+        for k, op in ops.items():
+            args.append(k)
+            args += op
+            aux += (self._k_list + k, self._k_hash + k, stage + k)
         args += deletes
-        keys = [self._k_data, self._k_ver, self._k_meta, self._k_log, self._k_tx + txid, *leases, *respect]
+        for k in deletes:
+            aux += (self._k_list + k, self._k_hash + k, stage + k)
+        staged = False
+        keys = [
+            self._k_data,
+            self._k_ver,
+            self._k_meta,
+            self._k_log,
+            self._k_tx + txid,
+            *leases,
+            *respect,
+            *aux,
+        ]
         deadline = time.monotonic() + WRITE_PATIENCE
         pause = 0.005
+        restaged = 0
         while True:
             try:
+                if stages and not staged:
+                    self._stage(stage, ops, stages)
+                    staged = True
                 reply = self._commit_script(keys=keys, args=args, client=self._client)
             except _NET_ERRORS as exc:
                 if time.monotonic() + pause > deadline or self._closing.is_set():
-                    written = "nothing was written" if not txid else (
-                        "if the last attempt reached Redis it was applied once, and this replica "
-                        "shows it when Redis is back; else nothing was written"
+                    written = (
+                        "nothing was written"
+                        if not txid
+                        else (
+                            "if the last attempt reached Redis it was applied once, and this replica "
+                            "shows it when Redis is back; else nothing was written"
+                        )
                     )
                     raise ServerStateConnectionError(
                         key,
@@ -536,7 +788,33 @@ class RedisStore(MemoryStore):
             if reply[0] == -2:
                 self._wait_lease_free(respect[int(reply[1]) - 1], list(leases))
                 continue
+            if reply[0] == -6:  # a staging key expired or was lost: stage again
+                restaged += 1
+                if restaged > 3:
+                    raise ServerStateError(
+                        f"server_state: Redis did not keep the items of {key!r} staged for the commit; "
+                        "nothing was written."
+                    )
+                staged = False
+                continue
+            if stages and reply[0] != 1:
+                with contextlib.suppress(*_NET_ERRORS):
+                    self._client.delete(*(stage + k for k in stages))  # (else they expire)
             return [int(x) for x in reply]
+
+    def _stage(self, stage: str, ops: dict[str, list[Any]], stages: dict[str, list[bytes]]) -> None:
+        """Push the items of the values sent whole item by item to their
+        staging keys (plain commands, not the script: see ``_COMMIT``); the
+        commit script renames them into place."""
+        pipe = self._client.pipeline(transaction=False)
+        for k, items in stages.items():
+            name = stage + k
+            pipe.delete(name)
+            command = "RPUSH" if ops[k][0] == "L" else "HSET"
+            for i in range(0, len(items), STAGE_CHUNK):
+                pipe.execute_command(command, name, *items[i : i + STAGE_CHUNK])
+            pipe.pexpire(name, STAGE_TTL_MS)
+        pipe.execute()
 
     def _judge(self, reply: list[int], key: str | None, seen: int) -> int | None:
         """The Redis sequence of a commit that landed, or None (after the
@@ -572,6 +850,7 @@ class RedisStore(MemoryStore):
         deletes: tuple[str, ...],
         tokens: dict[str, Any],
         who: str,
+        layouts: dict[str, bytes | None],
     ) -> tuple[Change, ...]:
         """Our commit is in Redis at ``seq``: into the mirror in sequence
         order (applied here if it is next, else by the follower)."""
@@ -583,7 +862,7 @@ class RedisStore(MemoryStore):
                 if self._epoch != pending.epoch:
                     break
                 if self._rseq == seq - 1:
-                    return self._apply_redis(writes, deletes, tokens, seq, who=who)
+                    return self._apply_redis(writes, deletes, tokens, seq, who=who, layouts=layouts)
                 if self._rseq >= seq:  # a resync took it in (and announced it)
                     return self._taken(writes, deletes)
                 left = deadline - time.monotonic()
@@ -622,21 +901,32 @@ class RedisStore(MemoryStore):
         seq: int,
         unreadable: Iterable[str] = (),
         who: str = "",
+        layouts: dict[str, bytes | None] | None = None,
     ) -> tuple[Change, ...]:
         """Under the root lock: the commit at Redis sequence ``seq`` (the
         next one) into the mirror. ``unreadable`` keys were written with a
         payload this replica refuses to decode: absent here, but their Redis
-        version is known, so a write of them here can replace them."""
-        rver = self._rver
+        version is known, so a write of them here can replace them.
+        ``layouts``: how Redis keeps each written value (None: whole)."""
+        rver, layout = self._rver, self._layout
         deletes = list(deletes)
         for key in writes:
             rver[key] = seq
+            header = layouts.get(key) if layouts is not None else None
+            if header is None:
+                layout.pop(key, None)
+            else:
+                layout[key] = header
         for key in deletes:
             rver.pop(key, None)
+            layout.pop(key, None)
         unreadable = list(unreadable)
         for key in unreadable:
             rver[key] = seq
-        changes = self._apply(writes, (*deletes, *unreadable), tokens, self._seq + 1, who or "another replica")
+            layout.pop(key, None)
+        changes = self._apply(
+            writes, (*deletes, *unreadable), tokens, self._seq + 1, who or "another replica"
+        )
         self._rseq = seq
         self._caught_up.notify_all()
         return changes
@@ -718,28 +1008,86 @@ class RedisStore(MemoryStore):
         if seq != self._rseq + 1:
             self._resync()  # a gap: the stream was trimmed past us
             return False
+        txid = fields[b"tx"].decode()
+        pending = self._own.get(txid)
+        if pending is not None:  # this replica's own commit, not applied yet
+            own_writes, own_deletes, own_tokens, own_who, own_layouts = pending.commit
+            with self._root_lock:
+                if seq != self._rseq + 1 or epoch != self._epoch:
+                    return seq <= self._rseq
+                if pending.changes is None:
+                    pending.changes = self._apply_redis(
+                        own_writes, own_deletes, own_tokens, seq, who=own_who, layouts=own_layouts
+                    )
+                return True
         writes, deletes = _parse_body(fields[b"b"])
         decoded: dict[str, Any] = {}
+        layouts: dict[str, bytes | None] = {}
+        patches: list[tuple[str, str, bytes, list[bytes], list[Any]]] = []
         unreadable: list[str] = []
-        for key, payload in writes:
+        for kind, key, header, parts in writes:
             try:
-                decoded[key] = self._codec.decode(key, payload)
+                if kind == "s":
+                    decoded[key], layouts[key] = self._codec.decode(key, header), None
+                elif kind in ("L", "H"):
+                    blob = fields.get(parts[0])
+                    if blob is None:
+                        raise ServerStatePayloadError(
+                            key, f"server_state[{key!r}]: the stream entry lacks its items."
+                        )
+                    decoded[key] = build_value(key, header, decode_items(key, blob))
+                    layouts[key] = header
+                else:  # a patch: applied below to the value this mirror has
+                    rest = [decode_items(key, p) for p in parts[1:]]
+                    patches.append((kind, key, header, parts[0].split(b","), rest))
+                    decoded[key], layouts[key] = None, header  # (keeps the order of the writes)
             except ServerStateError:
-                _LOG.exception("server_state: the value of %r from Redis cannot be read; the key is absent here", key)
+                _LOG.exception(
+                    "server_state: the value of %r from Redis cannot be read; the key is absent here", key
+                )
+                decoded.pop(key, None)
                 unreadable.append(key)
-        txid = fields[b"tx"].decode()
-        tokens = _tokens_of(decoded)
         origin, who = _origin_of(fields.get(b"o", b""))
         with self._root_lock:
             if seq != self._rseq + 1 or epoch != self._epoch:
                 return seq <= self._rseq
-            changes = self._apply_redis(decoded, deletes, tokens, seq, unreadable, who)
-            pending = self._own.get(txid)
-            if pending is not None:
-                pending.changes = changes
-                return True
+            fit = not patches or self._patch_mirror(patches, decoded)
+            if fit:
+                changes = self._apply_redis(
+                    decoded, deletes, _tokens_of(decoded), seq, unreadable, who, layouts
+                )
+                pending = self._own.get(txid)
+                if pending is not None:
+                    pending.changes = changes
+                    return True
+        if not fit:
+            # The mirror does not hold what the patch was made against (a
+            # value it could not read): take Redis' state instead.
+            self._resync()
+            return False
         if changes and self._on_remote is not None:
             self._announce(changes, origin)
+        return True
+
+    def _patch_mirror(
+        self, patches: list[tuple[str, str, bytes, list[bytes], list[Any]]], decoded: dict[str, Any]
+    ) -> bool:
+        """Under the root lock, with the mirror at the commit before the
+        patches' one: the new values into ``decoded``; False when a patch's
+        base is not the value here (absent, another layout or length)."""
+        latest, layout = self._latest, self._layout
+        for kind, key, header, numbers, rest in patches:
+            entry = latest.get(key)
+            if entry is None or layout.get(key) != header or len(entry[0]) != int(numbers[0]):
+                return False
+            try:
+                if kind == "A":
+                    decoded[key] = apply_seq_patch(key, entry[0], int(numbers[1]), rest[0])
+                else:
+                    decoded[key] = apply_map_patch(key, entry[0], rest[0], rest[1])
+            except ServerStateError:
+                _LOG.exception("server_state: a change of %r from Redis cannot be applied", key)
+                return False
         return True
 
     def _announce(self, changes: tuple[Change, ...], origin: Origin) -> None:
@@ -790,25 +1138,31 @@ class RedisStore(MemoryStore):
             client = self._client
             with self._root_lock:
                 start_rseq, start_epoch = self._rseq, self._epoch
+                # Structured values the mirror has need not be read again
+                # while Redis has the same version (unless ``full``).
+                have = (
+                    []
+                    if full
+                    else [(k, self._rver[k]) for k in self._layout if k in self._rver and k in self._latest]
+                )
+            latest = self._latest
             try:
                 run_id = _server_id(client)
                 client.hsetnx(self._k_meta, "epoch", uuid.uuid4().hex)
-                pipe = client.pipeline(transaction=True)
-                pipe.hgetall(self._k_data)
-                pipe.hgetall(self._k_ver)
-                pipe.hmget(self._k_meta, ["epoch", "seq"])
-                pipe.xrevrange(self._k_log, "+", "-", count=1)
-                data, versions, (epoch_b, seq_b), last = pipe.execute()
+                data, versions, epoch_b, seq_b, last_id, aux = self._read_state(client, have)
+                epoch, seq = epoch_b.decode(), int(seq_b or 0)
+                same = not full and epoch == start_epoch and seq >= start_rseq and run_id == self._run_id
+                if have and not same:  # every value is decoded after all: read them all
+                    data, versions, epoch_b, seq_b, last_id, aux = self._read_state(client, [])
+                    epoch, seq = epoch_b.decode(), int(seq_b or 0)
             except _NET_ERRORS as exc:
                 raise ServerStateConnectionError(
                     None, f"server_state could not read the state from Redis at {_redact(self.url)} ({exc})."
                 ) from exc
-            epoch, seq = epoch_b.decode(), int(seq_b or 0)
             first = start_epoch is None
-            same = not full and epoch == start_epoch and seq >= start_rseq and run_id == self._run_id
             known = self._rver
-            latest = self._latest
             rver: dict[str, int] = {}
+            layout: dict[str, bytes] = {}
             writes: dict[str, Any] = {}
             unreadable: set[str] = set()
             for field, version_b in versions.items():
@@ -817,12 +1171,23 @@ class RedisStore(MemoryStore):
                 if payload is None:
                     continue
                 rver[key] = version
+                structured = is_header(payload)
+                if structured:
+                    layout[key] = payload
                 if same and known.get(key) == version and key in latest:
                     continue
                 try:
-                    value = self._codec.decode(key, payload)
+                    if structured:
+                        items = aux.get(field)
+                        if items is None:  # (a version the mirror had: read above unless same)
+                            raise ServerStateError(f"server_state: the items of {key!r} were not read")
+                        value = build_value(key, payload, decode_items(key, b"".join(items)))
+                    else:
+                        value = self._codec.decode(key, payload)
                 except ServerStateError:
-                    _LOG.exception("server_state: the value of %r in Redis cannot be read; the key is absent here", key)
+                    _LOG.exception(
+                        "server_state: the value of %r in Redis cannot be read; the key is absent here", key
+                    )
                     unreadable.add(key)
                     continue
                 entry = latest.get(key)
@@ -841,13 +1206,75 @@ class RedisStore(MemoryStore):
                     else ()
                 )
                 self._rver, self._rseq, self._epoch, self._run_id = rver, seq, epoch, run_id
-                self._last_id = last[0][0] if last else b"0-0"
+                self._layout = {k: h for k, h in layout.items() if k not in unreadable}
+                self._last_id = last_id or b"0-0"
                 self._sync_gen += 1
                 self.resyncs += 1
                 self._caught_up.notify_all()
         if changes and not first and self._on_remote is not None:
             self._announce(changes, LOCAL)  # (the first load changes nothing anybody saw)
         return True
+
+    def _read_state(
+        self, client: Any, have: list[tuple[str, int]]
+    ) -> tuple[
+        dict[bytes, bytes], dict[bytes, bytes], bytes, bytes | None, bytes | None, dict[bytes, list[bytes]]
+    ]:
+        """Redis' state in one consistent read: data and versions, epoch,
+        seq, the last stream id, and the items of each structured value (but
+        those of ``have`` while Redis has the same version).
+
+        Optimistic first: ``WATCH`` the meta hash (every commit bumps its
+        seq), read the data and version hashes, then in one ``MULTI`` the rest
+        and the items of the structured values the mirror lacks; ``EXEC``
+        fails if a commit came between. The items are read by Redis' own commands, not through Lua
+        (a script's reply of a million items leaves as much garbage in Redis'
+        Lua heap, slowing the commit scripts after it). Under a stream of
+        commits that keeps failing it, one script reads it all atomically."""
+        known = dict(have)
+        for _ in range(WATCH_TRIES):
+            with client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(self._k_meta)
+                    data = pipe.hgetall(self._k_data)
+                    versions = pipe.hgetall(self._k_ver)
+                    # The structured values whose version the mirror lacks.
+                    wanted = [
+                        f
+                        for f, p in data.items()
+                        if is_header(p) and known.get(f.decode()) != int(versions.get(f, 0) or 0)
+                    ]
+                    pipe.multi()
+                    pipe.hmget(self._k_meta, ["epoch", "seq"])
+                    pipe.xrevrange(self._k_log, "+", "-", count=1)
+                    for field in wanted:
+                        if data[field][:1] == b"L":
+                            pipe.lrange(self._k_list + field.decode(), 0, -1)
+                        else:
+                            pipe.hgetall(self._k_hash + field.decode())
+                    (epoch_b, seq_b), last, *rest = pipe.execute()
+                except redis.WatchError:
+                    continue
+            aux: dict[bytes, list[bytes]] = {}
+            for field, items in zip(wanted, rest, strict=True):
+                aux[field] = list(chain.from_iterable(items.items())) if isinstance(items, dict) else items
+            return data, versions, epoch_b, seq_b, last[0][0] if last else None, aux
+        args: list[Any] = [self._k_list, self._k_hash]
+        for key, version in have:
+            args += (key, version)
+        reply = self._snapshot_script(
+            keys=[self._k_data, self._k_ver, self._k_meta, self._k_log], args=args, client=client
+        )
+        data_flat, versions_flat, epoch_b, seq_b, last_id = reply[:5]
+        aux_flat = reply[5] if len(reply) > 5 else []
+        return (
+            _pairs(data_flat),
+            _pairs(versions_flat),
+            epoch_b,
+            seq_b,
+            last_id,
+            dict(zip(aux_flat[::2], aux_flat[1::2], strict=True)),
+        )
 
     # -- leases -------------------------------------------------------------------------
 
@@ -862,7 +1289,9 @@ class RedisStore(MemoryStore):
         net_deadline = time.monotonic() + WRITE_PATIENCE
         while True:
             try:
-                got, value = self._take_script(keys=[name, self._k_meta], args=[token, ttl], client=self._client)
+                got, value = self._take_script(
+                    keys=[name, self._k_meta], args=[token, ttl], client=self._client
+                )
             except _NET_ERRORS as exc:
                 if time.monotonic() > net_deadline:
                     raise ServerStateConnectionError(
@@ -904,7 +1333,12 @@ class RedisStore(MemoryStore):
         try:
             self._drop_script(keys=[name], args=[token], client=self._client)
         except _NET_ERRORS as exc:
-            _LOG.warning("server_state: could not release the lock of %r in Redis (%s); it expires in %g s", key, exc, self.lease_ttl)
+            _LOG.warning(
+                "server_state: could not release the lock of %r in Redis (%s); it expires in %g s",
+                key,
+                exc,
+                self.lease_ttl,
+            )
 
     def _wait_lease_free(self, name: str, held: list[str]) -> None:
         """Until another replica releases (or loses) the lock ``name``. A
@@ -932,7 +1366,9 @@ class RedisStore(MemoryStore):
             for name, token in held:
                 try:
                     if not int(self._renew_script(keys=[name], args=[token, ttl], client=self._client)):
-                        _LOG.warning("server_state: the lock %s was lost (expired); writes under it will fail", name)
+                        _LOG.warning(
+                            "server_state: the lock %s was lost (expired); writes under it will fail", name
+                        )
                 except _NET_ERRORS as exc:
                     _LOG.warning("server_state: could not renew the lock %s (%s)", name, exc)
 
@@ -1044,24 +1480,55 @@ def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
     return [(i, dict(zip(flat[::2], flat[1::2], strict=True))) for entries in streams for i, flat in entries]
 
 
-def _parse_body(body: bytes) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """A stream entry's writes and deletes: ``s<len>:<key><len>:<payload>``
-    and ``d<len>:<key>``, lengths in bytes."""
-    writes: list[tuple[str, bytes]] = []
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _parse_body(body: bytes) -> tuple[list[tuple[str, str, bytes, list[bytes]]], list[str]]:
+    """A stream entry's writes ``(kind, key, payload or header, parts)`` and
+    deletes: a kind byte, then its parts, each ``<length in bytes>:<bytes>``
+    (see ``_COMMIT``)."""
+    writes: list[tuple[str, str, bytes, list[bytes]]] = []
     deletes: list[str] = []
     i, end = 0, len(body)
     while i < end:
-        kind = body[i]
-        colon = body.index(b":", i + 1)
-        start = colon + 1
-        stop = start + int(body[i + 1 : colon])
-        key = body[start:stop].decode()
-        if kind == 0x73:  # 's'
-            colon = body.index(b":", stop)
+        kind = chr(body[i])
+        n = _PARTS.get(kind)
+        if n is None:
+            raise ValueError(f"a stream entry of an unknown kind {kind!r} (written by a newer version?)")
+        parts: list[bytes] = []
+        i += 1
+        for _ in range(n):
+            colon = body.index(b":", i)
             start = colon + 1
-            i = start + int(body[stop:colon])
-            writes.append((key, body[start:i]))
+            i = start + int(body[i:colon])
+            parts.append(body[start:i])
+        if kind == "d":
+            deletes.append(parts[0].decode())
         else:
-            deletes.append(key)
-            i = stop
+            writes.append((kind, parts[0].decode(), parts[1], parts[2:]))
     return writes, deletes
+
+
+# Parts of each kind of write in a stream entry's body (see _COMMIT).
+_PARTS = {"s": 2, "d": 1, "L": 3, "H": 3, "A": 4, "P": 5}
+
+
+def _patch_op(key: str, header: bytes, old: Any, new: Any) -> list[Any] | None:
+    """The commit script's arguments sending ``new`` as a patch of ``old``
+    (the value Redis holds in the layout ``header``), or None when the patch
+    would not be smaller or cannot be proved by identity."""
+    if header[:1] == b"L":
+        seq = seq_patch(old, new)
+        if seq is None:
+            return None
+        keep, tail = seq
+        items = encode_items(key, new, tail)
+        return ["A", header, len(old), keep, len(items), *items]
+    entries = map_patch(old, new)
+    if entries is None:
+        return None
+    sets, dels = entries
+    items = encode_items(key, new, chain.from_iterable(sets))
+    fields = encode_items(key, new, dels)
+    return ["P", header, len(old), len(items), *items, len(fields), *fields]

@@ -1,0 +1,312 @@
+"""Redis at scale: one chat, several replicas, many sessions writing it.
+
+    python -m benchmarks.load_chat [--full|--smoke] [--json out.json]
+
+``replicas`` ``streamlit run`` servers of ``apps/load_chat_app.py`` share one
+redis-server of the run's own (127.0.0.1, a free port, no persistence;
+``SERVER_STATE_URL``); each serves ``sessions`` headless sessions
+(benchmarks/_client.py). For ``duration`` seconds the run clicks "Post" at
+``rate`` messages/s, session after session, round robin over the replicas;
+every post appends one message to the shared history with ``update`` (on
+Redis, a patch: the new item). Then, once every session is quiet:
+
+- every session shows the same full history: the same count and digest (of
+  every message id in order) as a replica started afterwards (a fresh
+  resync, in this process) reads;
+- every post the app saw commit is in it, and no message more often than the
+  app posted it: the app logs ``load-chat posting <id>`` before its
+  ``update`` and ``load-chat committed <id>`` after it (a message posted
+  twice with one id, because Streamlit ran a click's callback again before
+  the first run recorded its post, is counted apart, as information);
+- no server log has a traceback or a ServerStateError, and none reports a
+  stopped rerun loop.
+
+It prints the CPU each replica used (per wall second of the writing),
+Redis' memory (``used_memory``, and ``MEMORY USAGE`` of the chat's list) and
+the bytes Redis received and sent per message (``INFO stats``).
+
+``--full`` (the default): 3 replicas x 30 sessions, 20 messages/s for 60 s.
+``--smoke``: 3 replicas x 3 sessions, 10 messages/s for 10 s
+(tests/test_redis_load.py runs it and asserts the same outcome).
+
+Exit status: 0 when the run completed with the outcome above; 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import re
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ._client import BenchSession, StreamlitServer
+from .redis_bench import LocalRedis
+from .soak import cpu_seconds
+
+APP = Path(__file__).resolve().parent / "apps" / "load_chat_app.py"
+
+SETTINGS: dict[str, dict[str, Any]] = {
+    "full": {"replicas": 3, "sessions": 30, "rate": 20.0, "duration": 60.0},
+    "smoke": {"replicas": 3, "sessions": 3, "rate": 10.0, "duration": 10.0},
+}
+OPTIONS = {"runner.magicEnabled": "false"}
+SESSION_TIMEOUT = 120.0
+CONVERGE_DEADLINE = 60.0  # seconds after the last post for every session to show the whole history
+ERROR_MARKS = ("Traceback", "ServerStateError")
+LOOP_WARNINGS = ("stopped rerunning", "stopped a rerun loop")
+NAMESPACE = "load-chat"
+
+_PAGE = re.compile(r"count=(\d+) digest=(\w+) last=(\S+)")
+_POSTED = re.compile(r"posted=(\d+)")
+_WRITTEN = re.compile(r"^load-chat (posting|committed) (\S+)$", re.MULTILINE)
+
+
+def log(msg: str) -> None:
+    print(f"[load_chat {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def page(s: BenchSession) -> tuple[int, str, str, int]:
+    """``(count, digest, last id, posted)`` as the session's page shows them."""
+    shown = posted = None
+    for text in s.texts():
+        shown = shown or _PAGE.search(text)
+        posted = posted or _POSTED.search(text)
+    if shown is None or posted is None:
+        raise LookupError(f"no count=/posted= on the page:\n{s.describe()}")
+    return int(shown[1]), shown[2], shown[3], int(posted[1])
+
+
+def _safe_page(s: BenchSession) -> tuple[int, str, str, int] | tuple[()]:
+    try:
+        return page(s)
+    except LookupError:
+        return ()
+
+
+def digest_of(ids: list[str]) -> str:
+    return hashlib.sha1("\n".join(ids).encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
+    """The load run on the Redis at ``redis_url``: figures and findings (see
+    the module docstring); raises when a session or a server fails."""
+    import redis
+
+    namespace = f"{NAMESPACE}-{uuid.uuid4().hex[:8]}"
+    env = {"SERVER_STATE_URL": redis_url, "SERVER_STATE_NAMESPACE": namespace}
+    servers = [
+        StreamlitServer(APP, options=OPTIONS, env=env, cwd=APP.parent, keep_log=False)
+        for _ in range(cfg["replicas"])
+    ]
+    client = redis.Redis.from_url(redis_url)
+    sessions: list[BenchSession] = []
+    try:
+        for server in servers:
+            server.start()
+        for s in range(cfg["sessions"]):  # interleaved: the round robin alternates replicas
+            for r, server in enumerate(servers):
+                sessions.append(
+                    BenchSession(
+                        server, query_string=f"tag=r{r}s{s}", timeout=SESSION_TIMEOUT, name=f"r{r}s{s}"
+                    )
+                )
+        await asyncio.gather(*(s.connect() for s in sessions))
+        log(f"{len(servers)} replicas x {cfg['sessions']} sessions connected")
+        stats0 = client.info("stats")
+        cpu0 = [cpu_seconds(server.pid or 0) for server in servers]
+        wall0 = time.monotonic()
+        total = round(cfg["rate"] * cfg["duration"])
+        pace = asyncio.Event()  # never set: its wait paces the clicks
+        clicks: list[asyncio.Task[Any]] = []
+        for i in range(total):
+            delay = wall0 + i / cfg["rate"] - time.monotonic()
+            if delay > 0:
+                with _suppress_timeout():
+                    await asyncio.wait_for(pace.wait(), delay)
+            clicks.append(asyncio.create_task(sessions[i % len(sessions)].click("Post")))
+        await asyncio.gather(*clicks)
+        wall = time.monotonic() - wall0
+        cpu = [(cpu_seconds(server.pid or 0) - c) / wall for server, c in zip(servers, cpu0, strict=True)]
+        log(f"{total} posts clicked in {wall:.1f} s")
+
+        # Every session settles on the whole history, the one Redis has (a
+        # replica of this process follows it): polled across sessions, with a deadline.
+        from server_state import ServerState
+        from server_state.backends.redis import RedisStore
+
+        follower = ServerState(RedisStore(redis_url, namespace=namespace))
+        t0 = time.monotonic()
+        converged = False
+        try:
+            while time.monotonic() - t0 < CONVERGE_DEADLINE:
+                chat = follower.peek("chat") or []
+                want = (len(chat), digest_of([m["id"] for m in chat]))
+                pages = [_safe_page(s) for s in sessions]
+                if not any(s.run_in_progress for s in sessions) and all(p and p[:2] == want for p in pages):
+                    converged = True
+                    break
+                await asyncio.sleep(0.05)  # polling the pages above, with a deadline
+        finally:
+            follower._store.close()
+        if not converged:
+            log(
+                "not every session showed the whole history: "
+                + ", ".join(f"{s.name}={_safe_page(s)}" for s in sessions)
+            )
+        converge_s = time.monotonic() - t0
+        await asyncio.gather(*(s.wait_quiet(0.5, timeout=SESSION_TIMEOUT) for s in sessions))
+        stats1 = client.info("stats")
+        shown = [page(s) for s in sessions]
+        posted = sum(p[3] for p in shown)
+        views = {(count, digest) for count, digest, _, _ in shown}
+
+        # What a replica started now reads: the whole history, each session's posts once, in order.
+        late = ServerState(RedisStore(redis_url, namespace=namespace))
+        try:
+            history = list(late.get("chat") or [])
+        finally:
+            late._store.close()
+        ids = [m["id"] for m in history]
+        logs = [server.log_text() for server in servers]
+        written = _written(logs)
+        in_chat = Counter(ids)
+        # A commit the app saw return that is not in the history: a lost update.
+        lost = sorted(i for i, n in written["committed"].items() if in_chat[i] < n)
+        # An id more often in the history than the app asked for it: applied twice.
+        doubled = sorted(i for i, n in in_chat.items() if n > written["posting"][i])
+        # An id the app posted twice (Streamlit ran the click's callback again
+        # before the first one recorded its post): information.
+        reposted = sorted(i for i, n in written["posting"].items() if n > 1)
+        in_order = all(
+            [m["id"] for m in history if m["from"] == s.name] == [f"{s.name}-{k}" for k in range(1, p[3] + 1)]
+            for s, p in zip(sessions, shown, strict=True)
+        )
+        memory = client.info("memory")
+        chat_key = "{ss:" + namespace + "}:l:chat"
+        messages = max(len(history), 1)
+        return {
+            "replicas": len(servers),
+            "sessions": len(sessions),
+            "rate": cfg["rate"],
+            "duration": cfg["duration"],
+            "clicks": total,
+            "posted": posted,
+            "count": len(history),
+            "views": len(views),
+            "same_history": views == {(len(history), digest_of(ids))},
+            "unique": len(set(ids)) == len(ids),
+            "lost": lost[:10],
+            "doubled": doubled[:10],
+            "reposted": reposted[:10],
+            "converged": converged,
+            "page_errors": [e for s in sessions for e in s.exceptions()][:10],
+            "per_session": {s.name: list(p) for s, p in zip(sessions, shown, strict=True)},
+            "in_order": in_order,
+            "converge_s": converge_s,
+            "cpu_per_replica": cpu,
+            "redis_used_memory": int(memory["used_memory"]),
+            "redis_chat_bytes": int(client.memory_usage(chat_key) or 0),
+            "bytes_in_per_message": (
+                int(stats1["total_net_input_bytes"]) - int(stats0["total_net_input_bytes"])
+            )
+            / messages,
+            "bytes_out_per_message": (
+                int(stats1["total_net_output_bytes"]) - int(stats0["total_net_output_bytes"])
+            )
+            / messages,
+            "log_errors": [
+                line for text in logs for line in text.splitlines() if any(m in line for m in ERROR_MARKS)
+            ][:10],
+            "loop_warnings": [
+                line for text in logs for line in text.splitlines() if any(m in line for m in LOOP_WARNINGS)
+            ][:10],
+        }
+    finally:
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        for server in servers:
+            server.stop()
+        client.close()
+
+
+class _suppress_timeout:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, *rest: object) -> bool:
+        return kind is TimeoutError
+
+
+def _written(logs: list[str]) -> dict[str, Counter[str]]:
+    """What the app's posts printed in the server logs: ids before the
+    update (``posting``) and after it returned (``committed``)."""
+    out: dict[str, Counter[str]] = {"posting": Counter(), "committed": Counter()}
+    for text in logs:
+        for what, mid in _WRITTEN.findall(text):
+            out[what][mid] += 1
+    return out
+
+
+def ok(r: dict[str, Any]) -> bool:
+    return bool(
+        r["converged"]
+        and r["same_history"]
+        and not r["lost"]
+        and not r["doubled"]
+        and r["count"] > 0.9 * r["clicks"]
+        and not r["log_errors"]
+        and not r["page_errors"]
+        and not r["loop_warnings"]
+    )
+
+
+def report(mode: str, r: dict[str, Any]) -> str:
+    cpu = ", ".join(f"{c * 100:.0f}%" for c in r["cpu_per_replica"])
+    lines = [
+        f"server_state Redis load test ({mode}): {r['replicas']} replicas x {r['sessions'] // r['replicas']} "
+        f"sessions, {r['rate']:g} messages/s for {r['duration']:g} s",
+        f"- history: {r['count']} messages from {r['clicks']} clicks, "
+        f"{'the same in every session and in a new replica' if r['same_history'] else 'NOT the same everywhere'}; "
+        f"commits lost: {len(r['lost'])}, applied twice: {len(r['doubled'])} "
+        f"(ids Streamlit posted twice, by running a click's callback again: {len(r['reposted'])})",
+        f"- every session showed the whole history {r['converge_s']:.2f} s after the last click"
+        + ("" if r["converged"] else " (NOT reached: the deadline)"),
+        f"- CPU per replica (of one core, while writing): {cpu}",
+        f"- Redis memory: used_memory {r['redis_used_memory'] / 1e6:.1f} MB; the chat's list "
+        f"{r['redis_chat_bytes'] / 1e3:.0f} kB ({r['redis_chat_bytes'] / max(r['count'], 1):.0f} B per message)",
+        f"- bytes per message: {r['bytes_in_per_message']:,.0f} B received by Redis, "
+        f"{r['bytes_out_per_message']:,.0f} B sent by it (to every follower and session-less reader)",
+        f"- server logs: {len(r['log_errors'])} error lines, {len(r['loop_warnings'])} rerun-loop warnings",
+        f"- outcome: {'ok' if ok(r) else 'FAILED'}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.load_chat", description=__doc__.split("\n\n")[0]
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_const", dest="mode", const="full", help="3 x 30 sessions, 60 s")
+    size.add_argument(
+        "--smoke", action="store_const", dest="mode", const="smoke", help="3 x 3 sessions, 10 s"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    mode = args.mode or "full"
+    with LocalRedis() as server:
+        result = asyncio.run(run_load(SETTINGS[mode], server.url))
+    print(report(mode, result))
+    if args.json:
+        args.json.write_text(json.dumps({"mode": mode, **result}, indent=1))
+    return 0 if ok(result) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -52,6 +52,14 @@ EXPECTED_REDIS_ROWS = [
     "redis_cross_replica_p99",
     "redis_resync",
     "redis_resync_incremental",
+    "redis_append_small",
+    "redis_append_medium",
+    "redis_append_large",
+    "redis_append_flat",
+    "redis_map_set",
+    "redis_append_classic",
+    "redis_resync_big",
+    "redis_append_cross_p50",
     "redis_click_render",
     "redis_click_render_p95",
     "redis_click_render_gc_off",
@@ -120,7 +128,7 @@ def test_every_redis_figure_runs_and_prints(smoke: Run) -> None:
     assert_table(
         smoke, "redis_rows", EXPECTED_REDIS_ROWS, "server_state Redis backend figures", figure="redis"
     )
-    assert set(data["results"]["redis"]) == {"read", "write", "cross", "resync", "click"}
+    assert set(data["results"]["redis"]) == {"read", "write", "cross", "resync", "patch", "click"}
 
 
 def test_every_hardening_figure_runs_and_prints(smoke: Run) -> None:

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ._client import BenchSession, StreamlitServer
+from ._suite import Row, section, yes
 from .redis_bench import LocalRedis
 from .soak import cpu_seconds
 
@@ -286,6 +287,89 @@ def report(mode: str, r: dict[str, Any]) -> str:
         f"- outcome: {'ok' if ok(r) else 'FAILED'}",
     ]
     return "\n".join(lines)
+
+
+def rows_for(mode: str, r: dict[str, Any]) -> list[Row]:
+    """The load test as a table for ``benchmarks.run`` (group ``load``)."""
+    full = mode == "full"
+    cpu = ", ".join(f"{c * 100:.0f}%" for c in r["cpu_per_replica"])
+    per = r["sessions"] // r["replicas"]
+    return [
+        Row(
+            "load_history",
+            f"{r['replicas']} replicas x {per} sessions, {r['rate']:g} messages/s for {r['duration']:g} s: "
+            "the same full history in every session and a new replica",
+            f"{r['count']} messages from {r['clicks']} clicks, "
+            + ("the same everywhere" if r["same_history"] else "NOT the same everywhere"),
+            "all the same",
+            yes(r["same_history"] and r["count"] > 0.9 * r["clicks"]),
+        ),
+        Row(
+            "load_lost_doubled",
+            "commits lost / applied twice (the app's own log of each post)",
+            f"{len(r['lost'])} / {len(r['doubled'])} (callbacks Streamlit ran twice: {len(r['reposted'])})",
+            "0 / 0",
+            yes(not r["lost"] and not r["doubled"]),
+        ),
+        Row(
+            "load_converged",
+            "every session shows the whole history, after the last click",
+            f"{r['converge_s']:.2f} s" if r["converged"] else "NOT reached",
+            f"≤ {CONVERGE_DEADLINE:.0f} s",
+            yes(r["converged"]),
+        ),
+        Row("load_cpu", "CPU per replica while writing (of one core)", cpu, "-", "-"),
+        Row(
+            "load_redis_memory",
+            "Redis used_memory; the chat's list per message",
+            f"{r['redis_used_memory'] / 1e6:.1f} MB; {r['redis_chat_bytes'] / max(r['count'], 1):.0f} B",
+            "-",
+            "-",
+        ),
+        Row(
+            "load_bytes",
+            "bytes per message received / sent by Redis",
+            f"{r['bytes_in_per_message']:,.0f} / {r['bytes_out_per_message']:,.0f} B",
+            "O(message)" if full else "-",
+            "-",
+        ),
+        Row(
+            "load_logs",
+            "server logs: error lines, rerun-loop warnings",
+            f"{len(r['log_errors'])}, {len(r['loop_warnings'])}",
+            "0, 0",
+            yes(not r["log_errors"] and not r["page_errors"] and not r["loop_warnings"]),
+        ),
+    ]
+
+
+def run_all(mode: str) -> tuple[list[Row], dict[str, Any], list[str]]:
+    """For ``benchmarks.run``: the rows, the raw figures, the failures."""
+    try:
+        with LocalRedis() as server:
+            result = asyncio.run(run_load(SETTINGS[mode], server.url))
+    except Exception as exc:
+        return [], {}, [f"load: {exc!r}"]
+    return (
+        rows_for(mode, result),
+        result,
+        [] if ok(result) else ["load: the load test failed (see its table)"],
+    )
+
+
+HEAD = Row("", "redis load test", "ours", "target", "met")
+NOTES = """\
+Load notes:
+- One redis-server and N `streamlit run` replicas of apps/load_chat_app.py on 127.0.0.1, headless protocol sessions
+  spread over them clicking "post" at the rate; lost / doubled from the app's own log lines around each update.
+- Bytes: Redis INFO stats (total_net_input_bytes / total_net_output_bytes) over the run, per message."""
+
+
+def table_report(mode: str, rows: list[Row], seconds: float) -> str:
+    smoke = "Smoke mode: 3 x 3 sessions for 10 s; its outcome is checked, its figures mean little."
+    return f"server_state Redis load test ({mode} mode, {seconds:.0f} s)\n\n" + section(
+        rows, HEAD, NOTES, smoke if mode == "smoke" else None, "Load targets missed"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,10 @@ Both libraries are measured in the same run:
   floors (memory-backend reads, a bare EVALSHA, a bare read of the hashes,
   one server on the memory backend), on a redis-server the run starts and
   stops; printed as a table of its own after the first.
+- ``load``: ``benchmarks/load_chat.py``, 3 replicas x 30 sessions of a chat
+  on one redis-server, 20 messages/s for 60 s: the same full history
+  everywhere, no commit lost or doubled, no error or loop in any log; CPU
+  per replica, Redis memory, bytes per message. Printed after redis's.
 - ``soak``: ``benchmarks/soak.py``, ours alone on one server
   (``apps/soak_app.py``): 1,000 sessions connect, read and disconnect (no
   dead session left in the tracker, RSS back within 10%), then a background
@@ -56,7 +60,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from . import hardening, history_bench, redis_bench, soak
+from . import hardening, history_bench, load_chat, redis_bench, soak
 from ._client import BenchSession, StreamlitServer
 from ._suite import finish, logger, section, yes
 
@@ -64,7 +68,7 @@ APPS = Path(__file__).resolve().parent / "apps"
 MICRO_APP = APPS / "micro_app.py"
 COUNTER_APP = APPS / "counter_app.py"
 LIBS = ("ours", "upstream")
-GROUPS = ("micro", "propagation", "fanout", "unbound", "redis", "soak", "hardening", "history")
+GROUPS = ("micro", "propagation", "fanout", "unbound", "redis", "load", "soak", "hardening", "history")
 
 MICRO_BENCHMARKS = (
     "snapshot",
@@ -687,6 +691,7 @@ RunAll = Callable[[str], tuple[list[Any], Any, list[str]]]
 Report = Callable[[str, list[Any], float], str]
 TABLES: dict[str, tuple[RunAll, Report]] = {
     "redis": (redis_bench.run_all, redis_bench.report),
+    "load": (load_chat.run_all, load_chat.table_report),
     "soak": (soak.run_all, soak.report),
     "hardening": (hardening.run_all, hardening.report),
     "history": (history_bench.run_all, history_bench.report),

@@ -16,8 +16,9 @@ Redis, a patch: the new item). Then, once every session is quiet:
 - every post the app saw commit is in it, and no message more often than the
   app posted it: the app logs ``load-chat posting <id>`` before its
   ``update`` and ``load-chat committed <id>`` after it (a message posted
-  twice with one id, because Streamlit ran a click's callback again before
-  the first run recorded its post, is counted apart, as information);
+  twice with one id, by two clicks of one session whose first callback the
+  second stopped, fastReruns, before it recorded its number, is counted
+  apart, as information: the app takes its number before the update);
 - no server log has a traceback or a ServerStateError, and none reports a
   stopped rerun loop.
 
@@ -182,8 +183,8 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
         lost = sorted(i for i, n in written["committed"].items() if in_chat[i] < n)
         # An id more often in the history than the app asked for it: applied twice.
         doubled = sorted(i for i, n in in_chat.items() if n > written["posting"][i])
-        # An id the app posted twice (Streamlit ran the click's callback again
-        # before the first one recorded its post): information.
+        # An id the app posted twice (two clicks, the first one's callback
+        # stopped by the second before it recorded its number): information.
         reposted = sorted(i for i, n in written["posting"].items() if n > 1)
         in_order = all(
             [m["id"] for m in history if m["from"] == s.name] == [f"{s.name}-{k}" for k in range(1, p[3] + 1)]
@@ -275,7 +276,7 @@ def report(mode: str, r: dict[str, Any]) -> str:
         f"- history: {r['count']} messages from {r['clicks']} clicks, "
         f"{'the same in every session and in a new replica' if r['same_history'] else 'NOT the same everywhere'}; "
         f"commits lost: {len(r['lost'])}, applied twice: {len(r['doubled'])} "
-        f"(ids Streamlit posted twice, by running a click's callback again: {len(r['reposted'])})",
+        f"(ids posted by two clicks, the first one's callback stopped by the second: {len(r['reposted'])})",
         f"- every session showed the whole history {r['converge_s']:.2f} s after the last click"
         + ("" if r["converged"] else " (NOT reached: the deadline)"),
         f"- CPU per replica (of one core, while writing): {cpu}",
@@ -307,7 +308,7 @@ def rows_for(mode: str, r: dict[str, Any]) -> list[Row]:
         Row(
             "load_lost_doubled",
             "commits lost / applied twice (the app's own log of each post)",
-            f"{len(r['lost'])} / {len(r['doubled'])} (callbacks Streamlit ran twice: {len(r['reposted'])})",
+            f"{len(r['lost'])} / {len(r['doubled'])} (ids posted by two clicks: {len(r['reposted'])})",
             "0 / 0",
             yes(not r["lost"] and not r["doubled"]),
         ),

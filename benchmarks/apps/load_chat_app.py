@@ -39,6 +39,10 @@ def say(line: str) -> None:
 
 def post() -> None:
     k = st.session_state.posted + 1
+    # Taken before the update: a click that arrives meanwhile stops this
+    # callback (fastReruns) at its next st.session_state access, so the
+    # update must be the last thing it does, or the next click reuses k.
+    st.session_state.posted = k
     message = {
         "id": f"{tag}-{k}",
         "from": tag,
@@ -49,7 +53,6 @@ def post() -> None:
     say(f"load-chat posting {message['id']}")
     server_state.update("chat", lambda chat: chat.append(message), default=pvector())
     say(f"load-chat committed {message['id']}")
-    st.session_state.posted = k
 
 
 st.button("Post", on_click=post)

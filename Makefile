@@ -7,7 +7,33 @@ BIN    := $(VENV)/bin
 DEMO   ?= examples/global_counter.py
 PORT   ?= 8501
 
-.PHONY: demo replicas test bench lint venv system-deps clean
+# The Streamlit releases `make test` runs the real-server tests on, besides the
+# whole suite on the latest release (in .venv). One release each side of every
+# boundary the adapter (server_state/_streamlit.py) and the test harness branch
+# on, see docs/streamlit-internals.md:
+#   1.37  the floor: modules under runtime/scriptrunner (1.38 moved them),
+#         ctx.current_fragment_id, blinker, no vanished-fragment skip (1.42),
+#         the harness's old encodings (chat_input 1.43, selectbox/multiselect
+#         1.45, radio 1.54) and no data-test-script-state (1.38)
+#   1.57  the last release before ThreadState (1.58); scriptrunner_utils
+#   1.61  ThreadState without RunLocation (1.62); the last on blinker (1.63)
+#   1.66  RunLocation and signal_util; the last without track_settling (1.67)
+# Each runs in its own venv (.venv-st-<release>), one after another: parallel
+# runs on 2 cores make the run-count tests flaky. Measured on 2 cores shared
+# with other jobs (load 3-7): 6.3-7.7 min a release, 1-1.7 min more to create
+# its venv the first time; each prints its own duration.
+ST_MATRIX ?= 1.37.* 1.57.* 1.61.* 1.66.*
+# `make test-streamlit V=1.50.*` runs the real-server tests (pytest -m server)
+# on that release; ST_TESTS=all runs the whole suite there, ST_MARK another
+# marker expression (e.g. ST_MARK="server and not bench").
+V        ?=
+ST_TESTS ?= server
+# The benchmark smokes (marker bench) run on the latest release only: they
+# take 2 of each release's 7 minutes and the soak was run by hand on 1.37.
+ST_MARK  ?= server and not bench
+ST_VENV  := .venv-st-$(patsubst %.*,%,$(V))
+
+.PHONY: demo replicas test test-streamlit test-matrix bench lint venv system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +69,19 @@ replicas: $(VENV)/.installed-redis
 
 test: $(VENV)/.installed-test system-deps
 	$(BIN)/python -m pytest
+	@$(MAKE) --no-print-directory test-matrix
+
+test-matrix:
+	@set -f; for v in $(ST_MATRIX); do \
+		start=$$(date +%s); \
+		$(MAKE) --no-print-directory test-streamlit V="$$v" || exit 1; \
+		echo "Streamlit $$v: $$(( $$(date +%s) - start )) s"; \
+	done
+
+test-streamlit: system-deps
+	@test -n "$(V)" || { echo "usage: make test-streamlit V=1.50.* [ST_TESTS=all]" >&2; exit 2; }
+	@PYTHON="$(PYTHON)" bash scripts/streamlit-venv.sh '$(V)' '$(ST_VENV)'
+	$(ST_VENV)/bin/python -m pytest $(if $(filter all,$(ST_TESTS)),,-m "$(ST_MARK)")
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.run --full
@@ -52,4 +91,4 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-st-* .pytest_cache .mypy_cache .ruff_cache

@@ -1,10 +1,12 @@
 """The only module that touches Streamlit internals.
 
-Floor: Streamlit 1.67 (the version this package is tested against). What is
-used, and why, in short; docs/streamlit-internals.md has the file and line of
-each in 1.67 and what breaks without it:
+Supported: Streamlit 1.37 (the first release with ``st.fragment``) to the
+latest 1.x. What is used, and why, in short; docs/streamlit-internals.md has
+the file and line of each, from which release it exists, the older
+equivalent used before that, and what breaks without it:
 
-- ``ScriptRunner.on_event`` (``streamlit.signal_util.Signal``): we connect to every runner at
+- ``ScriptRunner.on_event`` (blinker's ``Signal`` up to 1.62,
+  ``streamlit.signal_util.Signal`` from 1.63): we connect to every runner at
   its creation, by wrapping ``ScriptRunner.__init__`` once, so each run's start
   and end are observed even when that run never touches ``server_state`` (a
   page that stopped reading a key must stop being rerun for it).
@@ -12,21 +14,29 @@ each in 1.67 and what breaks without it:
   ended by ``st.stop()`` (the script put its own requests in STOP) is
   complete; one stopped from outside (fastReruns, the Stop button, a
   disconnect: all through ``request_stop``) is cut short.
-- ``ThreadState.get()``: the fragment id of the code running now and whether
-  it is a widget callback (callbacks render nothing and must bind nothing).
+- The fragment id of the code running now and whether it is a widget
+  callback (callbacks render nothing and must bind nothing): ``ThreadState``
+  (1.58+) with ``RunLocation`` (1.62+); before, ``ctx.current_fragment_id``
+  and ``ctx._has_script_started``.
 - ``Runtime.instance()._session_mgr.get_active_session_info``: the thread-safe
   way from a session id to a live ``AppSession``; never kept, looked up each
   time. A disconnected session is kept by Streamlit for a reconnect but is not
   in that map: liveness is the map, not garbage collection.
 - ``AppSession._event_loop``, ``._client_state``, ``._fragment_storage``,
-  ``track_settling()``/``._settled`` and ``request_rerun(ClientState)``: we
-  rerun a session on its own event loop, only once it is settled (no
-  ScriptRunner, and its browser has every message of the last run: an
-  immediate rerun swallows the click being processed, and a rerun started
-  before the last run's messages are sent makes Streamlit drop them from its
-  queue), with a copy of its client state (``None`` sends a multipage app to
-  its main page), with ``fragment_id`` set to rerun one fragment.
-  ``._scriptrunner`` tells whether a run is going or about to start.
+  the session being *settled* and ``request_rerun(ClientState)``: we rerun a
+  session on its own event loop, only once it is settled (no ScriptRunner,
+  and its browser has every message of the last run: an immediate rerun
+  swallows the click being processed, and a rerun started before the last
+  run's messages are sent makes Streamlit drop them from its queue), with a
+  copy of its client state (``None`` sends a multipage app to its main page),
+  with ``fragment_id`` set to rerun one fragment. Settled is Streamlit's own
+  ``track_settling()``/``._settled`` from 1.67; before, it is "no
+  ScriptRunner and an empty ``_browser_queue``", re-checked while a rerun
+  waits. ``._scriptrunner`` tells whether a run is going or about to start.
+
+Differences between releases are settled once, at import, by detecting the
+feature (an attribute, a module); each branch names the release that brought
+what it checks.
 """
 
 from __future__ import annotations
@@ -35,22 +45,59 @@ import asyncio
 import contextlib
 import functools
 import gc
+import importlib.metadata
 import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from streamlit import config
 from streamlit.proto.ClientState_pb2 import ClientState
 from streamlit.runtime import Runtime
-from streamlit.runtime.scriptrunner.script_runner import ScriptRunner, ScriptRunnerEvent
-from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
-from streamlit.runtime.scriptrunner_utils.script_run_context import (
-    RunLocation,
-    ThreadState,
-    get_script_run_ctx,
-)
+from streamlit.runtime.app_session import AppSession
+
+# ScriptRunner, ScriptRunnerEvent and get_script_run_ctx are exported by this
+# package in every release 1.37+ (their modules moved in 1.38).
+from streamlit.runtime.scriptrunner import ScriptRunner, ScriptRunnerEvent, get_script_run_ctx
+
+try:  # 1.38+: the request and context modules live in scriptrunner_utils
+    from streamlit.runtime.scriptrunner_utils import script_run_context as _run_context
+    from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
+except ImportError:  # 1.37: the same modules inside scriptrunner
+    from streamlit.runtime.scriptrunner import (  # type: ignore[no-redef,attr-defined,unused-ignore]
+        script_run_context as _run_context,
+    )
+    from streamlit.runtime.scriptrunner.script_requests import (  # type: ignore[no-redef,import-not-found,unused-ignore]
+        ScriptRequestType,
+    )
+
+# 1.58+: the running fragment lives in a per-thread ``ThreadState`` (before:
+# ``ctx.current_fragment_id``, shared by the threads attached to the context).
+_ThreadState: Any = getattr(_run_context, "ThreadState", None)
+# 1.62+: ``ThreadState.run_location`` tells a widget callback from the script
+# body (before: no general marker; ``ctx._has_script_started`` is False
+# exactly while callbacks run, between ``ctx.reset()`` and
+# ``ctx.on_script_start()``, in every release).
+_RunLocation: Any = getattr(_run_context, "RunLocation", None)
+# 1.67+: AppSession keeps the "settled" bookkeeping itself (before: checked
+# by us, see settled_event).
+_HAS_SETTLING = hasattr(AppSession, "track_settling")
+
+
+def _streamlit_minor() -> tuple[int, int]:
+    try:
+        major, minor = importlib.metadata.version("streamlit").split(".")[:2]
+        return int(major), int(minor)
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return (99, 0)
+
+
+# 1.42+: a ScriptRunner skips a queued fragment that a full run removed
+# meanwhile; 1.37-1.41 raise "Could not find fragment with id" into the page.
+# A behaviour inside a method, not detectable by an attribute: the one
+# version comparison of this module.
+_RUNNER_SKIPS_VANISHED_FRAGMENT = _streamlit_minor() >= (1, 42)
 
 __all__ = [
     "RunEvents",
@@ -116,7 +163,9 @@ def _on_runner_event(sender: ScriptRunner, event: ScriptRunnerEvent, **payload: 
             _LOG.exception("server_state failed to follow a script run; reruns may be missed")
 
 
-def _dispatch(events: RunEvents, sender: ScriptRunner, event: ScriptRunnerEvent, payload: dict[str, Any]) -> None:
+def _dispatch(
+    events: RunEvents, sender: ScriptRunner, event: ScriptRunnerEvent, payload: dict[str, Any]
+) -> None:
     if event is _STARTED:
         events.run_started(sender._session_id, payload.get("fragment_ids_this_run"))
     elif event in _FINISHED_COMPLETE:
@@ -207,13 +256,37 @@ def current_fragment_ids() -> list[str] | None:
     return None if ctx is None else ctx.fragment_ids_this_run
 
 
-def current_read_scope() -> tuple[bool, str | None]:
-    """``(in_callback, fragment_id)`` of the code running on this thread."""
-    try:
-        state = ThreadState.get()
-    except RuntimeError:  # a thread Streamlit never set up
-        return False, None
-    return state.run_location is RunLocation.CALLBACK, state.fragment_id
+if _RunLocation is not None:  # 1.62+
+
+    def current_read_scope() -> tuple[bool, str | None]:
+        """``(in_callback, fragment_id)`` of the code running on this thread."""
+        try:
+            state = _ThreadState.get()
+        except RuntimeError:  # a thread Streamlit never set up
+            return False, None
+        return state.run_location is _RunLocation.CALLBACK, state.fragment_id
+
+elif _ThreadState is not None:  # 1.58-1.61: ThreadState without run_location
+
+    def current_read_scope() -> tuple[bool, str | None]:
+        """``(in_callback, fragment_id)`` of the code running on this thread."""
+        ctx = get_script_run_ctx(suppress_warning=True)
+        if ctx is None:
+            return False, None
+        try:
+            fragment_id = _ThreadState.get().fragment_id
+        except RuntimeError:  # a thread Streamlit never set up
+            fragment_id = None
+        return not ctx._has_script_started, fragment_id
+
+else:  # 1.37-1.57: the fragment id is on the run context
+
+    def current_read_scope() -> tuple[bool, str | None]:
+        """``(in_callback, fragment_id)`` of the code running on this thread."""
+        ctx = get_script_run_ctx(suppress_warning=True)
+        if ctx is None:
+            return False, None
+        return not ctx._has_script_started, ctx.current_fragment_id  # type: ignore[attr-defined,unused-ignore]
 
 
 def active_session(sid: str) -> Session | None:
@@ -239,9 +312,31 @@ def request_rerun(session: Session, fragment_id: str | None) -> bool:
     if fragment_id is not None:
         if not session._fragment_storage.contains(fragment_id):
             return False
+        if not _RUNNER_SKIPS_VANISHED_FRAGMENT and _runs_other_than_ours(session):
+            # 1.37-1.41: a fragment request queued behind a run we did not
+            # start would raise into the page if that run dropped the
+            # fragment: rerun the whole app instead.
+            return False
         client_state.fragment_id = fragment_id
     session.request_rerun(client_state)
+    if not _RUNNER_SKIPS_VANISHED_FRAGMENT:
+        runner = session._scriptrunner
+        setattr(session, _OUR_RUNNER_ATTR, None if runner is None else weakref.ref(runner))
     return True
+
+
+_OUR_RUNNER_ATTR = "_server_state_our_runner"
+
+
+def _runs_other_than_ours(session: Session) -> bool:
+    """Whether the session's ScriptRunner exists and was not started (or
+    given our previous request) by ``request_rerun``: several fragments
+    rerun at once queue behind the runner the first one started."""
+    runner = session._scriptrunner
+    if runner is None:
+        return False
+    ours = getattr(session, _OUR_RUNNER_ATTR, None)
+    return ours is None or ours() is not runner
 
 
 def call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
@@ -273,12 +368,84 @@ def disconnected_session_ttl() -> float:
 
 def settled_event(session: Session) -> asyncio.Event:
     """Set while the session has no run going and its browser has been sent
-    every message of the last one (``AppSession.track_settling``, the
-    bookkeeping Streamlit keeps for its agent API). Call on the session's
-    event loop; the first call starts the tracking."""
-    if session._settled is None:
-        session.track_settling()
-    return session._settled  # type: ignore[no-any-return]
+    every message of the last one. Call on the session's event loop; the
+    first call starts the tracking. While something waits on the event it is
+    kept up to date; otherwise it is as of the last call (check ``is_set()``
+    right after calling)."""
+    if _HAS_SETTLING:  # 1.67+: AppSession.track_settling, Streamlit's own bookkeeping
+        if session._settled is None:
+            session.track_settling()
+        return session._settled  # type: ignore[no-any-return]
+    # 1.37-1.66: no notification; the closest safe equivalent, re-checked
+    # while a rerun waits (see _PolledSettled).
+    event: _PolledSettled | None = getattr(session, _SETTLED_ATTR, None)
+    if event is None:
+        event = _PolledSettled(session)
+        setattr(session, _SETTLED_ATTR, event)
+    event.recheck()
+    return event
+
+
+_SETTLED_ATTR = "_server_state_settled"
+# Re-check intervals while a rerun waits for a session to settle: short at
+# first (a run's last messages leave within a flush cycle of the Runtime,
+# ~10 ms), then backing off, so a long run costs few wake-ups.
+_RECHECK_DELAYS = (0.005, 0.01, 0.02, 0.04)
+_RECHECK_MAX_DELAY = 0.05
+
+
+def _is_settled(session: Session) -> bool:
+    """Before 1.67, on the session's event loop: settled is no ScriptRunner
+    (a run chain over: Streamlit sets it to None on the runner's SHUTDOWN and
+    creates one, on this loop, for every rerun request, a click included) and
+    an empty browser queue. The Runtime takes the whole queue at once and
+    sends it in order, so messages already taken are delivered before those
+    of any run we start; a full run started earlier would clear the queue
+    (losing widget resets)."""
+    return session._scriptrunner is None and session._browser_queue.is_empty()
+
+
+class _PolledSettled(asyncio.Event):
+    """An ``asyncio.Event`` for "settled" on releases before 1.67: set or
+    cleared at each ``recheck()``, and re-checked on a timer only while
+    someone awaits ``wait()`` (the scheduler's wait is bounded by its run
+    wait limit, so the re-checks are too)."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self._session = weakref.ref(session)  # never keeps a closed tab alive
+        self._waiting = 0
+        self._poller: asyncio.Future[None] | None = None
+
+    def recheck(self) -> bool:
+        session = self._session()
+        if session is not None and _is_settled(session):
+            self.set()
+            return True
+        self.clear()
+        return False
+
+    async def wait(self) -> Literal[True]:
+        self._waiting += 1
+        try:
+            if self._poller is None and not self.is_set():
+                self._poller = asyncio.ensure_future(self._poll())
+            return await super().wait()
+        finally:
+            self._waiting -= 1
+
+    async def _poll(self) -> None:
+        try:
+            step = 0
+            while self._waiting and not self.is_set():
+                delay = _RECHECK_DELAYS[step] if step < len(_RECHECK_DELAYS) else _RECHECK_MAX_DELAY
+                step += 1
+                await asyncio.sleep(delay)
+                if self._session() is None:
+                    return
+                self.recheck()
+        finally:
+            self._poller = None
 
 
 def watch_session_lifetime(session: Session, on_collected: Callable[[], None]) -> None:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from harness import StreamlitServer
+from harness import STREAMLIT_RELEASE, StreamlitServer, streamlit_since
 from harness.browser import sync_chromium, wait_for_app_idle
 from playwright.sync_api import Browser, Locator, Page, expect
 
@@ -155,6 +155,7 @@ def send(page: Page) -> None:
     page.get_by_test_id("stButton").get_by_role("button", name="Send", exact=True).click()
 
 
+@streamlit_since((1, 44), "old frontends lose text on type-then-click (1.37-1.40), double clicks (1.43)")
 def test_chat_in_two_tabs(browser: Browser) -> None:
     with StreamlitServer(EXAMPLES / "chat.py") as server, server_log_on_failure(server):
         a = open_tab(browser, server)
@@ -214,6 +215,7 @@ def test_chat_in_two_tabs(browser: Browser) -> None:
 # -- 3. read-only values rendered by Streamlit elements ----------------------
 
 
+@streamlit_since((1, 61), "the radio DOM it reads (test id stRadioOption): in 1.61, not in 1.57")
 def test_read_only_values_render(browser: Browser) -> None:
     with StreamlitServer(APPS / "render_app.py") as server, server_log_on_failure(server):
         page = open_tab(browser, server)
@@ -279,7 +281,7 @@ def test_shared_text_box_follows_in_the_other_tab(browser: Browser) -> None:
             expect(a.get_by_label("Title", exact=True)).to_have_value("hello")
             for page in (a, b):
                 by_value = page.get_by_test_id("stMarkdownContainer").filter(has_text=re.compile(r"^\s*by_value="))
-                expect(by_value).to_have_text("by_value=")
+                expect(by_value).to_have_text("by_value=" if STREAMLIT_RELEASE >= (1, 50) else "by_value=hello")
             assert_no_exception(a, b)
         finally:
             close_tabs(a, b)

@@ -410,7 +410,8 @@ def test_in_chromium_the_inspector_follows_another_tab_and_hides_what_is_private
             expect(reverts(a)).to_have_count(5)  # every commit but the newest (the state now)
             assert "tok-" not in a.content()
 
-            expect(a.get_by_test_id("stExpander").nth(1).get_by_test_id("stCode")).to_be_visible(
+            code = "[data-testid=stCode], [data-testid=stCodeBlock]"  # st.code is stCodeBlock in 1.37
+            expect(a.get_by_test_id("stExpander").nth(1).locator(code)).to_be_visible(
                 timeout=timeout
             )
             # Streamlit scrolls inside the page: the viewport is the picture.

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 from streamlit.runtime.scriptrunner.script_runner import ScriptRunnerEvent
-from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
 
 from server_state import ServerState, _tracker
 from server_state import _streamlit as adapter
+from server_state._streamlit import ScriptRequestType  # its module moved in 1.38: the adapter finds it
 from server_state._tracker import BindingTracker, RunRecord, SessionEntry
 
 
@@ -147,7 +147,9 @@ def test_removing_a_slot_that_a_bind_filled_meanwhile_puts_it_back() -> None:
 # -- rerunning for a change already rerun for -------------------------------------------
 
 
-def test_session_rerun_twice_for_one_change_is_not_rerun_a_third_time(caplog: pytest.LogCaptureFixture) -> None:
+def test_session_rerun_twice_for_one_change_is_not_rerun_a_third_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     tracker = BindingTracker()
     entry = tracker.ensure_entry("s", None)
     tracker.run_finished(_full_run(tracker, entry, {"k": 1}), True)

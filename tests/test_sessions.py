@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import StreamlitServer, StreamlitSession, run_sessions
+from harness import StreamlitServer, StreamlitSession, run_sessions, streamlit_since
 
 pytestmark = pytest.mark.server
 
@@ -84,6 +84,12 @@ def test_click_in_a_reruns_b_exactly_once_and_a_at_most_once_after(counter_serve
     asyncio.run(scenario())
 
 
+@streamlit_since(
+    (1, 38),
+    "on 1.37 about 1 attempt in 40 loses a click: likely the client's click() returning on a pushed rerun "
+    "whose output 1.37 dropped, so the next click stops the previous click's run before its button (open; "
+    "docs/streamlit-internals.md)",
+)
 def test_three_sessions_ten_interleaved_clicks_each_lose_nothing(counter_server: StreamlitServer) -> None:
     async def clicker(session: StreamlitSession, n: int) -> None:
         for _ in range(n):
@@ -361,6 +367,7 @@ def test_background_thread_write_reruns_every_bound_session() -> None:
         asyncio.run(scenario(server))
 
 
+@streamlit_since((1, 53), "examples/dashboard.py uses st.cache_resource(on_release=)")
 def test_dashboard_background_thread_updates_every_session() -> None:
     async def scenario(server: StreamlitServer) -> None:
         a, b = await run_sessions(server, 2)

@@ -18,11 +18,13 @@ from .client import (
     WidgetInfo,
     run_sessions,
 )
+from .releases import STREAMLIT_RELEASE, streamlit_since
 from .server import ServerStartError, StreamlitServer, free_port
 
 __all__ = [
     "Node",
     "PageInfo",
+    "STREAMLIT_RELEASE",
     "RunRecord",
     "ServerStartError",
     "SessionClosedError",
@@ -31,4 +33,5 @@ __all__ = [
     "WidgetInfo",
     "free_port",
     "run_sessions",
+    "streamlit_since",
 ]

@@ -20,6 +20,7 @@ or async::
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -119,11 +120,28 @@ async def async_chromium(
             await browser.close()
 
 
+# Streamlit 1.37's frontend has neither attribute (both are 1.38+). There the
+# status widget ("Running...", or the connection status while disconnected) is
+# the only sign: idle is the app drawn, no skeleton, no status widget. That is
+# weaker (the widget leaves after a 200 ms transition, and shows nothing in
+# the instant between connecting and the first run), so tests on 1.37 also
+# wait for the text they expect, as they do anyway.
+_IDLE_SCRIPT = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    if (app === null) return false;
+    if (app.hasAttribute("data-test-script-state")) {
+        return app.matches(SELECTOR);
+    }
+    return document.querySelector('[data-testid="stAppSkeleton"]') === null
+        && document.querySelector('[data-testid="stStatusWidget"]') === null;
+}""".replace("SELECTOR", json.dumps(APP_IDLE_SELECTOR))
+
+
 def wait_for_app_idle(page: SyncPage, timeout_ms: float = 60_000) -> None:
     """Block until the app is connected and no script run is in progress."""
-    page.wait_for_selector(APP_IDLE_SELECTOR, timeout=timeout_ms)
+    page.wait_for_function(_IDLE_SCRIPT, timeout=timeout_ms)
 
 
 async def async_wait_for_app_idle(page: AsyncPage, timeout_ms: float = 60_000) -> None:
     """Async twin of ``wait_for_app_idle``."""
-    await page.wait_for_selector(APP_IDLE_SELECTOR, timeout=timeout_ms)
+    await page.wait_for_function(_IDLE_SCRIPT, timeout=timeout_ms)

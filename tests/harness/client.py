@@ -3,7 +3,9 @@
 Why: cross-session tests (one session writes, the others get pushed reruns)
 need many real sessions against a real server, cheaply and deterministically.
 A Chromium per session is too heavy for 50-100 sessions on a 2-core CI box;
-this client speaks the browser's wire protocol instead (Streamlit 1.67):
+this client speaks the browser's wire protocol instead (Streamlit 1.67; the
+few differences back to 1.37 are detected from the protobuf classes at import,
+see "Protocol differences" below):
 
 * websocket ``ws://HOST:PORT/_stcore/stream``, subprotocol ``streamlit``,
   binary protobuf frames: ``BackMsg`` up, ``ForwardMsg`` down;
@@ -34,14 +36,18 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, NamedTuple, Protocol
 
+from streamlit.proto import Common_pb2
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.Block_pb2 import Block
 from streamlit.proto.ClientState_pb2 import ClientState
-from streamlit.proto.Common_pb2 import ChatInputValue, StringTriggerValue
+from streamlit.proto.Common_pb2 import StringTriggerValue
 from streamlit.proto.Element_pb2 import Element
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg, ForwardMsgMetadata
 from streamlit.proto.Markdown_pb2 import Markdown
+from streamlit.proto.MultiSelect_pb2 import MultiSelect
 from streamlit.proto.NumberInput_pb2 import NumberInput
+from streamlit.proto.Radio_pb2 import Radio
+from streamlit.proto.Selectbox_pb2 import Selectbox
 from streamlit.proto.Slider_pb2 import Slider
 from streamlit.proto.WidgetStates_pb2 import WidgetState, WidgetStates
 from websockets.asyncio.client import ClientConnection, connect
@@ -98,6 +104,35 @@ _WIDGET_TYPES = frozenset(
     }
 )
 _TRIGGER_TYPES = frozenset({"button", "download_button"})
+# How long click()/set_value() wait for a widget missing from the page to be
+# (re)drawn before raising LookupError (see _find_drawn_widget).
+_REDRAW_WAIT = 3.0
+
+# --------------------------------------------------------------------------
+# Protocol differences between Streamlit releases, detected from the
+# protobuf classes (docs/streamlit-internals.md, "The test harness"):
+#
+# * 1.67+: a run's fragment ids and script_run_id are in
+#   ``ForwardMsg.metadata.run``; before, in ``new_session`` itself
+#   (``fragment_ids_this_run``, ``script_run_id``).
+_RUN_IN_METADATA = "run" in ForwardMsgMetadata.DESCRIPTOR.fields_by_name
+# * 1.43+: chat_input sends ``chat_input_value``; before, a
+#   ``string_trigger_value``.
+_ChatInputValue: Any = getattr(Common_pb2, "ChatInputValue", None)
+# * 1.38+: ``ClientState.is_auto_rerun`` marks a ``run_every`` rerun.
+_HAS_IS_AUTO_RERUN = "is_auto_rerun" in ClientState.DESCRIPTOR.fields_by_name
+# * Option widgets whose proto has no ``raw_value(s)`` send option *indices*
+#   (``int_value`` / ``int_array_value``): radio before 1.54, selectbox and
+#   multiselect before 1.45.
+_INDEX_ENCODED = frozenset(
+    kind
+    for kind, proto, field_name in (
+        ("radio", Radio, "raw_value"),
+        ("selectbox", Selectbox, "raw_value"),
+        ("multiselect", MultiSelect, "raw_values"),
+    )
+    if field_name not in proto.DESCRIPTOR.fields_by_name
+)
 
 
 class SessionClosedError(ConnectionError):
@@ -117,8 +152,9 @@ class _ServerLike(Protocol):
 class RunRecord:
     """One script run as this session saw it (``new_session`` .. ``script_finished``).
 
-    ``kind`` is ``"fragment"`` when ``new_session``'s ``metadata.run.fragment_ids``
-    is non-empty (a fragment-only rerun), else ``"full"``. ``status`` is the
+    ``kind`` is ``"fragment"`` when the run's fragment ids (``new_session``'s
+    ``metadata.run.fragment_ids``; before 1.67 ``new_session.fragment_ids_this_run``)
+    are non-empty (a fragment-only rerun), else ``"full"``. ``status`` is the
     ``ScriptFinishedStatus`` name, ``None`` while running, ``"SUPERSEDED"`` if
     the next ``new_session`` arrived first, ``"DISCONNECTED"`` if the socket
     closed mid-run. Times are ``time.monotonic()``.
@@ -253,6 +289,9 @@ def _hasfield(proto: Any, name: str) -> bool:
 #   multiselect             string_array_value of formatted options
 #   chat_input              chat_input_value=ChatInputValue(data=text) (one-shot)
 #
+# Older releases differ for radio/selectbox/multiselect (indices) and
+# chat_input (string_trigger_value): see "Protocol differences" above.
+#
 # A widget the server changed (session_state / programmatic) arrives with
 # ``set_value=True`` and its value in ``value``/``raw_value``; the client then
 # adopts it. Otherwise the first sighting seeds the value from ``default``.
@@ -300,6 +339,19 @@ def _initial_state(w: _Widget) -> WidgetState | None:
         else:
             ws.double_array_value.data.extend(float(v) for v in values)
         return ws
+    if kind in _INDEX_ENCODED:  # an older release: option indices
+        if kind == "multiselect":
+            ws.int_array_value.data.extend(p.value if set_value else p.default)
+            return ws
+        if set_value:
+            if not _hasfield(p, "value"):
+                return None
+            ws.int_value = p.value
+            return ws
+        if not _hasfield(p, "default") or len(p.options) == 0:
+            return None
+        ws.int_value = p.default
+        return ws
     if kind in ("selectbox", "radio"):
         if set_value:
             if not _hasfield(p, "raw_value"):
@@ -329,6 +381,12 @@ def _decode_state(w: _Widget | None, ws: WidgetState | None) -> Any:
     which = ws.WhichOneof("value")
     if which is None:
         return None
+    if w is not None and w.kind in _INDEX_ENCODED:  # an older release: option indices
+        options = list(w.proto.options)
+        if which == "int_array_value":
+            return [options[i] for i in ws.int_array_value.data if 0 <= i < len(options)]
+        if which == "int_value":
+            return options[ws.int_value] if 0 <= ws.int_value < len(options) else None
     if which in ("double_array_value", "int_array_value", "string_array_value"):
         data = list(getattr(ws, which).data)
         if w is not None and w.kind == "slider":
@@ -367,6 +425,12 @@ def _encode_value(w: _Widget, value: Any) -> WidgetState:
             ws.string_array_value.data.extend(str(v) for v in values)
         else:
             ws.double_array_value.data.extend(float(v) for v in values)
+    elif kind in _INDEX_ENCODED:  # an older release: option indices
+        options = list(p.options)
+        if kind == "multiselect":
+            ws.int_array_value.data.extend(_option_index(w, options, v) for v in value)
+        else:
+            ws.int_value = _option_index(w, options, value)
     elif kind in ("selectbox", "radio"):
         options = list(p.options)
         if isinstance(value, int) and not isinstance(value, bool) and str(value) not in options:
@@ -379,10 +443,23 @@ def _encode_value(w: _Widget, value: Any) -> WidgetState:
     elif kind == "multiselect":
         ws.string_array_value.data.extend(str(v) for v in value)
     elif kind == "chat_input":
-        ws.chat_input_value.CopyFrom(ChatInputValue(data=str(value)))
+        if _ChatInputValue is None:  # before 1.43
+            ws.string_trigger_value.CopyFrom(StringTriggerValue(data=str(value)))
+        else:
+            ws.chat_input_value.CopyFrom(_ChatInputValue(data=str(value)))
     else:
         raise NotImplementedError(f"set_value does not support widget kind {kind!r}")
     return ws
+
+
+def _option_index(w: _Widget, options: list[str], value: Any) -> int:
+    """The index an older release's frontend sends for ``value`` (an option,
+    or an index for convenience)."""
+    if str(value) in options:
+        return options.index(str(value))
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(options):
+        return value
+    raise ValueError(f"{value!r} is not an option of {w.kind} {w.label!r}: {options}")
 
 
 def _element_texts(el: Element) -> list[str]:
@@ -641,14 +718,18 @@ class StreamlitSession:
         if current is not None and current.status is None:
             current.status = SUPERSEDED
             current.finished_at = now
-        run_meta = msg.metadata.run
-        fragment_ids = tuple(run_meta.fragment_ids)
+        if _RUN_IN_METADATA:  # 1.67+
+            fragment_ids = tuple(msg.metadata.run.fragment_ids)
+            script_run_id = msg.metadata.run.script_run_id
+        else:  # before 1.67: in new_session
+            fragment_ids = tuple(ns.fragment_ids_this_run)
+            script_run_id = ns.script_run_id
         self._run_index += 1
         record = RunRecord(
             index=self._run_index,
             kind="fragment" if fragment_ids else "full",
             fragment_ids=fragment_ids,
-            script_run_id=run_meta.script_run_id,
+            script_run_id=script_run_id,
             page_script_hash=ns.page_script_hash,
             started_at=now,
         )
@@ -837,9 +918,10 @@ class StreamlitSession:
             page_script_hash=self._page_script_hash if page_script_hash is None else page_script_hash,
             page_name=page_name,
             fragment_id=fragment_id,
-            is_auto_rerun=is_auto_rerun,
             widget_states=WidgetStates(widgets=self._collect_states() if widgets is None else widgets),
         )
+        if _HAS_IS_AUTO_RERUN:  # 1.38+
+            client_state.is_auto_rerun = is_auto_rerun
         await self._ws.send(BackMsg(rerun_script=client_state).SerializeToString())
 
     async def _after_send(self, mark: int, wait: bool, what: str) -> RunRecord | None:
@@ -872,7 +954,7 @@ class StreamlitSession:
         rerun) starts a run in the same instant, that run may be the one
         returned; assert on page content with ``wait_until`` when that matters.
         """
-        w = self._find_widget(label, key=key, kinds=_TRIGGER_TYPES)
+        w = await self._find_drawn_widget(label, key=key, kinds=_TRIGGER_TYPES)
         if w.proto.disabled:
             raise RuntimeError(f"{self._label()}: button {w.label!r} is disabled")
         trigger = WidgetState(id=w.id, trigger_value=True)
@@ -909,7 +991,7 @@ class StreamlitSession:
         form's submit button is clicked; ``ignore_rerun`` widgets likewise.
         Returns the completed run (see ``click`` for the caveat) or None.
         """
-        w = self._find_widget(label, key=key)
+        w = await self._find_drawn_widget(label, key=key)
         if getattr(w.proto, "disabled", False):
             raise RuntimeError(f"{self._label()}: {w.kind} {w.label!r} is disabled")
         state = _encode_value(w, value)
@@ -1196,6 +1278,38 @@ class StreamlitSession:
     def widget_fragment_id(self, label: str | None = None, *, key: str | None = None) -> str:
         """The fragment id of the element (empty outside fragments)."""
         return self._find_widget(label, key=key).fragment_id
+
+    async def _find_drawn_widget(
+        self, label: str | None, *, key: str | None = None, kinds: Iterable[str] | None = None
+    ) -> _Widget:
+        """``_find_widget``, but a widget not on the page is waited for (up to
+        ``_REDRAW_WAIT`` seconds) before the ``LookupError``, as a person (or
+        Playwright) waits for a button to reappear.
+
+        Why: when a run starts while the previous run's deltas are still in
+        the server's queue, Streamlit drops those deltas but keeps that run's
+        ``script_finished`` (``ForwardMsgQueue.clear(retain_lifecycle_msgs=True)``,
+        every release), so the browser clears (part of) the page until the
+        new run, whose ``new_session`` follows at once, redraws it. A click
+        sent right after a run (the tests' fast clickers) can start such a
+        run (seen on 1.37, on a loaded machine).
+        """
+        try:
+            return self._find_widget(label, key=key, kinds=kinds)
+        except LookupError:
+            pass
+
+        def drawn() -> bool:
+            try:
+                self._find_widget(label, key=key, kinds=kinds)
+            except LookupError:
+                return self._closed_error is not None
+            return True
+
+        with contextlib.suppress(TimeoutError):
+            async with self._wait.cond:
+                await asyncio.wait_for(self._wait.cond.wait_for(drawn), min(self.timeout, _REDRAW_WAIT))
+        return self._find_widget(label, key=key, kinds=kinds)
 
     def _find_widget(
         self, label: str | None, *, key: str | None = None, kinds: Iterable[str] | None = None

@@ -361,21 +361,24 @@ def register(
             return handle
         spec.handle = handle = Key(owner, name, spec.default)
         registry[name] = spec
-        try:
-            current = owner.peek(name, _MISSING)
-            if current is not _MISSING:
-                try:
-                    spec.check(current)
-                except ServerStateError as exc:
-                    raise type(exc)(
-                        name,
-                        f"server_state.key({name!r}, {spec.label}): the key already holds a value that this "
-                        f"declaration refuses: {exc} Delete it first (del server_state[{name!r}]) or "
-                        "declare what it holds.",
-                    ) from None
-        except BaseException:
-            del registry[name]
-            raise
+    # Outside the lock: the validator is the app's code (it may declare a key itself).
+    try:
+        current = owner.peek(name, _MISSING)
+        if current is not _MISSING:
+            try:
+                spec.check(current)
+            except ServerStateError as exc:
+                raise type(exc)(
+                    name,
+                    f"server_state.key({name!r}, {spec.label}): the key already holds a value that this "
+                    f"declaration refuses: {exc} Delete it first (del server_state[{name!r}]) or "
+                    "declare what it holds.",
+                ) from None
+    except BaseException:
+        with _register_lock:
+            if registry.get(name) is spec:
+                del registry[name]
+        raise
     return handle
 
 

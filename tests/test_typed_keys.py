@@ -454,3 +454,23 @@ def test_example_app() -> None:
         for k in ("typed_count", "typed_guests"):
             if k in state:
                 del state[k]
+
+
+def test_a_validator_that_declares_a_key_itself_does_not_deadlock(fresh_state: ServerState) -> None:
+    """The existing value is checked outside the registry's lock: the
+    validator is the app's code and may itself call ``server_state.key``."""
+    fresh_state["a"] = 5
+    outcome: list[Any] = []
+
+    def valid(n: int) -> bool:
+        fresh_state.key("b", int, default=0)
+        return n > 0
+
+    worker = threading.Thread(
+        target=lambda: outcome.append(fresh_state.key("a", int, validator=valid).get()), daemon=True
+    )
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "server_state.key deadlocked on a validator that declares a key"
+    assert outcome == [5]
+    assert fresh_state.key("b", int, default=0).get() == 0

@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -298,7 +298,7 @@ class BindingTracker:
     # -- changes (any thread) -----------------------------------------------------
 
     def announce(
-        self, changes: Iterable[_Advance], round: int, chain: frozenset[str], writer: SessionEntry | None
+        self, changes: Sequence[_Advance], round: int, chain: frozenset[str], writer: SessionEntry | None
     ) -> list[SessionEntry]:
         """Record that keys advanced; return the sessions that need a flush
         scheduled (each at most once until its flush runs: coalescing). The
@@ -317,13 +317,7 @@ class BindingTracker:
                     self._dirty = 2  # an announcement nobody is bound to: a sweep may drop it
                     continue
                 sids = tuple(bound)
-            for sid in sids:
-                entry = self._sessions.get(sid)
-                if entry is None or entry.flush_scheduled or entry is writer:
-                    continue
-                if self._seen(entry, key) < version:
-                    entry.flush_scheduled = True
-                    to_flush.append(entry)
+            self._collect(sids, key, version, writer, to_flush)
         if EVERY_KEY in self._index:
             self._announce_every(changes, writer, to_flush)
         if len(announced) > self._sweep_at:
@@ -331,7 +325,7 @@ class BindingTracker:
         return to_flush
 
     def _announce_every(
-        self, changes: Iterable[_Advance], writer: SessionEntry | None, to_flush: list[SessionEntry]
+        self, changes: Sequence[_Advance], writer: SessionEntry | None, to_flush: list[SessionEntry]
     ) -> None:
         """Announce ``EVERY_KEY`` at the commit's version. Round 0 and no
         chain: a session that only watches (the inspector) is no link of a
@@ -346,11 +340,23 @@ class BindingTracker:
                     Announcement, (version, 0, frozenset(), EVERY_KEY, self._generation)
                 )
             sids = tuple(self._index.get(EVERY_KEY, ()))
+        self._collect(sids, EVERY_KEY, version, writer, to_flush)
+
+    def _collect(
+        self,
+        sids: tuple[str, ...],
+        key: str,
+        version: int,
+        writer: SessionEntry | None,
+        to_flush: list[SessionEntry],
+    ) -> None:
+        """Add to ``to_flush`` the sessions of ``sids`` showing ``key`` older
+        than ``version`` with no flush scheduled yet (the writer left out)."""
         for sid in sids:
             entry = self._sessions.get(sid)
             if entry is None or entry.flush_scheduled or entry is writer:
                 continue
-            if self._seen(entry, EVERY_KEY) < version:
+            if self._seen(entry, key) < version:
                 entry.flush_scheduled = True
                 to_flush.append(entry)
 

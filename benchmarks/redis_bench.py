@@ -52,10 +52,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -387,12 +387,11 @@ def replica_main(url: str, namespace: str) -> int:
     return 0
 
 
-def measure_cross(url: str, z: dict[str, Any]) -> dict[str, Any]:
-    """Commit in replica 1 (this process) until replica 2 (another process)
-    has it in its mirror: its watch callback's clock minus ours."""
-    namespace = _namespace("cross")
-    state = _redis_state(url, namespace)
-    state["x"] = -1
+@contextlib.contextmanager
+def _replica_two(url: str, namespace: str) -> Iterator[IO[str]]:
+    """Replica 2 (``replica_main``) in another process, started and ready:
+    yields its stdout, a line per value its watch callback saw; stopped by
+    closing its stdin."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.redis_bench", "--replica", url, namespace],
         cwd=ROOT,
@@ -401,26 +400,11 @@ def measure_cross(url: str, z: dict[str, Any]) -> dict[str, Any]:
         text=True,
     )
     assert proc.stdin is not None and proc.stdout is not None
-    rng = random.Random(3)
-    latency: list[float] = []
-    commit: list[float] = []
     try:
         first = proc.stdout.readline().strip()
         if first != "ready":
             raise RuntimeError(f"replica 2 did not start: {first!r}")
-        warmup, n = z["cross_warmup"], z["cross_writes"]
-        for i in range(warmup + n):
-            t0 = time.monotonic_ns()
-            state["x"] = i
-            t1 = time.monotonic_ns()
-            line = proc.stdout.readline()
-            value, seen_ns = (int(x) for x in line.split())
-            if value != i:
-                raise RuntimeError(f"replica 2 saw {value}, expected {i}")
-            if i >= warmup:
-                latency.append((seen_ns - t0) / 1e9)
-                commit.append((t1 - t0) / 1e9)
-            time.sleep(rng.uniform(*CROSS_GAP))  # both replicas idle again before the next write
+        yield proc.stdout
     finally:
         proc.stdin.close()
         try:
@@ -428,6 +412,33 @@ def measure_cross(url: str, z: dict[str, Any]) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def measure_cross(url: str, z: dict[str, Any]) -> dict[str, Any]:
+    """Commit in replica 1 (this process) until replica 2 (another process)
+    has it in its mirror: its watch callback's clock minus ours."""
+    namespace = _namespace("cross")
+    state = _redis_state(url, namespace)
+    state["x"] = -1
+    rng = random.Random(3)
+    latency: list[float] = []
+    commit: list[float] = []
+    try:
+        with _replica_two(url, namespace) as seen:
+            warmup, n = z["cross_warmup"], z["cross_writes"]
+            for i in range(warmup + n):
+                t0 = time.monotonic_ns()
+                state["x"] = i
+                t1 = time.monotonic_ns()
+                line = seen.readline()
+                value, seen_ns = (int(x) for x in line.split())
+                if value != i:
+                    raise RuntimeError(f"replica 2 saw {value}, expected {i}")
+                if i >= warmup:
+                    latency.append((seen_ns - t0) / 1e9)
+                    commit.append((t1 - t0) / 1e9)
+                time.sleep(rng.uniform(*CROSS_GAP))  # both replicas idle again before the next write
+    finally:
         state._store.close()
     return {
         "writes": len(latency),
@@ -653,36 +664,20 @@ def _patch_cross(url: str, n: int, writes: int) -> dict[str, Any]:
     namespace = _namespace("patch-cross")
     state = _redis_state(url, namespace)
     state["x"] = pvector(_message(i) for i in range(n))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.redis_bench", "--replica", url, namespace],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
     rng = random.Random(5)
     latency: list[float] = []
     try:
-        first = proc.stdout.readline().strip()
-        if first != "ready":
-            raise RuntimeError(f"replica 2 did not start: {first!r}")
-        for i in range(writes + 10):
-            t0 = time.monotonic_ns()
-            state.update("x", lambda v, i=i: v.append(_message(n + i)))
-            length, seen_ns = (int(x) for x in proc.stdout.readline().split())
-            if length != n + i + 1:
-                raise RuntimeError(f"replica 2 saw {length} items, expected {n + i + 1}")
-            if i >= 10:
-                latency.append((seen_ns - t0) / 1e9)
-            time.sleep(rng.uniform(*CROSS_GAP))  # both replicas idle again before the next write
+        with _replica_two(url, namespace) as seen:
+            for i in range(writes + 10):
+                t0 = time.monotonic_ns()
+                state.update("x", lambda v, i=i: v.append(_message(n + i)))
+                length, seen_ns = (int(x) for x in seen.readline().split())
+                if length != n + i + 1:
+                    raise RuntimeError(f"replica 2 saw {length} items, expected {n + i + 1}")
+                if i >= 10:
+                    latency.append((seen_ns - t0) / 1e9)
+                time.sleep(rng.uniform(*CROSS_GAP))  # both replicas idle again before the next write
     finally:
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         state._store.close()
     return {"items": n, "writes": len(latency), "p50": pct(latency, 0.5), "p99": pct(latency, 0.99)}
 

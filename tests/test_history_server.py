@@ -22,13 +22,12 @@ import asyncio
 import re
 import uuid
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlencode
 
 import pytest
-from harness import StreamlitServer, StreamlitSession
+from harness import LogWatch, StreamlitServer, StreamlitSession, start_all
 
 if TYPE_CHECKING:
     from redis_support import RedisServer
@@ -63,18 +62,6 @@ def server() -> Iterator[StreamlitServer]:
         yield s
 
 
-def start_all(servers: Sequence[StreamlitServer]) -> list[StreamlitServer]:
-    """Start the servers in parallel; if one fails, stop every one and re-raise."""
-    with ThreadPoolExecutor(len(servers)) as pool:
-        errors = [f.exception() for f in [pool.submit(s.start) for s in servers]]
-    failed = [e for e in errors if e is not None]
-    if failed:
-        for s in servers:
-            s.stop()
-        raise failed[0]
-    return list(servers)
-
-
 @pytest.fixture(scope="module")
 def replicas(redis_server: RedisServer) -> Iterator[tuple[StreamlitServer, StreamlitServer]]:
     """Two replicas of the page sharing the session's redis-server, named
@@ -98,18 +85,6 @@ def replicas(redis_server: RedisServer) -> Iterator[tuple[StreamlitServer, Strea
     finally:
         r1.stop()
         r2.stop()
-
-
-class LogWatch:
-    """What the servers logged from now on; no tracebacks allowed in it."""
-
-    def __init__(self, *servers: StreamlitServer) -> None:
-        self.servers = servers
-        self.marks = [len(s.log_text()) for s in servers]
-
-    def assert_clean(self) -> None:
-        text = "\n".join(s.log_text()[m:] for s, m in zip(self.servers, self.marks, strict=True))
-        assert "Traceback" not in text and "ServerStateError" not in text, text[-4000:]
 
 
 async def connect(server: StreamlitServer, name: str, **query: str) -> StreamlitSession:

@@ -24,13 +24,12 @@ import asyncio
 import re
 import uuid
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import pytest
-from harness import StreamlitServer, StreamlitSession
+from harness import LogWatch, StreamlitServer, StreamlitSession, start_all
 
 if TYPE_CHECKING:
     from redis_support import RedisServer
@@ -51,19 +50,6 @@ COUNT_RE = re.compile(r"Count =\s+`(-?\d+)`")
 
 
 # -- servers -----------------------------------------------------------------------
-
-
-def start_all(servers: Sequence[StreamlitServer]) -> list[StreamlitServer]:
-    """Start the servers in parallel; if one fails, stop every one and re-raise."""
-    with ThreadPoolExecutor(len(servers)) as pool:
-        futures = [pool.submit(s.start) for s in servers]
-        errors = [f.exception() for f in futures]
-    failed = [e for e in errors if e is not None]
-    if failed:
-        for s in servers:
-            s.stop()
-        raise failed[0]
-    return list(servers)
 
 
 def replica_env(redis_server: RedisServer, namespace: str, **extra: str) -> dict[str, str]:
@@ -90,21 +76,6 @@ def replicas(redis_server: RedisServer, gate_dir: Path) -> Iterator[tuple[Stream
     finally:
         r1.stop()
         r2.stop()
-
-
-class LogWatch:
-    """What the servers logged from now on; no tracebacks allowed in it."""
-
-    def __init__(self, *servers: StreamlitServer) -> None:
-        self.servers = servers
-        self.marks = [len(s.log_text()) for s in servers]
-
-    def text(self) -> str:
-        return "\n".join(s.log_text()[m:] for s, m in zip(self.servers, self.marks, strict=True))
-
-    def assert_clean(self) -> None:
-        text = self.text()
-        assert "Traceback" not in text and "ServerStateError" not in text, text[-4000:]
 
 
 # -- sessions ---------------------------------------------------------------------------

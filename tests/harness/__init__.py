@@ -19,9 +19,10 @@ from .client import (
     run_sessions,
 )
 from .releases import STREAMLIT_RELEASE, streamlit_since
-from .server import ServerStartError, StreamlitServer, free_port
+from .server import LogWatch, ServerStartError, StreamlitServer, free_port, start_all
 
 __all__ = [
+    "LogWatch",
     "Node",
     "PageInfo",
     "STREAMLIT_RELEASE",
@@ -33,5 +34,6 @@ __all__ = [
     "WidgetInfo",
     "free_port",
     "run_sessions",
+    "start_all",
     "streamlit_since",
 ]

@@ -23,7 +23,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -235,3 +236,30 @@ class StreamlitServer:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<StreamlitServer {self.app.name} port={self.port} pid={self.pid} {state}>"
+
+
+def start_all(servers: Sequence[StreamlitServer]) -> list[StreamlitServer]:
+    """Start the servers in parallel; if one fails, stop every one and re-raise."""
+    with ThreadPoolExecutor(len(servers)) as pool:
+        errors = [f.exception() for f in [pool.submit(s.start) for s in servers]]
+    failed = [e for e in errors if e is not None]
+    if failed:
+        for s in servers:
+            s.stop()
+        raise failed[0]
+    return list(servers)
+
+
+class LogWatch:
+    """What the servers logged from now on; no tracebacks allowed in it."""
+
+    def __init__(self, *servers: StreamlitServer) -> None:
+        self.servers = servers
+        self.marks = [len(s.log_text()) for s in servers]
+
+    def text(self) -> str:
+        return "\n".join(s.log_text()[m:] for s, m in zip(self.servers, self.marks, strict=True))
+
+    def assert_clean(self) -> None:
+        text = self.text()
+        assert "Traceback" not in text and "ServerStateError" not in text, text[-4000:]

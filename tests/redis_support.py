@@ -38,7 +38,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -55,6 +55,7 @@ __all__ = [
     "free_port",
     "redis_server_path",
     "require_redis_server",
+    "wait_for",
 ]
 
 _FALLBACK_PATHS = ("/usr/bin/redis-server", "/usr/local/bin/redis-server")
@@ -619,3 +620,15 @@ class ConnectionKiller:
                 self._thread.join()
             return
         self.stop()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "the condition") -> Any:
+    """Poll ``condition`` until it is truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}", pytrace=False)
+        time.sleep(0.002)  # polling the condition above, with a deadline

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 import redis
-from redis_support import ConnectionKiller, RedisServer, free_port
+from redis_support import ConnectionKiller, RedisServer, free_port, wait_for
 
 from server_state import (
     ServerState,
@@ -60,18 +60,6 @@ def _store(url: str, **options: Any) -> Any:
 
 def _keys_of(store: Any) -> dict[str, str]:
     return {"data": store._k_data, "ver": store._k_ver, "meta": store._k_meta, "log": store._k_log}
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "the condition") -> Any:
-    """Poll ``condition`` until it is truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}", pytrace=False)
-        time.sleep(0.002)  # polling the condition above, with a deadline
 
 
 def redis_seq(client: redis.Redis, store: Any) -> int:

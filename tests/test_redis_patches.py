@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -23,7 +22,7 @@ from typing import Any, cast
 import pytest
 import redis
 from pyrsistent import pmap, pvector
-from redis_support import ConnectionKiller, RedisServer
+from redis_support import ConnectionKiller, RedisServer, wait_for
 
 from server_state import ServerState
 
@@ -72,17 +71,6 @@ def setting(key: Any, value: Any) -> Callable[[Any], Any]:
 
 def grown(state: ServerState, n: int) -> Callable[[], bool]:
     return lambda: len(state["log"]) > n
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "the condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}", pytrace=False)
-        time.sleep(0.002)  # polling the condition above, with a deadline
 
 
 def settle(raw: redis.Redis, *states: ServerState) -> None:

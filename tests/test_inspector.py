@@ -364,8 +364,11 @@ def test_in_chromium_the_inspector_follows_another_tab_and_hides_what_is_private
 
     timeout = 30_000
 
-    def click(page: Page, name: str) -> None:
+    def click(page: Page, name: str, commits: int) -> None:
+        # Idle right after a click can be the state before the click's run
+        # started; the page's own inspector showing the click's commit cannot.
         page.get_by_test_id("stButton").get_by_role("button", name=name, exact=True).click()
+        expect(page.get_by_test_id("stExpander")).to_have_count(commits, timeout=timeout)
         wait_for_app_idle(page, timeout)
 
     def key_cells(page: Page) -> Any:
@@ -388,8 +391,9 @@ def test_in_chromium_the_inspector_follows_another_tab_and_hides_what_is_private
             wait_for_app_idle(page, 60_000)
         try:
             expect(key_cells(a)).to_have_text(["api_token"], timeout=timeout)
-            for name in ("+1", "Say hello", "Pick a colour", "Say hello", "+1"):
-                click(b, name)
+            # Commit #1 set api_token; each click is one more, one after another.
+            for commits, name in enumerate(("+1", "Say hello", "Pick a colour", "Say hello", "+1"), 2):
+                click(b, name, commits)
             # A was not touched: its table follows B's writes.
             expect(key_cells(a)).to_have_text(["api_token", "count", "messages", "colour"], timeout=timeout)
             expect(a.get_by_test_id("stExpander")).to_have_count(6, timeout=timeout)
@@ -403,11 +407,11 @@ def test_in_chromium_the_inspector_follows_another_tab_and_hides_what_is_private
 
             # The admin toggle makes allow_revert say yes: the buttons appear.
             a.get_by_text("Admin (may revert)").click()
+            expect(reverts(a)).to_have_count(5, timeout=timeout)  # every commit but the newest (the state now)
             wait_for_app_idle(a, timeout)
             a.get_by_test_id("stExpander").nth(1).locator("summary").click()  # commit #5
             expect(a.get_by_role("button", name="Revert to #5", exact=True)).to_be_visible(timeout=timeout)
             expect(a.get_by_test_id("stException")).to_have_count(0)
-            expect(reverts(a)).to_have_count(5)  # every commit but the newest (the state now)
             assert "tok-" not in a.content()
 
             code = "[data-testid=stCode], [data-testid=stCodeBlock]"  # st.code is stCodeBlock in 1.37

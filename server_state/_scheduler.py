@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from . import _streamlit as adapter
-from ._store import Change, MemoryStore, _thread_writer
+from ._store import Change, MemoryStore
 from ._tracker import BindingTracker, RerunPlan, RunRecord, SessionEntry
 from .backends import Origin
 
@@ -228,10 +228,7 @@ class RerunScheduler:
         run = self.tracker.current_run.get()
         if run is not None:
             return "session " + run.entry.sid
-        sid = adapter.current_session_id()
-        if sid is not None:
-            return "session " + sid
-        return _thread_writer()
+        return adapter.current_writer()
 
     def announce(self, changes: tuple[Change, ...], origin: Origin | None = None) -> None:
         """After a commit, with no lock held: tell watchers, then rerun the

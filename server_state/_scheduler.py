@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from . import _streamlit as adapter
-from ._store import Change, MemoryStore
+from ._store import Change, MemoryStore, _thread_writer
 from ._tracker import BindingTracker, RerunPlan, RunRecord, SessionEntry
 from .backends import Origin
 
@@ -227,8 +227,11 @@ class RerunScheduler:
         (or callback) it is, else the thread."""
         run = self.tracker.current_run.get()
         if run is not None:
-            return "session " + run.entry.sid
-        return adapter.current_writer()
+            return run.entry.writer
+        sid = adapter.thread_session_id()
+        if sid is not None:
+            return "session " + sid
+        return _thread_writer()  # one label per thread, shared by its records
 
     def announce(self, changes: tuple[Change, ...], origin: Origin | None = None) -> None:
         """After a commit, with no lock held: tell watchers, then rerun the

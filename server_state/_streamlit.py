@@ -257,15 +257,14 @@ def current_session_id() -> str | None:
 _CTX_ATTR: str = vars(_run_context)["SCRIPT_RUN_CONTEXT_ATTR_NAME"]
 
 
-def current_writer() -> str:
-    """Who writes from this thread, for the history: ``"session <id>"`` of
-    the script or attached thread running here, else ``"thread <name>"``."""
-    thread = threading.current_thread()
-    ctx = getattr(thread, _CTX_ATTR, None)
-    if ctx is not None:
-        sid: str = ctx.session_id
-        return "session " + sid
-    return "thread " + thread.name
+def thread_session_id() -> str | None:
+    """The session of the script or attached thread running here, or None:
+    ``current_session_id()`` for the hot path of naming a commit's writer."""
+    ctx = getattr(threading.current_thread(), _CTX_ATTR, None)
+    if ctx is None:
+        return None
+    sid: str = ctx.session_id
+    return sid
 
 
 def current_fragment_ids() -> list[str] | None:

@@ -90,6 +90,11 @@ class SessionEntry:
     waiter: Any = None  # the task waiting for the session to settle, if any
     # key -> (announced version the session was last rerun for, how many times)
     rerun_for: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # who commits from this session's runs, for the history: one string shared by its records
+    writer: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self.writer = "session " + self.sid
 
 
 @dataclass(slots=True, eq=False)

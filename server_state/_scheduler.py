@@ -228,10 +228,11 @@ class RerunScheduler:
         run = self.tracker.current_run.get()
         if run is not None:
             return run.entry.writer
-        sid = adapter.thread_session_id()
-        if sid is not None:
-            return "session " + sid
-        return _thread_writer()  # one label per thread, shared by its records
+        sid = adapter.current_session_id()
+        if sid is None:
+            return _thread_writer()  # one label per thread, shared by its records
+        entry = self.tracker.entry(sid)  # an attached thread: its session's label
+        return entry.writer if entry is not None else "session " + sid
 
     def announce(self, changes: tuple[Change, ...], origin: Origin | None = None) -> None:
         """After a commit, with no lock held: tell watchers, then rerun the

@@ -245,21 +245,16 @@ def hook_current_runner(sid: str) -> bool:
     return True
 
 
-def current_session_id() -> str | None:
-    """The session whose script (or attached thread) runs here, else None."""
-    ctx = get_script_run_ctx(suppress_warning=True)
-    return None if ctx is None else ctx.session_id
-
-
-# The attribute get_script_run_ctx() reads off the thread (every release
-# 1.37+): read directly, naming a commit's writer costs one getattr instead
-# of a call that also considers logging a warning (~180 ns on every write).
+# The attribute get_script_run_ctx() reads off the thread (a module constant
+# in every release 1.37+): read directly, it costs one getattr instead of a
+# call that also considers logging a warning (~180 ns on every write, which
+# names its writer for the history).
 _CTX_ATTR: str = vars(_run_context)["SCRIPT_RUN_CONTEXT_ATTR_NAME"]
 
 
-def thread_session_id() -> str | None:
-    """The session of the script or attached thread running here, or None:
-    ``current_session_id()`` for the hot path of naming a commit's writer."""
+def current_session_id() -> str | None:
+    """The session whose script (or attached thread) runs here, else None:
+    ``get_script_run_ctx(suppress_warning=True).session_id``."""
     ctx = getattr(threading.current_thread(), _CTX_ATTR, None)
     if ctx is None:
         return None

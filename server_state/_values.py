@@ -966,15 +966,15 @@ def _trie_diff(
         _trie_diff(old, new, node[k], below, base + (k << level), other[k] if k < len(other) else None, out)
 
 
+_FEW = 16  # up to this many pairs, a list comprehension beats the chain of C iterators
+
+
 def _unsettled(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     """The ``(key, item)`` pairs whose item's type is not settled, at C speed."""
     if len(pairs) <= _FEW:  # an append's item, a new small map's entries: the usual case
         settled = _SETTLED
-        return [pair for pair in pairs if type(pair[1]) not in settled]  # a third of the C chain's cost
+        return [pair for pair in pairs if type(pair[1]) not in settled]
     return list(compress(pairs, map(_not, map(_SETTLED.__contains__, map(type, map(_second, pairs))))))
-
-
-_FEW = 16
 
 
 def _is_pvector(value: Any) -> bool:

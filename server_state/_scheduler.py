@@ -41,6 +41,16 @@ def _wait_limit_from_env() -> float:
 # (read once, at import: tests shorten it).
 RUN_WAIT_LIMIT = _wait_limit_from_env()
 
+# A run that set a widget's value through st.session_state (a callback that
+# clears the text box it just sent) hands the browser that value with the
+# run's elements, and the browser takes it only when it draws them. A rerun
+# pushed the instant the session settles can land before that: its elements
+# replace the first ones undrawn, and the box keeps the sent text. Such a
+# rerun waits this long after the session settles (seconds), once per run,
+# and only within RENDER_HOLD_WINDOW of the run's end (later, it was drawn).
+RENDER_HOLD = 0.15
+RENDER_HOLD_WINDOW = 1.0
+
 # How often the sessions we follow are checked against Streamlit's list of
 # live ones: a closed tab leaves the counters within about this long, and a
 # tab that reconnects is brought up to date.
@@ -158,6 +168,7 @@ class RerunScheduler:
     def runner_stopped(self, sid: str) -> None:
         entry = self.tracker.entry(sid)
         if entry is not None:
+            entry.ended_at = time.monotonic()
             # The flush waits for the session to settle (AppSession handles
             # the same SHUTDOWN after us, then delivers the run's messages).
             adapter.call_soon(entry.handle, lambda: self.flush(sid))
@@ -293,6 +304,8 @@ class RerunScheduler:
                 if entry.waiter is None:
                     entry.waiter = asyncio.ensure_future(self._flush_when_settled(sid, settled), loop=entry.handle)
                 return
+            if self._hold_for_render(entry, session):
+                return
         elif entry.run is not None:
             # Past the wait limit with a run still going: interrupt it only
             # for what it has already shown older than announced, never for
@@ -307,6 +320,27 @@ class RerunScheduler:
             if self.rates is not None:
                 self.rates.rerun()
             self._rerun(session, plan)
+
+    def _hold_for_render(self, entry: SessionEntry, session: Any) -> bool:
+        """Whether to put off a settled session's rerun by RENDER_HOLD
+        because its last run, which ended moments ago, set a widget's value
+        its browser may not have drawn yet. The hold's end flushes again."""
+        if entry.render_hold:
+            return True
+        if entry.held_run == entry.runs_started or time.monotonic() - entry.ended_at > RENDER_HOLD_WINDOW:
+            return False
+        if not adapter.widget_values_set(session):
+            return False
+        entry.held_run = entry.runs_started
+        entry.render_hold = True
+        sid = entry.sid
+
+        def release() -> None:
+            entry.render_hold = False
+            self.flush(sid)
+
+        adapter.call_later(entry.handle, RENDER_HOLD, release)
+        return True
 
     async def _flush_when_settled(self, sid: str, settled: asyncio.Event) -> None:
         """Wait (bounded: a run that never ends must not hold updates back

@@ -33,6 +33,12 @@ equivalent used before that, and what breaks without it:
   ``track_settling()``/``._settled`` from 1.67; before, it is "no
   ScriptRunner and an empty ``_browser_queue``", re-checked while a rerun
   waits. ``._scriptrunner`` tells whether a run is going or about to start.
+- ``AppSession._session_state._new_session_state`` and the key-to-widget
+  map (``._key_id_mapper`` from 1.39, ``._key_id_mapping`` before): whether
+  the last run set a widget's value through ``st.session_state`` (a callback
+  clearing a text box). The browser applies such a value only when it draws
+  that run's element; a run pushed right after replaces the element first,
+  and the box keeps its text. The scheduler holds such a rerun a moment.
 
 Differences between releases are settled once, at import, by detecting the
 feature (an attribute, a module); each branch names the release that brought
@@ -113,6 +119,7 @@ __all__ = [
     "session_loop",
     "settled_event",
     "watch_session_lifetime",
+    "widget_values_set",
 ]
 
 _LOG = logging.getLogger("server_state")
@@ -366,6 +373,22 @@ def run_pending(session: Session) -> bool:
     """Whether the session has a ScriptRunner (a run going or about to start).
     Read on the session's event loop, which is where Streamlit sets it."""
     return session._scriptrunner is not None
+
+
+def widget_values_set(session: Session) -> bool:
+    """Whether the session's last run set a widget's value through
+    ``st.session_state`` (kept in ``_new_session_state`` until the next run
+    starts). The browser got the value with that run's element, flagged
+    ``set_value``, and takes it only when it draws that element: a later
+    run's element, arriving before the browser has drawn, replaces it and the
+    value is never shown. Call on the session's event loop."""
+    state = session._session_state
+    new = state._new_session_state
+    if not new:
+        return False
+    mapper = getattr(state, "_key_id_mapper", None)  # 1.39+: a KeyIdMapper
+    widget_keys = state._key_id_mapping if mapper is None else mapper._key_id_mapping
+    return any(key in widget_keys for key in new)
 
 
 def disconnected_session_ttl() -> float:

@@ -88,6 +88,9 @@ class SessionEntry:
     pending_round: int = 0
     pending_chain: frozenset[str] = frozenset()
     waiter: Any = None  # the task waiting for the session to settle, if any
+    ended_at: float = 0.0  # time.monotonic() when its last run chain ended
+    held_run: int = 0  # the run (runs_started) whose rerun was last held for its browser to draw
+    render_hold: bool = False  # a held rerun is due (see RerunScheduler._hold_for_render)
     # key -> (announced version the session was last rerun for, how many times)
     rerun_for: dict[str, tuple[int, int]] = field(default_factory=dict)
     # who commits from this session's runs, for the history: one string shared by its records

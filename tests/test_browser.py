@@ -204,12 +204,40 @@ def test_chat_in_two_tabs(browser: Browser) -> None:
                     expect(line(page, text)).to_have_count(1)
                 # The sender's own run cleared its Message box. A rerun pushed
                 # before that run's messages reached the browser would make
-                # Streamlit drop them from its queue, and the box would keep
-                # the sent text: the library waits for the session to settle.
+                # Streamlit drop them from its queue, and one pushed before
+                # the browser drew them would replace the cleared box undrawn:
+                # either way the box would keep the sent text. The library
+                # waits for the session to settle, then for the browser to draw.
                 expect(page.get_by_label("Message", exact=True)).to_have_value("")
             assert_no_exception(a, b)
         finally:
             close_tabs(a, b)
+
+
+@streamlit_since((1, 44), "old frontends lose text on type-then-click (1.37-1.40), double clicks (1.43)")
+def test_box_cleared_by_its_callback_stays_cleared_when_a_rerun_follows(browser: Browser) -> None:
+    """Each send clears the box in its callback, and a thread commits a key
+    the page shows as that run ends: the session is rerun as soon as it
+    settles. The browser takes the cleared value only when it draws the
+    send's run; a rerun whose elements arrive first replaces it undrawn.
+    The tab's CPU is slowed 10x (a busy laptop), which widens that window:
+    without the library's hold, one send in five kept its text on 1.66 and
+    one in ten on 1.67 (this test failed 2 runs in 3 on 1.66)."""
+    with StreamlitServer(APPS / "clear_box_app.py") as server, server_log_on_failure(server):
+        page = open_tab(browser, server)
+        try:
+            page.context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": 10})
+            box = page.get_by_label("Message", exact=True)
+            for i in range(1, 16):
+                box.fill(f"message {i}")
+                send(page)
+                expect(page.get_by_text(f"echo {i}", exact=True)).to_have_count(1)  # the rerun was drawn
+                wait_for_app_idle(page, TIMEOUT_MS)
+                expect(box).to_have_value("")
+            expect(page.get_by_text("sent 15", exact=True)).to_have_count(1)
+            assert_no_exception(page)
+        finally:
+            close_tabs(page)
 
 
 # -- 3. read-only values rendered by Streamlit elements ----------------------

@@ -39,18 +39,21 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstalled whenever pyproject.toml changes.
-$(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
+# Reinstalled whenever pyproject.toml (or the boot .pth) changes.
+$(VENV)/.installed-runtime: pyproject.toml server_state-boot.pth | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	@bash scripts/install-boot-pth.sh $(VENV)
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml server_state-boot.pth | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@bash scripts/install-boot-pth.sh $(VENV)
 	touch $@ $(VENV)/.installed-runtime
 
 # The package with the redis extra (redis, msgpack), for `make replicas`.
-$(VENV)/.installed-redis: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-redis: pyproject.toml server_state-boot.pth | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[redis]'
+	@bash scripts/install-boot-pth.sh $(VENV)
 	touch $@ $(VENV)/.installed-runtime
 
 venv: $(VENV)/.installed-test

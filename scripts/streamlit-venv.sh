@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 constraints="$("$python" scripts/streamlit-constraints.py "$spec")"
 stamp="$venv/.installed"
 want="streamlit==$spec
-$(sha256sum pyproject.toml | cut -d' ' -f1)
+$(sha256sum pyproject.toml server_state-boot.pth | cut -d' ' -f1)
 $constraints"
 
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
@@ -29,6 +29,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 printf '%s\n' "$constraints" > "$venv/constraints.txt"
 "$venv/bin/python" -m pip install --quiet -c "$venv/constraints.txt" "streamlit==$spec" -e '.[test,bench]'
+bash scripts/install-boot-pth.sh "$venv"
 installed="$("$venv/bin/python" -c 'import streamlit; print(streamlit.__version__)')"
 echo "$venv: Streamlit $installed${constraints:+, with $(echo $constraints)}"
 printf '%s' "$want" > "$stamp"

@@ -33,6 +33,14 @@ equivalent used before that, and what breaks without it:
   ``track_settling()``/``._settled`` from 1.67; before, it is "no
   ScriptRunner and an empty ``_browser_queue``", re-checked while a rerun
   waits. ``._scriptrunner`` tells whether a run is going or about to start.
+- ``Runtime.connect_session`` (wrapped once) and ``AppSession.request_rerun``
+  (wrapped once): a tab whose server went away reconnects to whichever server
+  the load balancer picks, naming its old session; a server that does not
+  know it creates a fresh session, and from 1.38 the browser asks it for no
+  run. Such a session is run once by us, unless it asks for a run itself
+  (1.37's frontend does, a click does). Hooked at interpreter start by
+  ``server_state-boot.pth`` (a restarted server has run no script that could
+  import us) and again by ``install``.
 - ``AppSession._session_state._new_session_state`` and the key-to-widget
   map (``._key_id_mapper`` from 1.39, ``._key_id_mapping`` before): whether
   the last run set a widget's value through ``st.session_state`` (a callback
@@ -53,7 +61,9 @@ import functools
 import gc
 import importlib.metadata
 import logging
+import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, Protocol
@@ -113,6 +123,7 @@ __all__ = [
     "current_session_id",
     "call_later",
     "disconnected_session_ttl",
+    "hook_reconnects",
     "install",
     "request_rerun",
     "run_pending",
@@ -224,6 +235,7 @@ def install(events: RunEvents) -> None:
         setattr(ScriptRunner, _HOOKED, True)
         if config.get_option("runner.postScriptGC") and _gc_yield_point not in gc.callbacks:
             gc.callbacks.append(_gc_yield_point)
+    hook_reconnects()
 
 
 def _gc_yield_point(phase: str, info: dict[str, int]) -> None:
@@ -486,3 +498,105 @@ def watch_session_lifetime(session: Session, on_collected: Callable[[], None]) -
     """Call ``on_collected`` when the AppSession is garbage collected. The
     finalizer can run on any thread in the middle of anything: keep it trivial."""
     weakref.finalize(session, on_collected)
+
+
+# -- tabs that come back from another server --------------------------------------
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+# A reconnected tab is run this long after its websocket is back, unless it
+# asked for a run itself meanwhile (Streamlit 1.37's frontend asks at once on
+# every reconnect; a click does too): no tab is run twice for its return.
+RECONNECT_GRACE = _env_float("SERVER_STATE_RECONNECT_GRACE", 0.25)
+# At most this many reconnected tabs are run per second per server: when a
+# replica stops, all its tabs land on the survivors within a second, and a
+# run for each at once would queue hundreds of scripts on a few cores. Spread
+# at this rate, 100 tabs take 2 s (the first starts after RECONNECT_GRACE).
+RECONNECT_RATE = _env_float("SERVER_STATE_RECONNECT_RATE", 50.0)
+
+_RECONNECT_HOOKED = "_server_state_reconnect_hooked"
+# Sessions created for a tab that named a session this server does not know,
+# waiting for their first run; taken out by any run request.
+_returning: set[str] = set()
+_next_return_run = 0.0  # monotonic time of the last scheduled run; event loop only
+
+
+def hook_reconnects() -> None:
+    """Run once every session created for a tab that comes back from another
+    server (a stopped replica, a restarted server). Idempotent.
+
+    Streamlit's frontend reconnects by itself, naming its last session id
+    (``existing_session_id``); a server that does not know that id creates a
+    new session and, from 1.38 on, the browser sends it nothing (it asks for a
+    run on a reconnect only when it thinks the server kept its session). The
+    tab would show what it showed before, and follow nothing, until a click.
+    A reconnect to the same, still running server resumes the session and is
+    left alone (the scheduler reruns it if a key it showed changed).
+
+    Set ``SERVER_STATE_RUN_RECONNECTED=0`` to leave such tabs alone."""
+    if os.environ.get("SERVER_STATE_RUN_RECONNECTED", "1") == "0":
+        return
+    with _install_lock:
+        if getattr(Runtime, _RECONNECT_HOOKED, False):
+            return
+        original_connect = Runtime.connect_session
+
+        @functools.wraps(original_connect)
+        def connect_session(self: Runtime, *args: Any, **kwargs: Any) -> str:
+            sid: str = original_connect(self, *args, **kwargs)
+            previous = kwargs.get("existing_session_id")  # a keyword in every release 1.37+
+            if previous and sid != previous:
+                try:
+                    _run_returning_tab_later(sid)
+                except Exception:
+                    _LOG.exception("server_state could not schedule the run of a reconnected tab")
+            return sid
+
+        original_request = AppSession.request_rerun
+
+        @functools.wraps(original_request)
+        def request_rerun(self: AppSession, client_state: ClientState | None) -> None:
+            _returning.discard(self.id)
+            original_request(self, client_state)
+
+        Runtime.connect_session = connect_session  # type: ignore[method-assign]
+        AppSession.request_rerun = request_rerun  # type: ignore[method-assign]
+        setattr(Runtime, _RECONNECT_HOOKED, True)
+
+
+def _run_returning_tab_later(sid: str) -> None:
+    """On the event loop (``connect_session`` runs there): schedule the run
+    of a returning tab's new session, spread at RECONNECT_RATE."""
+    global _next_return_run
+    session = active_session(sid)
+    if session is None:
+        return
+    _returning.add(sid)
+    now = time.monotonic()
+    at = max(now + RECONNECT_GRACE, _next_return_run + 1.0 / RECONNECT_RATE)
+    _next_return_run = at
+    call_later(session_loop(session), at - now, lambda: _run_returning_tab(sid))
+
+
+def _run_returning_tab(sid: str) -> None:
+    if sid not in _returning:
+        return  # it asked for a run itself (or was rerun by us for a change)
+    _returning.discard(sid)
+    session = active_session(sid)
+    if session is None or session._scriptrunner is not None:
+        return  # gone again, or a run is going
+    _LOG.debug("server_state: running session %s, whose tab came back from another server", sid)
+    # The page and query string of the tab are not known here (they were in
+    # the session of the server that went away): the app's main page runs.
+    request_rerun(session, None)
+
+
+def returning_tabs() -> int:
+    """How many reconnected tabs wait for their run (diagnostics, tests)."""
+    return len(_returning)

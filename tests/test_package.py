@@ -78,3 +78,53 @@ def test_an_unsupported_state_url_fails_at_import_with_a_clear_error() -> None:
     assert done.returncode != 0
     assert "SERVER_STATE_URL=mongodb://127.0.0.1:1/0" in done.stderr
     assert "memory://" in done.stderr and "redis://" in done.stderr
+
+
+# -- the boot hook (server_state-boot.pth, _server_state_boot.py) -------------------
+
+
+def test_the_boot_hook_leaves_every_other_python_process_alone() -> None:
+    """The .pth runs in every interpreter of the environment: outside
+    ``streamlit run`` it must import nothing and print nothing."""
+    code = "import sys; print('server_state' in sys.modules, 'streamlit' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "False False\n", "")
+
+
+@pytest.mark.parametrize(
+    ("argv", "is_run"),
+    [
+        (["/venv/bin/streamlit", "run", "app.py"], True),
+        (["/venv/bin/python", "-m", "streamlit", "run", "app.py", "--server.port", "8501"], True),
+        (["python3", "-X", "dev", "-m", "streamlit", "run", "app.py"], True),
+        (["/venv/bin/streamlit", "hello"], False),
+        (["/venv/bin/streamlit", "config", "show"], False),
+        (["python", "-m", "pytest", "tests/streamlit", "run"], False),
+        (["python", "-c", "pass"], False),
+    ],
+)
+def test_the_boot_hook_recognises_streamlit_run(argv: list[str], is_run: bool) -> None:
+    import _server_state_boot
+
+    assert _server_state_boot._is_streamlit_run(argv) is is_run
+
+
+def test_the_wheel_installs_the_boot_hook(tmp_path: os.PathLike[str]) -> None:
+    """``pip install server-state`` (a wheel, not this editable install)
+    carries the .pth and the module it imports."""
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "-q", "-w", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    (wheel,) = Path(tmp_path).glob("server_state-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"server_state-boot.pth", "_server_state_boot.py", "server_state/_streamlit.py"} <= names
+    pth = zipfile.ZipFile(wheel).read("server_state-boot.pth").decode()
+    assert pth == (root / "server_state-boot.pth").read_text()

@@ -29,6 +29,11 @@ Both libraries are measured in the same run:
   dead session left in the tracker, RSS back within 10%), then a background
   writer at 20 writes/s for 2 minutes under 50 sessions (all converge, no
   error, no loop); printed as a table of its own. Its smoke targets are real.
+- ``failover``: ``benchmarks/failover.py``, tabs that outlive their
+  replica: Chromium through nginx in front of two replicas on one
+  redis-server (replica stopped -> websocket back -> current count shown),
+  and 100 tabs of a stopped replica landing on the survivor (time, runs,
+  spread).
 - ``hardening``: ``benchmarks/hardening.py``, in-process figures of ours
   alone (no server), each item in a child process; printed after the soak's.
 - ``history``: ``benchmarks/history_bench.py``, in-process figures of the
@@ -60,7 +65,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from . import hardening, history_bench, load_chat, redis_bench, soak
+from . import failover, hardening, history_bench, load_chat, redis_bench, soak
 from ._client import BenchSession, StreamlitServer
 from ._suite import finish, logger, section, yes
 
@@ -68,7 +73,18 @@ APPS = Path(__file__).resolve().parent / "apps"
 MICRO_APP = APPS / "micro_app.py"
 COUNTER_APP = APPS / "counter_app.py"
 LIBS = ("ours", "upstream")
-GROUPS = ("micro", "propagation", "fanout", "unbound", "redis", "load", "soak", "hardening", "history")
+GROUPS = (
+    "micro",
+    "propagation",
+    "fanout",
+    "unbound",
+    "redis",
+    "load",
+    "soak",
+    "failover",
+    "hardening",
+    "history",
+)
 
 MICRO_BENCHMARKS = (
     "snapshot",
@@ -693,6 +709,7 @@ TABLES: dict[str, tuple[RunAll, Report]] = {
     "redis": (redis_bench.run_all, redis_bench.report),
     "load": (load_chat.run_all, load_chat.table_report),
     "soak": (soak.run_all, soak.report),
+    "failover": (failover.run_all, failover.report),
     "hardening": (hardening.run_all, hardening.report),
     "history": (history_bench.run_all, history_bench.report),
 }

@@ -66,6 +66,15 @@ EXPECTED_REDIS_ROWS = [
 ]
 
 # Every row of the hardening table, by id (see benchmarks/hardening.py).
+# Every row of the failover table, by id (see benchmarks/failover.py).
+EXPECTED_FAILOVER_ROWS = [
+    "failover_ws",
+    "failover_shown",
+    "failover_many",
+    "failover_many_runs",
+    "failover_burst",
+]
+
 EXPECTED_HARDENING_ROWS = [
     "equal_write_ints",
     "equal_write_floats",
@@ -100,7 +109,7 @@ pytestmark = [pytest.mark.bench, pytest.mark.server, pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> Run:
     # every group but the soak, which tests/test_soak.py runs on its own
-    groups = ["micro", "propagation", "fanout", "unbound", "redis", "hardening", "history"]
+    groups = ["micro", "propagation", "fanout", "unbound", "redis", "failover", "hardening", "history"]
     return run_smoke(groups, tmp_path_factory.mktemp("bench"))
 
 
@@ -129,6 +138,14 @@ def test_every_redis_figure_runs_and_prints(smoke: Run) -> None:
         smoke, "redis_rows", EXPECTED_REDIS_ROWS, "server_state Redis backend figures", figure="redis"
     )
     assert set(data["results"]["redis"]) == {"read", "write", "cross", "resync", "patch", "click"}
+
+
+def test_every_failover_figure_runs_and_prints(smoke: Run) -> None:
+    proc, data = smoke
+    assert proc.returncode == 0, failed(proc)
+    assert not data["failures"]
+    rows = assert_table(smoke, "failover_rows", EXPECTED_FAILOVER_ROWS, "server_state failover figures")
+    assert rows["failover_many_runs"]["met"] == "yes", rows  # a count, not a timing: each tab ran once
 
 
 def test_every_hardening_figure_runs_and_prints(smoke: Run) -> None:

@@ -103,7 +103,7 @@ def _store_from_env() -> object:
 
 
 server_state = ServerState(_store_from_env())  # type: ignore[arg-type]
-server_state_lock = ServerStateLock(server_state._locks, _check_key)
+server_state_lock = ServerStateLock(server_state._locks, _check_key, server_state.keys, server_state._has)
 no_rerun = NoRerun()
 
 

@@ -24,9 +24,10 @@ class ServerStateError(Exception):
 
 
 class ServerStateKeyError(ServerStateError, KeyError):
-    """A key that is not in the state was read, deleted or updated without default."""
+    """A key that is not in the state was read, deleted, popped or updated
+    without default (``key`` is None for ``popitem`` on an empty state)."""
 
-    def __init__(self, key: str, message: str) -> None:
+    def __init__(self, key: str | None, message: str) -> None:
         super().__init__(message)
         self.key = key
 

@@ -17,7 +17,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -68,6 +68,13 @@ class KeyLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._locks
+
+    def names(self) -> list[str]:
+        """The keys that have a lock now (``list()`` copies the dict in one step)."""
+        return list(self._locks)
 
     def acquire(self, key: str) -> threading.RLock:
         """Take ``key``'s lock for the library's own use (bounded patience);
@@ -151,24 +158,64 @@ class KeyLocks:
                 self._judge_wait(ordered)
 
 
-class ServerStateLock:
-    """``server_state_lock["k"]`` and ``server_state_lock.k``: the lock of key k."""
+class ServerStateLock(Mapping[str, Any]):
+    """``server_state_lock["k"]`` and ``server_state_lock.k``: the lock of key k.
 
-    __slots__ = ("_check", "_locks")
+    A read-only ``Mapping`` of the keys that have a lock, as upstream's: every
+    key set in the state (its lock is made when first asked for) and every
+    key whose lock was taken; ``"k" in server_state_lock``, iteration (the
+    state's keys first), ``len``, ``keys()``. Indexing (and so ``get(k)``,
+    which never returns its default) gives the key's lock, creating it: a lock
+    exists before its key is set. A key named like a method (``keys``,
+    ``get``...) is reached with ``server_state_lock["keys"]``. None of these
+    binds the session to a key."""
+
+    __slots__ = ("_check", "_has", "_keys", "_locks")
     _locks: KeyLocks
     _check: Callable[[object], str]
+    _keys: Callable[[], list[str]]
+    _has: Callable[[str], bool]
 
-    def __init__(self, locks: KeyLocks, check: Callable[[object], str]) -> None:
+    def __init__(
+        self,
+        locks: KeyLocks,
+        check: Callable[[object], str],
+        keys: Callable[[], list[str]] | None = None,
+        has: Callable[[str], bool] | None = None,
+    ) -> None:
+        """``keys()`` and ``has(key)`` tell the keys set in the state without
+        binding anyone (without them: only the keys whose lock exists)."""
         object.__setattr__(self, "_locks", locks)
         object.__setattr__(self, "_check", check)
+        object.__setattr__(self, "_keys", keys or list)
+        object.__setattr__(self, "_has", has or (lambda key: False))
 
     def __getitem__(self, key: str) -> Any:
         return self._locks.get(self._check(key))
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        key = self._check(key)
+        return key in self._locks or self._has(key)
+
+    def _names(self) -> list[str]:
+        return list(dict.fromkeys([*self._keys(), *self._locks.names()]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("__"):
             raise AttributeError(key)
         return self[key]
+
+    def __repr__(self) -> str:
+        keys = self._names()
+        return f"<server_state_lock with {len(keys)} keys: {', '.join(map(repr, keys[:10]))}>"
 
     def __setattr__(self, key: str, value: object) -> None:
         raise AttributeError("server_state_lock is read-only: use `with server_state_lock[key]:`.")

@@ -12,10 +12,10 @@ import copy
 import datetime
 import threading
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar, overload
 
-from pyrsistent import PMap
+from pyrsistent import PMap, pmap
 
 from . import _locks
 from . import _streamlit as adapter
@@ -83,7 +83,12 @@ class NoRerun:
 
 class ServerState:
     """One state for every session of the app. Reads bind the running session
-    to the key; a change reruns every other session that showed it."""
+    to the key; a change reruns every other session that showed it.
+
+    A ``MutableMapping`` (registered, not inherited: ``keys()``, ``values()``
+    and ``items()`` return lists, and ``update`` has a second form, neither of
+    which the ABC's signatures allow). Every method that writes several keys,
+    or reads and writes one, is one atomic commit."""
 
     __slots__ = ("_convert_lock", "_coord", "_locks", "_read_cache", "_store", "_tracker", "_typed")
     _store: MemoryStore
@@ -245,6 +250,10 @@ class ServerState:
         self._bind(key, version)
         return value is not MISSING
 
+    def _has(self, key: str) -> bool:
+        """Whether ``key`` is set, binding nobody (for ``server_state_lock``)."""
+        return self._store.entry(key)[0] is not MISSING
+
     def peek(self, key: str, default: Any = None) -> Any:
         """Read without binding: this session is not rerun when ``key`` changes."""
         key = check_key(key)
@@ -282,6 +291,20 @@ class ServerState:
         snapshot = self.snapshot()
         return [(k, snapshot[k]) for k in snapshot]
 
+    def __eq__(self, other: object) -> bool:
+        """As a dict compares with a mapping, on one instant (a snapshot),
+        so a commit made meanwhile cannot make it see half of each."""
+        if other is self:
+            return True
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        snapshot = self.snapshot()
+        if len(snapshot) != len(other):
+            return False
+        return dict(snapshot.items()) == dict(other.items())
+
+    # Defining __eq__ leaves __hash__ None: unhashable, as a dict.
+
     def __repr__(self) -> str:
         keys = self._store.keys()
         return f"<server_state with {len(keys)} keys: {', '.join(map(repr, keys[:10]))}>"
@@ -312,7 +335,49 @@ class ServerState:
         key = check_key(key)
         self._changed((self._store.delete(key),))
 
-    def update(self, key: str, fn: Callable[[Any], Any], default: Any = MISSING) -> Any:
+    @overload
+    def update(self, key: str, fn: Callable[[Any], Any], default: Any = ...) -> Any: ...
+    @overload  # positional-only spelt with "__": mypy refuses "/" before **kwargs against *args here
+    def update(self, __values: Mapping[str, Any] | Iterable[tuple[str, Any]] = ..., **kwargs: Any) -> None: ...
+    def update(self, *args: Any, **kwargs: Any) -> Any:
+        """Two forms, told apart by the arguments:
+
+        - ``update(key, fn, default=...)``: a str key and a callable. Atomically
+          replace ``key``'s value with ``fn(value)`` and return it.
+        - ``update(mapping_or_pairs, **values)``: dict's ``update``. Set every
+          pair as ONE atomic commit (later pairs win, keywords last); equal
+          values are no change. Returns None.
+
+        Keywords alone are dict's form, except ``key=`` and ``fn=`` together
+        (and nothing but ``default=`` besides), the first form spelt out; set
+        keys named ``key`` and ``fn`` with a mapping."""
+        if args:
+            # A str key, or a callable second: the first form (a key that is
+            # not a str is then refused by name).
+            one_key = isinstance(args[0], str) or (
+                len(args) > 1 and callable(args[1]) and not hasattr(args[0], "keys")
+            )
+        else:
+            one_key = {"key", "fn"} <= kwargs.keys() <= {"key", "fn", "default"}
+        if one_key:
+            given = dict(zip(("key", "fn", "default"), args, strict=False))
+            if len(args) > 3 or any(name in given or name not in ("key", "fn", "default") for name in kwargs):
+                raise ServerStateTypeError(
+                    None, f"server_state.update(key, fn, ...) got unexpected arguments; {_UPDATE_FORMS}"
+                )
+            return self._update_one(**given, **kwargs)
+        if len(args) > 1:
+            raise ServerStateTypeError(
+                None,
+                f"server_state.update() got {len(args)} positional arguments; {_UPDATE_FORMS}",
+            )
+        pairs = _pairs(args[0]) if args else {}
+        for name, value in kwargs.items():
+            pairs[name] = value
+        self._set_many(pairs)
+        return None
+
+    def _update_one(self, key: str, fn: Any = MISSING, default: Any = MISSING) -> Any:
         """Atomically replace ``key``'s value with ``fn(value)`` and return it.
 
         ``fn`` receives the stored form (a pyrsistent value when you stored
@@ -325,8 +390,11 @@ class ServerState:
         if type(key) is not str:
             key = check_key(key)
         if not callable(fn):
+            got = "no fn" if fn is MISSING else f"fn of type {type(fn).__name__}"
             raise ServerStateTypeError(
-                key, f"server_state.update({key!r}, fn): fn must be callable, got {type(fn).__name__}."
+                key,
+                f"server_state.update({key!r}, ...) got {got}: a str key must be followed by a "
+                f"callable; {_UPDATE_FORMS} To set {key!r} to a value, write server_state[{key!r}] = value.",
             )
         if self._typed and (spec := self._typed.get(key)) is not None:
             fn = check_update(spec, fn)  # fn's result checked inside the store's retry, before the commit
@@ -342,6 +410,88 @@ class ServerState:
                 self._read_cache.pop(key, None)
             self._coord.announce((change,))
         return new
+
+    def _set_many(self, pairs: dict[str, Any]) -> None:
+        """Every pair in one commit, through ``transact``: frozen, compared
+        (equal values are no change), checked against declared keys, and
+        retried on a conflict like any transaction."""
+        if not pairs:
+            return
+        for key, value in pairs.items():
+            refuse_missing(key, value)
+
+        def put(state: PMap[str, Any]) -> PMap[str, Any]:
+            out: PMap[str, Any] = state.update(pairs)
+            return out
+
+        self.transact(put)
+
+    def pop(self, key: str, default: Any = MISSING) -> Any:
+        """Remove ``key`` and return its value, in one commit; a missing key
+        returns ``default``, or raises ``KeyError`` when none is given."""
+        key = check_key(key)
+        found, value = self._pop(key, default is MISSING)
+        if found:
+            return self._detached(key, value)
+        if default is MISSING:
+            raise ServerStateKeyError(
+                key,
+                f"server_state has no key {key!r} to pop; pass a default "
+                f"(server_state.pop({key!r}, None)) or check `{key!r} in server_state` first.",
+            )
+        return default
+
+    def popitem(self) -> tuple[str, Any]:
+        """Remove the key set last (as ``dict.popitem``: last in, first out)
+        and return ``(key, value)``, in one commit. ``KeyError`` when empty."""
+        while True:
+            keys = self._store.keys()
+            if not keys:
+                raise ServerStateKeyError(
+                    None, "server_state.popitem(): server_state is empty; check len(server_state) first."
+                )
+            key = keys[-1]
+            found, value = self._pop(key, False)
+            if found:
+                return key, self._detached(key, value)
+            # Deleted by another writer meanwhile: take the key now last.
+
+    def _pop(self, key: str, confirm: bool) -> tuple[bool, Any]:
+        """``(True, stored value)`` after one commit deleting ``key``, or
+        ``(False, MISSING)`` when it is absent; with ``confirm``, absent in
+        the source of truth, not only in a mirror that may lag."""
+        taken: list[Any] = []
+
+        def take(state: PMap[str, Any]) -> PMap[str, Any]:
+            taken.clear()
+            if key not in state:
+                return state
+            taken.append(state[key])
+            return state.remove(key)
+
+        while True:
+            version = self._store.version(key)
+            self.transact(take)
+            if taken:
+                return True, taken[0]
+            if not confirm or self._store._confirm(key, version):
+                return False, MISSING
+
+    def _detached(self, key: str, value: Any) -> Any:
+        """The read form of a value no longer in the state, not cached (the
+        cache is for live values: a popped one would stay held by it)."""
+        if type(value) in _FAST_READ or not is_persistent(value):
+            return value
+        return read_form(value, key)
+
+    def clear(self) -> None:
+        """Delete every key, in one commit: each bound session reruns once."""
+
+        def empty(state: PMap[str, Any]) -> PMap[str, Any]:
+            return pmap()  # not the map given: the store then deletes every key it held
+
+        if len(self._store):
+            self.transact(empty)
 
     def transact(self, fn: Callable[[PMap[str, Any]], PMap[str, Any]]) -> PMap[str, Any]:
         """Atomically apply ``fn`` to the state, a pyrsistent map of stored
@@ -592,6 +742,43 @@ class ServerState:
 
 def _same(value: Any) -> Any:
     return value
+
+
+_UPDATE_FORMS = (
+    "server_state.update() takes one of two forms: update(key, fn, default=...) "
+    "(a str key and a callable: atomic read-modify-write of one key) or "
+    "update(mapping_or_pairs, **values) (dict's update: every pair in one commit)."
+)
+
+
+def _pairs(values: object) -> dict[str, Any]:
+    """dict's reading of ``update``'s argument: a mapping (anything with
+    ``keys()``) or an iterable of pairs; later pairs win. Read whole before
+    anything is written, so a bad element leaves the state unchanged."""
+    if hasattr(values, "keys"):
+        source: Any = values
+        return {check_key(key): source[key] for key in source.keys()}  # noqa: SIM118  (dict's protocol)
+    if not isinstance(values, Iterable):
+        raise ServerStateTypeError(
+            None,
+            f"server_state.update() got {type(values).__name__}, which is neither a mapping nor pairs; "
+            f"{_UPDATE_FORMS}",
+        )
+    pairs: dict[str, Any] = {}
+    for index, pair in enumerate(values):
+        try:
+            key, value = pair
+        except (TypeError, ValueError):
+            raise ServerStateTypeError(
+                None,
+                f"server_state.update(pairs): element #{index} ({pair!r}) is not a (key, value) pair; "
+                "nothing was written.",
+            ) from None
+        pairs[check_key(key)] = value
+    return pairs
+
+
+MutableMapping.register(ServerState)
 
 
 class _AttributeKeyError(ServerStateKeyError, AttributeError):

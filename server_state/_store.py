@@ -386,7 +386,7 @@ class MemoryStore:
         if isinstance(result, TxMap) and result.record is record and not record.read_all:
             # Keys were normalised by the TxMap as fn wrote them.
             touched = {key: PMap.get(committed, key, _ABSENT) for key in record.written}
-            conflicts = record.read | record.written
+            conflicts = record.read.union(record.written)
         else:
             # Built some other way (pmap(...), an evolver) or fn looked at the
             # whole map: compare everything, conflict with any commit.

@@ -27,7 +27,9 @@ class TxRecord:
 
     def __init__(self) -> None:
         self.read: set[str] = set()
-        self.written: set[str] = set()
+        # Ordered: keys a transaction creates appear in the order it set them
+        # (dict's update, whose pairs go through here, keeps that order).
+        self.written: dict[str, None] = {}
         self.read_all = False
 
 
@@ -86,17 +88,17 @@ class TxMap(PMap[str, Any]):
 
     def set(self, key: str, val: Any) -> TxMap:
         key = check_key(key)
-        self.record.written.add(key)
+        self.record.written[key] = None
         return self._derived(PMap.evolver(self).set(key, val).persistent())
 
     def remove(self, key: str) -> TxMap:
         key = check_key(key)
-        self.record.written.add(key)
+        self.record.written[key] = None
         return self._derived(PMap.evolver(self).remove(key).persistent())
 
     def discard(self, key: str) -> TxMap:
         key = check_key(key)
-        self.record.written.add(key)
+        self.record.written[key] = None
         try:
             return self.remove(key)
         except KeyError:

@@ -23,7 +23,7 @@ def fresh_state() -> ServerState:
 @pytest.fixture
 def fresh_lock(fresh_state: ServerState) -> ServerStateLock:
     """``server_state_lock`` of ``fresh_state``."""
-    return ServerStateLock(fresh_state._locks, _check_key)
+    return ServerStateLock(fresh_state._locks, _check_key, fresh_state.keys, fresh_state._has)
 
 
 # -- Redis ---------------------------------------------------------------------

@@ -59,7 +59,7 @@ class Replicas:
         return self.a is not self.b
 
     def lock(self, state: ServerState) -> ServerStateLock:
-        return ServerStateLock(state._locks, _check_key)
+        return ServerStateLock(state._locks, _check_key, state.keys, state._has)
 
     def settled(self, timeout: float = 10.0) -> None:
         """Until every mirror is at the same commit as Redis."""
@@ -243,6 +243,88 @@ def test_the_seed_counter_with_its_lock_is_exact_across_replicas(replicas: Repli
         t.join()
     replicas.settled()
     assert [state.peek("count") for state in replicas.states] == [60 * len(threads)] * len(replicas.states)
+
+
+def test_the_mapping_methods_commit_once_and_read_alike_in_every_replica(replicas: Replicas) -> None:
+    """update(mapping), pop, popitem and clear: one commit each (one history
+    record, every key at its seq, each watcher call once), seen the same by
+    the other replica; the lock mapping lists the keys set there too."""
+    a, b = replicas.a, replicas.b
+    seen: list[tuple[str, int]] = []
+    b.peek("x")  # started
+    b.watch(None, lambda key, old, new, version: seen.append((key, version)), with_version=True)
+
+    def last_commit(state: ServerState, keys: set[str]) -> int:
+        [commit] = state.history(limit=1)
+        assert set(commit.keys) == keys
+        assert all(state.version(k) == commit.seq for k in keys)
+        return commit.seq
+
+    a.update({"x": 1, "y": [1, 2]}, z="z")
+    replicas.settled()
+    seq = last_commit(b, {"x", "y", "z"})
+    assert b == {"x": 1, "y": [1, 2], "z": "z"} and b.keys() == ["x", "y", "z"]
+    assert "y" in replicas.lock(b) and sorted(replicas.lock(b)) == ["x", "y", "z"]
+    b.update({"x": 1, "y": [1, 2]})  # equal: no commit
+    assert b.pop("y") == [1, 2]
+    replicas.settled()
+    assert last_commit(a, {"y"}) == seq + 1
+    assert a.popitem() == ("z", "z")
+    replicas.settled()
+    assert last_commit(b, {"z"}) == seq + 2
+    a["w"] = 0
+    b.clear()
+    replicas.settled()
+    assert last_commit(a, {"x", "w"}) == seq + 4
+    assert a == b == {} and len(a) == len(b) == 0
+    assert [v for _, v in seen] == [seq] * 3 + [seq + 1, seq + 2, seq + 3, seq + 4, seq + 4]
+    with pytest.raises(KeyError):
+        b.pop("x")
+    with pytest.raises(KeyError):
+        a.popitem()
+
+
+def test_a_pop_on_a_lagging_mirror_finds_the_key(redis_replicas: Replicas) -> None:
+    """b has not yet seen a's new key: pop without a default asks Redis
+    before saying the key is missing (as del does)."""
+    replicas = redis_replicas
+    a, b = replicas.a, replicas.b
+    b.peek("x")  # started
+    store = b._store
+    held, release = threading.Event(), threading.Event()
+    original = store._follow_entry  # type: ignore[attr-defined]
+
+    def paused(fields: Any) -> bool:
+        held.set()
+        release.wait(10)
+        return bool(original(fields))
+
+    asked = threading.Event()
+    confirm = store._confirm
+
+    def confirming(key: str, version: int) -> bool:
+        asked.set()
+        return confirm(key, version)
+
+    store._follow_entry = paused  # type: ignore[attr-defined]
+    store._confirm = confirming  # type: ignore[method-assign]
+    got: list[Any] = []
+    try:
+        a["k"] = 5
+        assert held.wait(10)
+        assert b._store.entry("k")[0] is MISSING  # b lags
+        popper = threading.Thread(target=lambda: got.append(b.pop("k")))
+        popper.start()
+        assert asked.wait(10)  # b, not having the key, asked Redis before answering
+        release.set()
+        popper.join(10)
+        assert not popper.is_alive()
+    finally:
+        release.set()
+        store._follow_entry = original  # type: ignore[attr-defined]
+        store._confirm = confirm  # type: ignore[method-assign]
+    replicas.settled()
+    assert got == [5] and "k" not in a and "k" not in b
 
 
 def test_transfers_keep_their_invariant_in_every_snapshot(replicas: Replicas) -> None:

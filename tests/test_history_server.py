@@ -10,6 +10,10 @@ runs per session per action and asserts exact numbers; ``wait_quiet``
 (silence for a while) only asserts that nothing more happens after the
 awaited effect. Each test uses keys of its own on the module's servers.
 
+The same page checks the other multi-key commits, ``update(mapping)`` and
+``clear()`` (issue 23), at the end of the module: they share its servers, as
+``clear()`` empties a state that the tests before it no longer use.
+
 What the reverting session's own run does follows the rule for any write
 (README, "When sessions rerun", rule 2): a revert in a widget callback is
 read by the run that follows it, which is not rerun; a revert in the body
@@ -365,4 +369,53 @@ def test_a_replica_lists_and_reverts_a_commit_made_on_the_other(
             await close_all(*everyone)
 
     asyncio.run(scenario())
+    logs.assert_clean()
+
+
+# -- update(mapping) and clear(): one commit each, on one server and on replicas ------------
+
+
+async def update_then_clear(writer_server: StreamlitServer, other: StreamlitServer, tag: str) -> None:
+    """W (on ``writer_server``; shows no key) writes a and b with one
+    ``update(mapping)``, then clears the state. A (W's server) shows a, AB
+    (``other``) shows a and b, U (``other``) shows none. Each call: one
+    commit listed by W, holding both keys at one version; A and AB rerun
+    exactly once, U never, W only for its click."""
+    a, b = f"{tag}.a", f"{tag}.b"
+    w = await connect(writer_server, "W", write=f"{a},{b}", history="1")
+    a1 = await connect(writer_server, "A", show=a)
+    ab = await connect(other, "AB", show=f"{a},{b}")
+    u = await connect(other, "U")
+    everyone = (w, a1, ab, u)
+    try:
+        await quiet(*everyone)
+        for button, value in (("Write at once", 1), ("Clear", 0)):
+            before = runs(*everyone)
+            await w.click(button)
+            await wait_showing([a1, ab], {"A": {a: value}, "AB": {a: value, b: value}})
+            await quiet(*everyone)
+            assert delta(before, *everyone) == [1, 1, 1, 0], (button, [s.describe() for s in everyone])
+            commit = listed(w)[0]
+            assert {a, b} <= set(commit.keys), (button, w.describe())
+            if value:
+                assert len(commit.keys) == 2, w.describe()
+            assert shown_value(a1, a).version == shown_value(ab, a).version == commit.seq
+            assert shown_value(ab, b).version == commit.seq
+        assert u.runs_started == 1  # its first run only
+    finally:
+        await close_all(*everyone)
+
+
+def test_update_of_a_mapping_and_clear_rerun_each_bound_session_once(server: StreamlitServer) -> None:
+    logs = LogWatch(server)
+    asyncio.run(update_then_clear(server, server, "mapping"))
+    logs.assert_clean()
+
+
+def test_update_of_a_mapping_and_clear_are_one_commit_across_replicas(
+    replicas: tuple[StreamlitServer, StreamlitServer],
+) -> None:
+    r1, r2 = replicas
+    logs = LogWatch(r1, r2)
+    asyncio.run(update_then_clear(r1, r2, "redis-mapping"))
     logs.assert_clean()

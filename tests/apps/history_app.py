@@ -21,6 +21,10 @@ rerun for them); "Revert after reading" reverts in the body after the keys
 were shown (the run showed the older values: one rerun after it); "Revert
 from a thread" reverts from a ``threading.Thread`` with no session attached
 (joined before the run goes on). Each shows what ``revert`` returned.
+
+Two more multi-key commits, in widget callbacks (they bind nothing): "Write
+at once" adds 1 to every key of ``write`` with one ``update(mapping)``;
+"Clear" is ``server_state.clear()``.
 """
 
 import threading
@@ -46,6 +50,10 @@ def write() -> None:
         server_state.update(key, lambda n: n + 1, default=0)
 
 
+def write_at_once() -> None:
+    server_state.update({key: server_state.get(key, 0) + 1 for key in written})
+
+
 def show_reverted(keys: list[str]) -> None:
     st.session_state.reverted = ",".join(keys) or "nothing"
 
@@ -65,6 +73,8 @@ def revert_from_thread(seq: int) -> None:
 st.number_input("seq", min_value=0, step=1, key="seq")
 st.button("Write", on_click=write)
 st.button("Revert", on_click=revert)
+st.button("Write at once", on_click=write_at_once)
+st.button("Clear", on_click=server_state.clear)
 if st.button("Revert from a thread"):
     revert_from_thread(int(st.session_state.seq))
 

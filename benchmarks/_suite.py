@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,7 @@ class ChildSuite(Suite):
     child_timeout: Mapping[str, float]  # per mode, seconds before a child is killed (its item fails)
     measures: Mapping[str, Callable[[Sizes], Results]]  # item -> its figures (JSON-able)
     rows_for: Callable[[str, Results], list[Row]]  # item, its figures -> its rows
+    child_env: Mapping[str, str] = field(default_factory=dict)  # set in each child's environment
 
     def measure(self, item: str, mode: str) -> Results:
         return self.measures[item](self.sizes[mode])
@@ -202,6 +204,7 @@ class ChildSuite(Suite):
         proc = subprocess.run(
             [sys.executable, "-m", self.module, "--measure", item, f"--{mode}"],
             cwd=ROOT,
+            env={**os.environ, **self.child_env},
             capture_output=True,
             text=True,
             timeout=self.child_timeout[mode],

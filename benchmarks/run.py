@@ -38,7 +38,11 @@ Both libraries are measured in the same run:
   alone (no server), each item in a child process; printed after the soak's.
 - ``history``: ``benchmarks/history_bench.py``, in-process figures of the
   history (memory kept, ``history()``, ``at()``, ``update()`` with history
-  on and off), each item in a child process; printed as the last table.
+  on and off), each item in a child process.
+- ``purepy``: ``benchmarks/purepy_bench.py``, in-process figures on
+  pyrsistent's pure-Python vector (what Python 3.13 gets): ``update``
+  appends at 1k/10k/100k and an unchanged pyrsistent write, each item in a
+  child process with the C extension blocked; printed as the last table.
 
 Exit status: 0 when every benchmark ran, whether or not targets were met;
 1 when one failed to run.
@@ -65,7 +69,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from . import failover, hardening, history_bench, load_chat, redis_bench, soak
+from . import failover, hardening, history_bench, load_chat, purepy_bench, redis_bench, soak
 from ._client import BenchSession, StreamlitServer
 from ._suite import finish, logger, section, yes
 
@@ -84,6 +88,7 @@ GROUPS = (
     "failover",
     "hardening",
     "history",
+    "purepy",
 )
 
 MICRO_BENCHMARKS = (
@@ -712,6 +717,7 @@ TABLES: dict[str, tuple[RunAll, Report]] = {
     "failover": (failover.run_all, failover.report),
     "hardening": (hardening.run_all, hardening.report),
     "history": (history_bench.run_all, history_bench.report),
+    "purepy": (purepy_bench.run_all, purepy_bench.report),
 }
 
 

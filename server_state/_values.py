@@ -53,9 +53,10 @@ from itertools import chain, compress, count, repeat
 from math import copysign, isnan
 from typing import Any, NoReturn, cast
 
-from pyrsistent import PMap, PSet, PVector, pdeque, plist, pmap, pset, pvector
+from pyrsistent import PMap, PSet, PVector, pdeque, plist
 
 from ._errors import ReadOnlyValueError, ServerStateTypeError
+from ._pcompat import C_PVECTOR, PMAP, PSET, PY_PVECTOR, SHIFT, TRIE, python_pvector
 
 __all__ = [
     "FrozenCounter",
@@ -76,25 +77,13 @@ _is_not = operator.is_not
 _not = operator.not_
 _second = operator.itemgetter(1)
 
-# Typed Any: checks like `type(v) is _PMAP` should not narrow v for mypy.
-_PMAP: Any = type(pmap())
-_PSET: Any = type(pset())
-_C_PVECTOR: Any = type(pvector())
-_python_pvector: Callable[[Any], Any] | None
-try:  # a private name of pyrsistent's, stable since 0.11; without it we keep C vectors
-    from pyrsistent._pvector import python_pvector as _imported
-
-    _python_pvector = cast("Callable[[Any], Any]", _imported)
-except ImportError:  # pragma: no cover
-    _python_pvector = None
-_PY_PVECTOR: Any = type(_python_pvector([])) if _python_pvector is not None else None
-# The trie of the pure-Python PVector, read by _trie_diff: without it, vectors
-# are compared item by item (at C speed, O(n)).
-_TRIE = (
-    _PY_PVECTOR is not None
-    and {"_count", "_shift", "_root", "_tail", "_tail_offset"} <= set(getattr(_PY_PVECTOR, "__slots__", ()))
-    and callable(getattr(_PY_PVECTOR, "_node_for", None))
-)
+# pyrsistent's private layout (_pcompat.py); _C_PVECTOR is None without its C extension.
+_PMAP: Any = PMAP
+_PSET: Any = PSET
+_C_PVECTOR: Any = C_PVECTOR
+_python_pvector = python_pvector
+_PY_PVECTOR: Any = PY_PVECTOR
+_TRIE = TRIE
 _LARGE_VECTOR = 64  # from this length on, vectors are kept as pure-Python PVectors (see _freeze_pvector)
 _LARGE_BUCKETS = 256  # the same for a pmap's buckets (a lookup then costs ~0.4 µs more)
 _PLIST: Any = (type(plist()), type(plist([1])))
@@ -102,7 +91,7 @@ _PDEQUE: Any = type(pdeque())
 _SEQUENCES: tuple[type, ...] = (PVector, *_PLIST, _PDEQUE)
 _PERSISTENT: tuple[type, ...] = (PMap, PSet, *_SEQUENCES)
 
-_SHIFT = 5  # bits per level of the pure-Python PVector's trie (pyrsistent's _pvector.py)
+_SHIFT = SHIFT
 
 # Exact types whose instances cannot change and hold nothing that can: never
 # visited, never copied. Learned types (numpy scalars, enums...) are added.
@@ -1123,18 +1112,16 @@ _FREEZERS: dict[type, Callable[[Any, str | None, Any], Any]] = {
     FrozenDict: _freeze_frozen_dict,
     FrozenCounter: _freeze_counter,
     FrozenDefaultDict: _freeze_defaultdict,
-    _C_PVECTOR: _freeze_pvector,
     _PMAP: _freeze_pmap,
     _PSET: lambda value, label, previous: value,  # items are hashable: nothing plain inside
     _PLIST[0]: _freeze_plist,
     _PLIST[1]: _freeze_plist,
     _PDEQUE: _freeze_pdeque,
 }
-if _PY_PVECTOR is not None:
-    _FREEZERS[_PY_PVECTOR] = _freeze_pvector
-_PYRSISTENT_TYPES: frozenset[type] = frozenset(
-    {_C_PVECTOR, _PMAP, _PSET, _PDEQUE, *_PLIST, *([_PY_PVECTOR] if _PY_PVECTOR is not None else [])}
-)
+_VECTOR_TYPES: list[type] = [kind for kind in (_C_PVECTOR, _PY_PVECTOR) if kind is not None]
+for _kind in _VECTOR_TYPES:
+    _FREEZERS[_kind] = _freeze_pvector
+_PYRSISTENT_TYPES: frozenset[type] = frozenset({_PMAP, _PSET, _PDEQUE, *_PLIST, *_VECTOR_TYPES})
 
 
 # -- reading -----------------------------------------------------------------------------

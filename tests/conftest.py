@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from redis_support import RedisServer
 
 
+def pytest_report_header() -> str:
+    from server_state._pcompat import C_PVECTOR
+
+    vector = "C extension (pvectorc)" if C_PVECTOR is not None else "pure-Python PVector"
+    return f"pyrsistent vectors: {vector}"
+
+
 @pytest.fixture
 def fresh_state() -> ServerState:
     """A new, empty ``ServerState`` (outside Streamlit: no sessions)."""

@@ -392,6 +392,39 @@ def test_crossed_transact_under_a_held_key_lock_raises(
     assert s["a"] + s["b"] <= 1  # at most the call that got through
 
 
+class _AlwaysRetaken:
+    """A key's lock among several waiters, as a waiter sees it when the lock
+    goes round them: free only for the waiter the holder hands it to, and
+    taken again by the next waiter as soon as that one lets go of it."""
+
+    def __init__(self) -> None:
+        self.handed = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not blocking:
+            return False  # whenever we merely try, another waiter holds it
+        self.handed += 1
+        assert self.handed < 50, "holding() waited for the lock 50 times and let go of it each time"
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def test_holding_keeps_the_lock_it_waited_for_until_it_has_them_all() -> None:
+    # Taking the busy lock only to release it and start over handed it to
+    # the next waiter each time: with four threads transferring between two
+    # keys, the locks went round the waiters and commits nearly stopped.
+    locks = locks_module.KeyLocks()
+    retaken = _AlwaysRetaken()
+    locks._locks["b"] = retaken  # type: ignore[assignment]
+    with locks.holding(["a", "b"]) as held:
+        assert held
+        assert locks.local("a")._is_owned()  # type: ignore[attr-defined]
+    assert retaken.handed == 1
+    assert not locks.local("a")._is_owned()  # type: ignore[attr-defined]
+
+
 def test_a_long_wait_without_other_locks_waits_and_warns(
     fresh_state: ServerState, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -141,7 +141,8 @@ EQUAL_AGAIN: dict[str, Callable[[], Any]] = {
     "np.bool_": lambda: np.bool_(True),
     "np.str_": lambda: np.str_("text"),
     "np.datetime64": lambda: np.datetime64("2024-01-15T12:00"),
-    "np.datetime64 NaT": lambda: np.datetime64("NaT"),
+    # With a unit: numpy 2.5 deprecates the generic one (a bare "NaT"), at construction.
+    "np.datetime64 NaT": lambda: np.datetime64("NaT", "s"),
     "pd.Timestamp": lambda: pd.Timestamp("2024-01-15 12:00"),
     "pd.Timestamp tz-aware": lambda: pd.Timestamp("2024-01-15 12:00", tz="Europe/Berlin"),
     "pd.Timedelta": lambda: pd.Timedelta("1h"),

@@ -1,0 +1,154 @@
+"""server_state on pyrsistent's pure-Python vector (group ``purepy``): what
+Python 3.13 gets, where pyrsistent 0.20 has no wheel and no C extension.
+
+Each item runs in a child interpreter with ``PYRSISTENT_NO_C_EXTENSION=1``
+(pyrsistent's own switch), in-process, no server: a fresh ``ServerState()``,
+public API only. Rows: an ``update`` append at 1,000 / 10,000 / 100,000
+items (flat: O(log n)), and an unchanged pyrsistent value written again (no
+change: its version stays, no rerun is asked).
+
+    python -m benchmarks.purepy_bench [--full|--smoke] [--json out.json] [--only ITEMS]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from typing import Any
+
+from ._suite import SMOKE_FIGURES, ChildSuite, Row, yes
+
+ITEMS = ("append", "unchanged")
+
+SIZES: dict[str, dict[str, Any]] = {
+    "full": {"sizes": (1_000, 10_000, 100_000), "ops": 2_000, "repeats": 7, "vector": 100_000},
+    "smoke": {"sizes": (1_000, 10_000, 100_000), "ops": 200, "repeats": 2, "vector": 10_000},
+}
+FLAT = 2.0  # the 100k append at most this times the 1k one
+UNCHANGED_US = 50.0  # an unchanged pyrsistent write of a 100k vector: identity, not a pass over it
+
+
+def _pure_python() -> str:
+    from server_state._pcompat import C_PVECTOR
+
+    if C_PVECTOR is not None:
+        raise RuntimeError("pyrsistent's C extension is in use: PYRSISTENT_NO_C_EXTENSION was not honoured")
+    return "pure-Python PVector"
+
+
+def item_append(z: dict[str, Any]) -> dict[str, Any]:
+    """Median µs of one ``update(key, lambda v: v.append(i))`` per size."""
+    from pyrsistent import pvector
+
+    from server_state import ServerState
+
+    vector = _pure_python()
+    k: int = z["ops"]
+    states = {}
+    for n in z["sizes"]:
+        state = ServerState()
+        state["log"] = pvector(range(n))
+        states[n] = state
+    samples: dict[int, list[float]] = {n: [] for n in z["sizes"]}
+    for _ in range(z["repeats"]):  # sizes interleaved: load on the machine hits all alike
+        for n, state in states.items():
+            t0 = time.perf_counter()
+            for i in range(k):
+                state.update("log", lambda v, i=i: v.append(i))
+            samples[n].append((time.perf_counter() - t0) / k * 1e6)
+    for n, state in states.items():
+        assert len(state.snapshot()["log"]) == n + k * z["repeats"]
+    return {"vector": vector, "us": {str(n): statistics.median(s) for n, s in samples.items()}}
+
+
+def item_unchanged(z: dict[str, Any]) -> dict[str, Any]:
+    """An unchanged pyrsistent value written again: µs, and whether anything changed."""
+    from pyrsistent import pvector
+
+    from server_state import ServerState
+
+    vector = _pure_python()
+    state = ServerState()
+    value = pvector(range(z["vector"]))
+    state["v"] = value
+    version = state.version("v")
+    stored = state._store.entry("v")[0]
+    k: int = z["ops"]
+    t0 = time.perf_counter()
+    for _ in range(k):
+        state["v"] = stored
+    us = (time.perf_counter() - t0) / k * 1e6
+    return {
+        "vector": vector,
+        "us": us,
+        "n": z["vector"],
+        "same_object": stored is value,
+        "version_kept": state.version("v") == version,
+    }
+
+
+MEASURES = {"append": item_append, "unchanged": item_unchanged}
+
+
+def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    if item == "append":
+        us = r["us"]
+        for n, t in us.items():
+            rows.append(Row(f"purepy_append_{n}", f"append update(), pure-Python pvector, n={int(n):,}", f"{t:.1f} µs", "-", "-"))
+        lo, hi = min(us, key=int), max(us, key=int)
+        ratio = us[hi] / us[lo]
+        rows.append(
+            Row(
+                "purepy_append_flat",
+                f"append update(), pure-Python pvector: n={int(hi):,} / n={int(lo):,}",
+                f"{ratio:.2f}x",
+                f"≤ {FLAT:g}x (O(log n))",
+                yes(ratio <= FLAT),
+            )
+        )
+    elif item == "unchanged":
+        ok = r["same_object"] and r["version_kept"]
+        rows.append(
+            Row(
+                "purepy_unchanged_write",
+                f"unchanged pyrsistent write, pure-Python pvector, n={r['n']:,}",
+                f"{r['us']:.1f} µs, stored as the same object: {r['same_object']}, version kept: {r['version_kept']}",
+                f"no change, ≤ {UNCHANGED_US:g} µs",
+                yes(ok and r["us"] <= UNCHANGED_US),
+            )
+        )
+    return rows
+
+
+NOTES = """\
+Pure-Python pyrsistent notes:
+- Each item in a child process with PYRSISTENT_NO_C_EXTENSION=1: pyrsistent's pure-Python PVector, as on
+  Python 3.13 (no pyrsistent 0.20 wheel there). In-process, no server: fresh ServerState(), public API.
+- append: median over {repeats} rounds of {ops:,} update() appends per size, sizes interleaved; GC on.
+- unchanged write: the stored value assigned again, {ops:,} times; "version kept": no commit, so no rerun.
+"""
+
+SUITE = ChildSuite(
+    module="benchmarks.purepy_bench",
+    label="purepy",
+    title="server_state on pyrsistent's pure-Python vector",
+    description=__doc__.split("\n\n")[0],
+    mode_help={"full": "the issue's sizes (default)", "smoke": "small sizes: does it run?"},
+    notes=lambda mode: NOTES.format(repeats=SIZES[mode]["repeats"], ops=SIZES[mode]["ops"]),
+    smoke=SMOKE_FIGURES,
+    missed="Pure-Python pyrsistent targets missed",
+    items=ITEMS,
+    sizes=SIZES,
+    child_timeout={"full": 300.0, "smoke": 60.0},
+    measures=MEASURES,
+    rows_for=rows_for,
+    child_env={"PYRSISTENT_NO_C_EXTENSION": "1"},
+)
+run_all = SUITE.run_all
+report = SUITE.report
+main = SUITE.main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -451,13 +451,16 @@ class MemoryStore:
                 if self._gone.get(key, self._floor) != expected:
                     return None
                 old = MISSING
-                self._gone.pop(key, None)
             else:
                 old, version = entry
                 if version != expected:
                     return None
             seq = self._seq = self._seq + 1
             latest[key] = (value, seq)
+            if entry is None:
+                # Only now: a lock-free entry() between the two would see
+                # neither and read the lower _floor (see _apply).
+                self._gone.pop(key, None)
             self._pending[key] = value
             if token is not None:
                 self._tokens[key] = token
@@ -523,12 +526,17 @@ class MemoryStore:
             else:
                 self._tokens.pop(key, None)
         for key in deletes:
-            entry = latest.pop(key, None)
+            entry = latest.get(key)
             if entry is None:
                 continue
             changes.append(Change(key, entry[0], MISSING, seq))
             self._tokens.pop(key, None)
+            # Its version into _gone before it leaves _latest: entry() reads
+            # both without the root lock, and a reader between the two steps
+            # taken the other way round would see _floor, lower than the
+            # version it saw a moment before (versions must never go back).
             self._forget(key, seq)
+            del latest[key]
         self._seq = seq
         self._snapshot = None
         done = tuple(changes)
@@ -594,7 +602,8 @@ class MemoryStore:
         gone[key] = seq
         if len(gone) > GONE_KEPT:
             oldest = next(iter(gone))
-            self._floor = max(self._floor, gone.pop(oldest))
+            self._floor = max(self._floor, gone[oldest])  # raised first: see _apply
+            del gone[oldest]
 
     def _check_invariants(self) -> None:
         """For tests: the invariant of the module docstring."""

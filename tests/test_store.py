@@ -707,3 +707,58 @@ def test_force_rerun_does_not_undo_concurrent_writes(fresh_state: ServerState) -
             assert s["n"] == writers * increments, f"trial {trial}: {s['n']} of {writers * increments}"
     finally:
         sys.setswitchinterval(interval)
+
+
+class _SeenOnRemoval(dict):  # type: ignore[type-arg]
+    """A dict of the store that, right after each removal, reads the key's
+    version as a reader on another thread could at that instant (``version``
+    takes no lock): the store's own dicts replaced by these."""
+
+    def __init__(self, store: Any, seen: list[tuple[str, int]], items: dict[str, Any]) -> None:
+        super().__init__(items)
+        self.store, self.seen = store, seen
+
+    def pop(self, key: str, *default: Any) -> Any:
+        out = super().pop(key, *default)
+        self.seen.append((key, self.store.version(key)))
+        return out
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.seen.append((key, self.store.version(key)))
+
+
+def test_a_version_never_reads_lower_while_its_key_is_deleted_set_again_or_forgotten(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reads take no lock, so every step of a commit must leave a key's
+    version as high as before: a delete, the same key set again, and a
+    deleted key forgotten into the shared floor each move a key between the
+    store's dicts. A version that went back for an instant was seen by the
+    Redis restart test's sampler (``versions went backwards``) under load."""
+    import server_state._store as store_module
+
+    monkeypatch.setattr(store_module, "GONE_KEPT", 2)
+    s = ServerState()
+    store = s._store
+    seen: list[tuple[str, int]] = []
+    store._latest = _SeenOnRemoval(store, seen, store._latest)
+    store._gone = _SeenOnRemoval(store, seen, store._gone)
+    before: dict[str, int] = {}
+
+    def step(action: Callable[[], object], key: str) -> None:
+        before[key] = s.version(key)
+        seen.clear()
+        action()
+        lower = [(k, v) for k, v in seen if k == key and v < before[key]]
+        assert not lower, f"{key!r} read at {lower} after being at version {before[key]}"
+
+    for key in "abcd":
+        s[key] = 1
+    step(lambda: s.__delitem__("a"), "a")  # out of _latest, into _gone
+    step(lambda: s.__setitem__("a", 2), "a")  # out of _gone, into _latest
+    step(lambda: s.__delitem__("b"), "b")
+    step(lambda: s.__delitem__("c"), "c")
+    step(lambda: s.__delitem__("d"), "b")  # the fourth delete forgets b, the oldest, into the floor
+    assert "b" not in store._gone and s.version("b") == store._floor >= before["b"]
+    step(lambda: s.transact(lambda m: m.remove("a")), "a")  # a commit of the general path

@@ -351,6 +351,8 @@ class ServerState:
         Keywords alone are dict's form, except ``key=`` and ``fn=`` together
         (and nothing but ``default=`` besides), the first form spelt out; set
         keys named ``key`` and ``fn`` with a mapping."""
+        if not kwargs and 2 <= len(args) <= 3 and type(args[0]) is str:
+            return self._update_one(*args)  # the hot path: update("count", fn)
         if args:
             # A str key, or a callable second: the first form (a key that is
             # not a str is then refused by name).

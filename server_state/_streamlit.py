@@ -596,7 +596,3 @@ def _run_returning_tab(sid: str) -> None:
     # the session of the server that went away): the app's main page runs.
     request_rerun(session, None)
 
-
-def returning_tabs() -> int:
-    """How many reconnected tabs wait for their run (diagnostics, tests)."""
-    return len(_returning)

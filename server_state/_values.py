@@ -56,7 +56,13 @@ from typing import Any, NoReturn, cast
 from pyrsistent import PMap, PSet, PVector, pdeque, plist
 
 from ._errors import ReadOnlyValueError, ServerStateTypeError
-from ._pcompat import C_PVECTOR, PMAP, PSET, PY_PVECTOR, SHIFT, TRIE, python_pvector
+from ._pcompat import C_PVECTOR as _C_PVECTOR  # None without pyrsistent's C extension
+from ._pcompat import PMAP as _PMAP
+from ._pcompat import PSET as _PSET
+from ._pcompat import PY_PVECTOR as _PY_PVECTOR
+from ._pcompat import SHIFT as _SHIFT
+from ._pcompat import TRIE as _TRIE
+from ._pcompat import python_pvector as _python_pvector
 
 __all__ = [
     "FrozenCounter",
@@ -77,21 +83,12 @@ _is_not = operator.is_not
 _not = operator.not_
 _second = operator.itemgetter(1)
 
-# pyrsistent's private layout (_pcompat.py); _C_PVECTOR is None without its C extension.
-_PMAP: Any = PMAP
-_PSET: Any = PSET
-_C_PVECTOR: Any = C_PVECTOR
-_python_pvector = python_pvector
-_PY_PVECTOR: Any = PY_PVECTOR
-_TRIE = TRIE
 _LARGE_VECTOR = 64  # from this length on, vectors are kept as pure-Python PVectors (see _freeze_pvector)
 _LARGE_BUCKETS = 256  # the same for a pmap's buckets (a lookup then costs ~0.4 µs more)
 _PLIST: Any = (type(plist()), type(plist([1])))
 _PDEQUE: Any = type(pdeque())
 _SEQUENCES: tuple[type, ...] = (PVector, *_PLIST, _PDEQUE)
 _PERSISTENT: tuple[type, ...] = (PMap, PSet, *_SEQUENCES)
-
-_SHIFT = SHIFT
 
 # Exact types whose instances cannot change and hold nothing that can: never
 # visited, never copied. Learned types (numpy scalars, enums...) are added.

@@ -102,17 +102,17 @@ import msgpack  # type: ignore[import-untyped]
 from pyrsistent import PMap, PSet, PVector, pdeque, plist, pmap, pset, pvector
 
 from .._errors import ServerStateError, ServerStatePayloadError, ServerStateTypeError
+from .._pcompat import C_PVECTOR as _C_PVECTOR
+from .._pcompat import PY_PVECTOR as _PY_PVECTOR
+from .._pcompat import python_pvector as _python_pvector
 from .._values import (
-    _C_PVECTOR,
     _PDEQUE,
     _PLIST,
-    _PY_PVECTOR,
     FrozenCounter,
     FrozenDefaultDict,
     FrozenDeque,
     FrozenDict,
     FrozenList,
-    _python_pvector,
     _vector_changed,
     freeze,
     unchanged,

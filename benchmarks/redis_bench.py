@@ -40,10 +40,8 @@ import asyncio
 import contextlib
 import gc
 import json
-import os
 import random
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -56,6 +54,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from ._client import TESTS  # noqa: F401  (puts tests/ on sys.path: harness, imported where used)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,13 +125,9 @@ def _free_port() -> int:
 
 
 def redis_server_path() -> str | None:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    for path in ("/usr/bin/redis-server", "/usr/local/bin/redis-server"):
-        if os.access(path, os.X_OK):
-            return path
-    return None
+    from harness.programs import program_path
+
+    return program_path("redis-server", ("/usr/bin/redis-server", "/usr/local/bin/redis-server"))
 
 
 class LocalRedis:
@@ -189,16 +185,9 @@ class LocalRedis:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        else:
-            proc.wait()
+        from harness.programs import stop_process
+
+        stop_process(proc, 10)
 
     def close(self) -> None:
         self.stop()

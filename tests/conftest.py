@@ -11,6 +11,7 @@ import pytest
 from server_state import ServerState, ServerStateLock, _check_key
 
 if TYPE_CHECKING:
+    from playwright.sync_api import Browser
     from redis_support import RedisServer
 
 
@@ -80,3 +81,30 @@ def fresh_redis() -> Iterator[RedisServer]:
     require_redis_server()
     with RedisServer() as server:
         yield server
+
+
+# -- Chromium (the browser tests) --------------------------------------------------
+# Generous: CI has 2 cores, and a pushed rerun is a round trip through the
+# server and a script run. These bound a failure, not a passing test.
+BROWSER_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, for the module's tests."""
+    from harness.browser import sync_chromium
+
+    with sync_chromium(timeout_ms=60_000) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def expect_timeout() -> Iterator[None]:
+    """Every Playwright ``expect`` in the module waits up to
+    BROWSER_TIMEOUT_MS (default 5 s): ``pytest.mark.usefixtures("expect_timeout")``."""
+    from playwright.sync_api import expect
+
+    previous = getattr(expect, "_timeout", None) or 5_000
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
+    yield
+    expect.set_options(timeout=previous)

@@ -25,10 +25,8 @@ when nginx is missing, saying how to install it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -37,8 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-import pytest
-from harness import free_port
+from harness import free_port, program_path, require_program
+from harness.programs import stop_process
 
 __all__ = ["Nginx", "NginxError", "nginx_path", "require_nginx"]
 
@@ -55,28 +53,17 @@ class NginxError(RuntimeError):
 
 def nginx_path() -> str | None:
     """Path of the ``nginx`` executable, or ``None``."""
-    found = shutil.which("nginx")
-    if found:
-        return found
-    for path in _FALLBACK_PATHS:
-        if os.access(path, os.X_OK):
-            return path
-    return None
+    return program_path("nginx", _FALLBACK_PATHS)
 
 
 def require_nginx() -> str:
     """Path of ``nginx``; without one, fail on CI (``CI`` set), else skip."""
-    path = nginx_path()
-    if path is not None:
-        return path
-    message = (
+    return require_program(
+        nginx_path(),
         "nginx not found (on PATH or in /usr/sbin): the load-balancer tests need a real one. "
         "Run `make test` (it installs the system packages the tests use), or install it "
-        "yourself: `sudo apt-get install nginx` (Debian/Ubuntu)."
+        "yourself: `sudo apt-get install nginx` (Debian/Ubuntu).",
     )
-    if os.environ.get("CI"):
-        pytest.fail(message + " CI is set, so this is a failure, not a skip.", pytrace=False)
-    pytest.skip(message)
 
 
 class Nginx:
@@ -342,17 +329,7 @@ http {{
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)  # the group is ours: start_new_session
-                proc.wait(timeout=self.stop_timeout)
-        else:
-            proc.wait()
+        stop_process(proc, self.stop_timeout, group=True)  # the group is ours: start_new_session
 
     def stop(self) -> None:
         """Stop nginx by PID, keep its logs in memory, remove ``dir``. Idempotent."""

@@ -45,6 +45,7 @@ from typing import Any
 
 import pytest
 import redis
+from harness.programs import program_path, require_program, stop_process
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -82,28 +83,17 @@ def free_port() -> int:
 
 def redis_server_path() -> str | None:
     """Path of the ``redis-server`` executable, or ``None``."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    for path in _FALLBACK_PATHS:
-        if os.access(path, os.X_OK):
-            return path
-    return None
+    return program_path("redis-server", _FALLBACK_PATHS)
 
 
 def require_redis_server() -> str:
     """Path of ``redis-server``; without one, fail on CI (``CI`` set), else skip."""
-    path = redis_server_path()
-    if path is not None:
-        return path
-    message = (
+    return require_program(
+        redis_server_path(),
         "redis-server not found on PATH: the Redis tests need a real server. "
         "Run `make test` (it installs the system packages the tests use), or "
-        "install it yourself: `sudo apt-get install redis-server` (Debian/Ubuntu)."
+        "install it yourself: `sudo apt-get install redis-server` (Debian/Ubuntu).",
     )
-    if os.environ.get("CI"):
-        pytest.fail(message + " CI is set, so this is a failure, not a skip.", pytrace=False)
-    pytest.skip(message)
 
 
 def _short_tmpdir(prefix: str) -> Path:
@@ -310,17 +300,7 @@ class RedisServer:
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-                proc.send_signal(signal.SIGCONT)
-            try:
-                proc.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=self.stop_timeout)
-        else:
-            proc.wait()
+        stop_process(proc, self.stop_timeout, thaw=True)
         self._frozen = False
 
     def stop(self) -> None:

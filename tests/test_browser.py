@@ -16,33 +16,19 @@ from pathlib import Path
 
 import pytest
 from harness import STREAMLIT_RELEASE, StreamlitServer, streamlit_since
-from harness.browser import sync_chromium, wait_for_app_idle
+from harness.browser import wait_for_app_idle
 from playwright.sync_api import Browser, Locator, Page, expect
 
-pytestmark = [pytest.mark.server, pytest.mark.browser]
+pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.usefixtures("expect_timeout")]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 APPS = Path(__file__).resolve().parent / "apps"
 
 # Generous: CI has 2 cores, and a pushed rerun is a round trip through the
-# server and a script run. These bound a failure, not a passing test.
+# server and a script run. These bound a failure, not a passing test (the
+# same as conftest's BROWSER_TIMEOUT_MS for every ``expect``).
 TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module", autouse=True)
-def expect_timeout() -> Iterator[None]:
-    """Every ``expect`` in this module waits up to TIMEOUT_MS (default 5 s)."""
-    previous = getattr(expect, "_timeout", None) or 5_000
-    expect.set_options(timeout=TIMEOUT_MS)
-    yield
-    expect.set_options(timeout=previous)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_chromium(timeout_ms=60_000) as b:
-        yield b
 
 
 def open_tab(browser: Browser, server: StreamlitServer) -> Page:

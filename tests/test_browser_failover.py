@@ -12,37 +12,22 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from harness import StreamlitServer, start_all
-from harness.browser import sync_chromium, wait_for_app_idle
+from harness.browser import wait_for_app_idle
 from nginx_support import Nginx, require_nginx
 from playwright.sync_api import Browser, Locator, WebSocket, expect
 
 if TYPE_CHECKING:
     from redis_support import RedisServer
 
-pytestmark = [pytest.mark.server, pytest.mark.browser]
+pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.usefixtures("expect_timeout")]
 
 APP = Path(__file__).resolve().parent / "apps" / "failover_app.py"
 TIMEOUT_MS = 30_000  # bounds a failure; the figures are printed
-
-
-@pytest.fixture(scope="module", autouse=True)
-def expect_timeout() -> Iterator[None]:
-    previous = getattr(expect, "_timeout", None) or 5_000
-    expect.set_options(timeout=TIMEOUT_MS)
-    yield
-    expect.set_options(timeout=previous)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_chromium(timeout_ms=60_000) as b:
-        yield b
 
 
 class Tab:

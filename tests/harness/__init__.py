@@ -18,6 +18,7 @@ from .client import (
     WidgetInfo,
     run_sessions,
 )
+from .programs import program_path, require_program
 from .releases import STREAMLIT_RELEASE, streamlit_since
 from .server import LogWatch, ServerStartError, StreamlitServer, free_port, start_all
 
@@ -33,6 +34,8 @@ __all__ = [
     "StreamlitSession",
     "WidgetInfo",
     "free_port",
+    "program_path",
+    "require_program",
     "run_sessions",
     "start_all",
     "streamlit_since",

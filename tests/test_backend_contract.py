@@ -16,6 +16,7 @@ import threading
 import time
 import zoneinfo
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -284,6 +285,26 @@ def test_the_mapping_methods_commit_once_and_read_alike_in_every_replica(replica
         a.popitem()
 
 
+@contextmanager
+def follower_paused(store: Any) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """The store's follower held at its next commit from Redis (``held`` is
+    then set) until ``release`` is set or the block ends: a mirror that lags."""
+    held, release = threading.Event(), threading.Event()
+    original = store._follow_entry
+
+    def paused(fields: Any) -> bool:
+        held.set()
+        release.wait(10)
+        return bool(original(fields))
+
+    store._follow_entry = paused
+    try:
+        yield held, release
+    finally:
+        release.set()
+        store._follow_entry = original
+
+
 def test_a_pop_on_a_lagging_mirror_finds_the_key(redis_replicas: Replicas) -> None:
     """b has not yet seen a's new key: pop without a default asks Redis
     before saying the key is missing (as del does)."""
@@ -291,14 +312,6 @@ def test_a_pop_on_a_lagging_mirror_finds_the_key(redis_replicas: Replicas) -> No
     a, b = replicas.a, replicas.b
     b.peek("x")  # started
     store = b._store
-    held, release = threading.Event(), threading.Event()
-    original = store._follow_entry  # type: ignore[attr-defined]
-
-    def paused(fields: Any) -> bool:
-        held.set()
-        release.wait(10)
-        return bool(original(fields))
-
     asked = threading.Event()
     confirm = store._confirm
 
@@ -306,22 +319,20 @@ def test_a_pop_on_a_lagging_mirror_finds_the_key(redis_replicas: Replicas) -> No
         asked.set()
         return confirm(key, version)
 
-    store._follow_entry = paused  # type: ignore[attr-defined]
     store._confirm = confirming  # type: ignore[method-assign]
     got: list[Any] = []
     try:
-        a["k"] = 5
-        assert held.wait(10)
-        assert b._store.entry("k")[0] is MISSING  # b lags
-        popper = threading.Thread(target=lambda: got.append(b.pop("k")))
-        popper.start()
-        assert asked.wait(10)  # b, not having the key, asked Redis before answering
-        release.set()
-        popper.join(10)
-        assert not popper.is_alive()
+        with follower_paused(store) as (held, release):
+            a["k"] = 5
+            assert held.wait(10)
+            assert b._store.entry("k")[0] is MISSING  # b lags
+            popper = threading.Thread(target=lambda: got.append(b.pop("k")))
+            popper.start()
+            assert asked.wait(10)  # b, not having the key, asked Redis before answering
+            release.set()
+            popper.join(10)
+            assert not popper.is_alive()
     finally:
-        release.set()
-        store._follow_entry = original  # type: ignore[attr-defined]
         store._confirm = confirm  # type: ignore[method-assign]
     replicas.settled()
     assert got == [5] and "k" not in a and "k" not in b
@@ -403,17 +414,7 @@ def test_an_equal_write_on_a_lagging_mirror_is_not_dropped(redis_replicas: Repli
     a, b = replicas.a, replicas.b
     a["x"] = 1
     replicas.settled()
-    store = b._store
-    held, release = threading.Event(), threading.Event()
-    original = store._follow_entry  # type: ignore[attr-defined]
-
-    def paused(fields: Any) -> bool:
-        held.set()
-        release.wait(10)
-        return bool(original(fields))
-
-    store._follow_entry = paused  # type: ignore[attr-defined]
-    try:
+    with follower_paused(b._store) as (held, release):
         a["x"] = 2
         assert held.wait(10)
         assert b.peek("x") == 1  # b lags
@@ -422,8 +423,5 @@ def test_an_equal_write_on_a_lagging_mirror_is_not_dropped(redis_replicas: Repli
         release.set()
         writer.join(10)
         assert not writer.is_alive()
-    finally:
-        release.set()
-        store._follow_entry = original  # type: ignore[attr-defined]
     replicas.settled()
     assert a.peek("x") == b.peek("x") == 1

@@ -128,3 +128,20 @@ def test_the_wheel_installs_the_boot_hook(tmp_path: os.PathLike[str]) -> None:
     assert {"server_state-boot.pth", "_server_state_boot.py", "server_state/_streamlit.py"} <= names
     pth = zipfile.ZipFile(wheel).read("server_state-boot.pth").decode()
     assert pth == (root / "server_state-boot.pth").read_text()
+
+
+@pytest.mark.parametrize(("setting", "hooked"), [(None, "True"), ("0", "False")])
+def test_server_state_run_reconnected_0_leaves_reconnecting_tabs_alone(setting: str | None, hooked: str) -> None:
+    """README: ``SERVER_STATE_RUN_RECONNECTED=0`` turns the runs of returning
+    tabs off: Streamlit's session connections are then left unhooked."""
+    env = {k: v for k, v in os.environ.items() if k != "SERVER_STATE_RUN_RECONNECTED"}
+    if setting is not None:
+        env["SERVER_STATE_RUN_RECONNECTED"] = setting
+    code = (
+        "from server_state import _streamlit\n"
+        "_streamlit.hook_reconnects()\n"
+        "from streamlit.runtime import Runtime\n"
+        "print(getattr(Runtime, '_server_state_reconnect_hooked', False))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert (done.returncode, done.stdout.strip()) == (0, hooked), done.stderr

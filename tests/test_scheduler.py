@@ -3,7 +3,7 @@ server: memory under churn, the read/announce race, the repeat detector,
 staleness judged against a run still going, parked sessions.
 
 The behaviour a user sees is tested on real servers (tests/test_sessions.py,
-tests/test_reruns_hardening.py); these pin down the rules that make it.
+tests/test_reruns.py); these pin down the rules that make it.
 """
 
 from __future__ import annotations

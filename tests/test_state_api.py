@@ -4,22 +4,29 @@ Streamlit: no sessions, so nothing is rerun; these are about the state."""
 
 from __future__ import annotations
 
+import copy
+import enum
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pyrsistent import PMap, pvector
 
 import server_state as pkg
 from server_state import (
+    MISSING,
     NoRerun,
     RerunSuppressedError,
     ServerState,
     ServerStateError,
     ServerStateLock,
+    ServerStateTypeError,
+    _check_key,
     no_rerun,
     thaw,
 )
+from server_state._store import StoreState
 
 JOIN = 60.0
 
@@ -382,3 +389,172 @@ def test_package_force_rerun_bound_sessions_inside_no_rerun_raises() -> None:
         assert pkg.server_state.version(key) > version
     finally:
         del pkg.server_state[key]
+
+
+# -- str-subclass keys mean their string value everywhere -----------------------
+
+
+class K(str, enum.Enum):  # noqa: UP042 -- the (str, Enum) pattern is the one users write
+    COUNT = "count"
+    NAME = "name"
+
+
+def test_str_enum_keys_mean_their_value_everywhere(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s[K.COUNT] = 2
+    assert s["count"] == 2
+    assert s[K.COUNT] == 2
+    assert K.COUNT in s
+    assert s.get(K.COUNT) == 2
+    assert s.keys() == ["count"]
+    assert type(s.keys()[0]) is str
+    s.update(K.COUNT, lambda n: n + 1)
+    assert s["count"] == 3
+    assert s.snapshot(K.COUNT)[K.COUNT] == 3
+    assert s.snapshot()["count"] == 3
+    s.transact(lambda m: m.set(K.NAME, m[K.COUNT] * 10))
+    assert s["name"] == 30
+    assert s.keys() == ["count", "name"]
+    assert s.setdefault(K.NAME, 0) == 30
+    lock = ServerStateLock(s._locks, _check_key)
+    assert lock[K.COUNT] is lock["count"] is lock.count
+    del s[K.NAME]
+    assert "name" not in s
+
+
+class S(enum.StrEnum):
+    TOTAL = "total"
+
+
+def test_str_enum_members_are_keys_too(fresh_state: ServerState) -> None:
+    fresh_state[S.TOTAL] = 1
+    assert fresh_state.total == 1
+    assert S.TOTAL in fresh_state
+
+
+def test_a_transaction_built_outside_the_map_normalises_enum_keys(fresh_state: ServerState) -> None:
+    from pyrsistent import pmap
+
+    s = fresh_state
+    s["count"] = 1
+    s.transact(lambda m: pmap({K.COUNT: 5}))
+    assert s.keys() == ["count"]
+    assert s["count"] == 5
+
+
+# -- MISSING is no value ----------------------------------------------------------
+
+
+def test_missing_is_refused_as_a_value_and_nothing_changes(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s["a"] = 1
+    with pytest.raises(ServerStateTypeError, match=r"'b'.*MISSING.*del server_state"):
+        s["b"] = MISSING
+    with pytest.raises(ServerStateTypeError, match="'a'"):
+        s.update("a", lambda v: MISSING)
+    with pytest.raises(ServerStateTypeError, match="'c'"):
+        s.transact(lambda m: m.set("c", MISSING))
+    with pytest.raises(ServerStateTypeError, match="'d'"):
+        s.setdefault("d", MISSING)
+    assert len(s) == 1
+    assert s.keys() == ["a"]
+    assert s["a"] == 1
+
+
+# -- watchers ---------------------------------------------------------------------------
+
+
+def test_watch_names_a_key_once_however_often_it_is_given(fresh_state: ServerState) -> None:
+    s = fresh_state
+    calls: list[tuple[str, Any, Any]] = []
+    s.watch(["a", "a", "a"], lambda k, old, new: calls.append((k, old, new)))
+    s["a"] = 1
+    assert calls == [("a", MISSING, 1)]
+
+
+def test_watch_with_version_tells_commit_order(fresh_state: ServerState) -> None:
+    s = fresh_state
+    seen: list[tuple[str, int]] = []
+    s.watch("a", lambda k, old, new, version: seen.append((new, version)), with_version=True)
+    s["a"] = "x"
+    s["a"] = "y"
+    assert [new for new, _ in seen] == ["x", "y"]
+    assert seen[0][1] < seen[1][1] == s.version("a")
+
+
+def test_watch_with_a_bad_keys_argument_names_what_to_pass(fresh_state: ServerState) -> None:
+    with pytest.raises(ServerStateTypeError, match="keys must be a key, a list of keys or None"):
+        fresh_state.watch(5, lambda *a: None)  # type: ignore[arg-type]
+
+
+# -- snapshots of a few keys cost what they ask for, and iterate in keys() order ---------------
+
+
+def test_snapshot_iterates_in_keys_order(fresh_state: ServerState) -> None:
+    s = fresh_state
+    names = [f"key{i}" for i in range(50)][::-1]
+    for i, name in enumerate(names):
+        s[name] = i
+    assert list(s.snapshot()) == s.keys() == names
+    assert list(s.snapshot("key3", "key1", "nope", "key2")) == ["key3", "key1", "key2"]
+    snap = s.snapshot()
+    del s["key10"]
+    s["new"] = 1
+    assert sorted(snap) == sorted(names)  # still the instant it was taken
+    assert "new" not in list(snap)
+
+
+def test_a_named_snapshot_does_not_walk_the_whole_state(fresh_state: ServerState) -> None:
+    s = fresh_state
+    for i in range(2_000):
+        s[f"k{i}"] = i
+    s["name"], s["email"] = "ann", "ann@example.org"
+    snap = s.snapshot("name", "email")
+    # Whatever walks every key of the snapshot's map or of the live state fails.
+    snap._state = StoreState(_NoWalk(snap._state.values), snap._state.seq)
+    store = s._store
+    store._latest = _Untouchable(store._latest)  # type: ignore[assignment]
+    try:
+        assert dict(snap) == {"name": "ann", "email": "ann@example.org"}
+        assert len(snap) == 2
+    finally:
+        store._latest = dict(dict.items(store._latest))
+
+
+def _no_walk(*args: Any) -> Any:
+    raise AssertionError("a named snapshot walked every key")
+
+
+class _NoWalk(PMap):  # type: ignore[type-arg]
+    __slots__ = ()
+
+    def __new__(cls, values: PMap) -> _NoWalk:  # type: ignore[type-arg]
+        return PMap.__new__(cls, values._size, values._buckets)  # type: ignore[call-arg,no-any-return]
+
+    __iter__ = keys = items = values = iterkeys = iteritems = _no_walk  # type: ignore[assignment]
+
+
+class _Untouchable(dict):  # type: ignore[type-arg]
+    items = __iter__ = keys = values = _no_walk  # type: ignore[assignment]
+
+
+# -- the facade's own rough edges ---------------------------------------------------------
+
+
+def test_deepcopy_of_a_snapshot_is_a_plain_mutable_dict(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s["a"] = {"x": [1, 2]}
+    s["v"] = pvector([1, 2])
+    copied = copy.deepcopy(s.snapshot())
+    assert copied == {"a": {"x": [1, 2]}, "v": [1, 2]}
+    copied["a"]["x"].append(3)  # mutable, and the state is untouched
+    assert s["a"] == {"x": [1, 2]}
+    snap = s.snapshot()
+    assert copy.copy(snap) is snap
+
+
+def test_deleting_a_missing_attribute_is_an_attribute_error(fresh_state: ServerState) -> None:
+    with pytest.raises(AttributeError, match="'missing'"):
+        del fresh_state.missing
+    with pytest.raises(KeyError):
+        del fresh_state.missing

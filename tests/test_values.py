@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyrsistent import PMap, PSet, PVector, pdeque, plist, pmap, pset, pvector
+from test_store import run_threads
 
+import server_state._state as state_module
 from server_state import (
     FrozenDict,
     FrozenList,
@@ -1355,3 +1357,90 @@ def test_a_list_holding_nat_written_again_is_not_a_change(fresh_state: ServerSta
     assert fresh_state.version("rows") == version
     fresh_state["rows"] = [{"at": pd.Timestamp("2026-01-01"), "n": 1}, pd.NaT]
     assert fresh_state.version("rows") > version
+
+
+# -- the read-form cache ----------------------------------------------------------
+
+
+def test_a_replaced_large_vector_is_not_kept_by_its_read_form(fresh_state: ServerState) -> None:
+    s = fresh_state
+    s["v"] = pvector(range(10_000))
+    assert len(s["v"]) == 10_000  # read: its read form is cached
+    s["v"] = []
+    assert "v" not in s._read_cache
+    s["w"] = pvector(range(10))
+    assert len(s["w"]) == 10
+    s.transact(lambda m: m.remove("w"))
+    assert "w" not in s._read_cache
+    s["x"] = pvector(range(10))
+    assert len(s["x"]) == 10
+    del s["x"]
+    assert "x" not in s._read_cache
+
+
+def test_concurrent_first_reads_of_a_new_version_convert_it_once(
+    fresh_state: ServerState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = fresh_state
+    s["v"] = pvector(range(300_000))  # long enough a conversion for threads to overlap
+    conversions = [0]
+    original = state_module.read_form
+
+    def counting(value: Any, label: str | None = None) -> Any:
+        conversions[0] += 1
+        return original(value, label)
+
+    monkeypatch.setattr(state_module, "read_form", counting)
+    results: list[Any] = []
+    run_threads([lambda: results.append(s["v"]) for _ in range(8)])
+    assert conversions[0] == 1
+    assert all(r is results[0] for r in results)
+
+
+# -- a DataFrame changed in place and assigned back is a change ----------------------------
+
+
+def test_a_dataframe_changed_in_place_and_assigned_back_advances_and_tells_watchers(
+    fresh_state: ServerState,
+) -> None:
+    import pandas as pd
+
+    s = fresh_state
+    s["df"] = pd.DataFrame({"x": [1.0, 2.0, float("nan")], "y": ["a", "b", "c"]})
+    seen: list[int] = []
+    s.watch("df", lambda key, old, new, version: seen.append(version), with_version=True)
+    version = s.version("df")
+
+    d = s["df"]
+    s["df"] = d  # the same, unchanged object again: no change
+    assert s.version("df") == version
+    s["df"] = d.copy()  # an equal copy (NaN included): no change
+    assert s.version("df") == version
+
+    d = s["df"]
+    d.loc[1, "x"] += 100  # the upstream README's "don't, but people do"
+    s["df"] = d
+    assert s.version("df") > version
+    assert seen == [s.version("df")]
+    assert s["df"].loc[1, "x"] == 102.0
+
+    s["df"] = d  # assigned again without a further change: nothing
+    assert seen == [s.version("df")]
+
+
+def test_a_model_from_cache_resource_written_every_run_changes_nothing(fresh_state: ServerState) -> None:
+    class Model:
+        def __eq__(self, other: object) -> bool:  # an object whose == would say "equal" to anything
+            return True
+
+        __hash__ = object.__hash__
+
+    s = fresh_state
+    model = Model()
+    s["model"] = model
+    version = s.version("model")
+    for _ in range(3):
+        s["model"] = model
+    assert s.version("model") == version
+    s["model"] = Model()  # another object: a change, whatever its == says
+    assert s.version("model") > version

@@ -1,6 +1,7 @@
-"""The facade as the README shows it (DESIGN §1): mapping and attribute
-style, locks, bad input, no_rerun and force_rerun_bound_sessions. Outside
-Streamlit: no sessions, so nothing is rerun; these are about the state."""
+"""The facade as the README's API shows it: mapping and attribute style,
+keys (str subclasses and enums), locks, bad input, watchers, snapshots,
+no_rerun and force_rerun_bound_sessions. Outside Streamlit: no sessions, so
+nothing is rerun; these are about the state."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The store's atomic operations (DESIGN §1): update, transact, snapshot,
+"""The store's atomic operations (the README's API): update, transact, snapshot,
 watch, versions; under threads started on barriers, never timed with sleeps."""
 
 from __future__ import annotations
@@ -620,7 +620,7 @@ WRITES: dict[str, Callable[[ServerState], Any]] = {
 def test_watchers_are_called_with_no_lock_held(
     fresh_state: ServerState, fresh_lock: ServerStateLock, write: Callable[[ServerState], Any]
 ) -> None:
-    # DESIGN §1: `callback(key, old, new)` after commit, never under an internal
+    # The README's API (`watch`): `callback(key, old, new)` after commit, never under an internal
     # lock. A watcher that hands work to another thread and waits for it (a
     # sync bridge to an event loop, a worker pool) would deadlock if the
     # writer still held server_state_lock[key] or the root lock.
@@ -661,9 +661,9 @@ def test_unsubscribe_removes_only_its_own_subscription(fresh_state: ServerState)
 
 
 def test_snapshot_and_live_reads_of_a_key_build_each_version_once(fresh_state: ServerState) -> None:
-    # DESIGN §1: snapshot values read like classic reads, converted "at most
-    # once per key-version" -- also when a run reads an older snapshot and the
-    # live key in turn.
+    # The value model (README): snapshot values read like classic reads,
+    # converted once per key-version -- also when a run reads an older
+    # snapshot and the live key in turn.
     s = fresh_state
     s["v"] = pvector(range(5))
     snap = s.snapshot()

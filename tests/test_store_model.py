@@ -1,4 +1,4 @@
-"""A hypothesis state machine: the state against a plain model (DESIGN §6).
+"""A hypothesis state machine: the state against a plain model.
 
 The model is a dict of key -> plain value plus each key's last seen version.
 A write is a real change iff the new value differs from the stored one, where

@@ -374,7 +374,7 @@ def test_pyrsistent_read_form_refuses_mutation_naming_the_key(fresh_state: Serve
 def test_pyrsistent_values_inside_plain_containers_are_never_read_raw(
     fresh_state: ServerState, value: Any
 ) -> None:
-    # DESIGN §2: reads must not hand out raw pyrsistent values (Streamlit
+    # The value model (README): reads never hand out raw pyrsistent values (Streamlit
     # renders them as a repr string and crashes on a PVector of options).
     fresh_state[KEY] = value
     read = fresh_state[KEY]

@@ -201,6 +201,7 @@ def test_chat_in_two_tabs(browser: Browser) -> None:
 
 
 @streamlit_since((1, 44), "old frontends lose text on type-then-click (1.37-1.40), double clicks (1.43)")
+@pytest.mark.releases
 def test_box_cleared_by_its_callback_stays_cleared_when_a_rerun_follows(browser: Browser) -> None:
     """Each send clears the box in its callback, and a thread commits a key
     the page shows as that run ends: the session is rerun as soon as it
@@ -276,6 +277,7 @@ def test_read_only_values_render(browser: Browser) -> None:
 # -- 4. a shared text box and a login gate ---------------------------------------------
 
 
+@pytest.mark.releases
 def test_shared_text_box_follows_in_the_other_tab(browser: Browser) -> None:
     """A keyed st.text_input mirrored through st.session_state as the README
     shows (tests/apps/mirror_app.py): what one tab commits appears in the

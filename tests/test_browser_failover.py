@@ -126,6 +126,7 @@ def test_a_tab_whose_replica_stops_follows_the_count_again_by_itself(
             server.stop()
 
 
+@pytest.mark.releases
 def test_a_tab_of_a_restarted_server_shows_what_the_new_process_has(browser: Browser) -> None:
     """One server in memory, restarted on its port with a tab open: the tab
     reconnects and, by itself, shows the new process's count (0: the state

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from harness import StreamlitServer, StreamlitSession
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.releases]
 
 APPS = Path(__file__).resolve().parent / "apps"
 

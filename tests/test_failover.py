@@ -68,7 +68,7 @@ def env(url: str, replica: str, namespace: str = "") -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
+@pytest.mark.parametrize("backend", [pytest.param("memory", marks=pytest.mark.releases), "redis"])
 def test_tabs_of_a_restarted_server_show_what_it_has_by_themselves(backend: str, redis_server: RedisServer) -> None:
     """A server restarts (a redeploy, a crash) with two tabs open. Each tab
     reconnects to a server that has run no script yet; each runs exactly once

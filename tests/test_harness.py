@@ -75,6 +75,7 @@ def run(server: StreamlitServer, body: Callable[[StreamlitSession], Awaitable[T]
     return asyncio.run(main())
 
 
+@pytest.mark.releases
 def test_connect_renders_the_page(server: StreamlitServer) -> None:
     async def body(s: StreamlitSession) -> None:
         assert s.texts() == HOME_TEXTS, s.describe()
@@ -109,6 +110,7 @@ def test_connect_renders_the_page(server: StreamlitServer) -> None:
     run(server, body)
 
 
+@pytest.mark.releases
 def test_click_increments_exactly_once_per_click(server: StreamlitServer) -> None:
     async def body(s: StreamlitSession) -> None:
         for i in range(1, 4):
@@ -125,6 +127,7 @@ def test_click_increments_exactly_once_per_click(server: StreamlitServer) -> Non
     run(server, body)
 
 
+@pytest.mark.releases
 def test_set_value_updates_each_echo(server: StreamlitServer) -> None:
     async def body(s: StreamlitSession) -> None:
         cases: list[tuple[str, object, str]] = [
@@ -152,6 +155,7 @@ def test_set_value_updates_each_echo(server: StreamlitServer) -> None:
     run(server, body)
 
 
+@pytest.mark.releases
 def test_form_values_are_sent_on_submit(server: StreamlitServer) -> None:
     async def body(s: StreamlitSession) -> None:
         started = s.runs_started
@@ -163,6 +167,7 @@ def test_form_values_are_sent_on_submit(server: StreamlitServer) -> None:
     run(server, body)
 
 
+@pytest.mark.releases
 def test_fragment_click_is_a_fragment_run_and_keeps_the_body(server: StreamlitServer) -> None:
     async def body(s: StreamlitSession) -> None:
         fragment_id = s.widget_fragment_id("Frag increment")
@@ -190,6 +195,7 @@ def test_fragment_click_is_a_fragment_run_and_keeps_the_body(server: StreamlitSe
     run(server, body)
 
 
+@pytest.mark.releases
 def test_stale_elements_are_dropped_after_a_full_run(server: StreamlitServer) -> None:
     async def body(s: StreamlitSession) -> None:
         # Switching page replaces the page's elements: none of home's survive.
@@ -200,6 +206,7 @@ def test_stale_elements_are_dropped_after_a_full_run(server: StreamlitServer) ->
     run(server, body)
 
 
+@pytest.mark.releases
 def test_switch_page(server: StreamlitServer) -> None:
     async def body(s: StreamlitSession) -> None:
         pages = s.pages()
@@ -221,6 +228,7 @@ def test_switch_page(server: StreamlitServer) -> None:
     run(server, body)
 
 
+@pytest.mark.releases
 def test_initial_page_from_url_path(server: StreamlitServer) -> None:
     async def main() -> None:
         async with StreamlitSession(server, page="other", timeout=TIMEOUT) as s:
@@ -285,6 +293,7 @@ def test_server_start_failure_reports_the_log() -> None:
 
 
 @pytest.mark.browser
+@pytest.mark.releases
 def test_chromium_renders_the_app(server: StreamlitServer) -> None:
     """The Playwright launcher works with Debian's chromium (no download)."""
     assert chromium_path()

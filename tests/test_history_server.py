@@ -406,6 +406,7 @@ async def update_then_clear(writer_server: StreamlitServer, other: StreamlitServ
         await close_all(*everyone)
 
 
+@pytest.mark.releases
 def test_update_of_a_mapping_and_clear_rerun_each_bound_session_once(server: StreamlitServer) -> None:
     logs = LogWatch(server)
     asyncio.run(update_then_clear(server, server, "mapping"))

@@ -298,6 +298,7 @@ class _Events:
         (ScriptRequestType.CONTINUE, False, ScriptRunnerEvent.SCRIPT_STOPPED_FOR_RERUN, False),
     ],
 )
+@pytest.mark.releases
 def test_run_end_is_complete_unless_cut_short_from_outside(
     state: ScriptRequestType, from_outside: bool, event: ScriptRunnerEvent, completed: bool
 ) -> None:
@@ -306,6 +307,7 @@ def test_run_end_is_complete_unless_cut_short_from_outside(
     assert events.finished == [completed]
 
 
+@pytest.mark.releases
 def test_request_stop_marks_the_runner_before_the_stop_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
 
@@ -331,6 +333,7 @@ def _quiet_server_state_log(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="server_state")
 
 
+@pytest.mark.releases
 def test_a_second_state_does_not_take_the_first_ones_run_events(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(adapter, "_events", ())
     first, second = _Events(), _Events()

@@ -60,6 +60,7 @@ def probe_server() -> Iterator[StreamlitServer]:
 # -- the seed's counter ------------------------------------------------------------
 
 
+@pytest.mark.releases
 def test_click_in_a_reruns_b_exactly_once_and_a_at_most_once_after(counter_server: StreamlitServer) -> None:
     async def scenario() -> None:
         a, b = await run_sessions(counter_server, 2)
@@ -90,6 +91,7 @@ def test_click_in_a_reruns_b_exactly_once_and_a_at_most_once_after(counter_serve
     "whose output 1.37 dropped, so the next click stops the previous click's run before its button (open; "
     "docs/streamlit-internals.md)",
 )
+@pytest.mark.releases
 def test_three_sessions_ten_interleaved_clicks_each_lose_nothing(counter_server: StreamlitServer) -> None:
     async def clicker(session: StreamlitSession, n: int) -> None:
         for _ in range(n):
@@ -170,6 +172,7 @@ def test_write_inside_no_rerun_reruns_nobody(probe_server: StreamlitServer) -> N
     asyncio.run(scenario())
 
 
+@pytest.mark.releases
 def test_session_that_stopped_reading_the_key_is_not_rerun(probe_server: StreamlitServer) -> None:
     async def scenario() -> None:
         a, b = await run_sessions(probe_server, 2)
@@ -195,6 +198,7 @@ def test_session_that_stopped_reading_the_key_is_not_rerun(probe_server: Streaml
     asyncio.run(scenario())
 
 
+@pytest.mark.releases
 def test_disconnected_session_is_dropped_and_never_rerun() -> None:
     async def scenario(probe_server: StreamlitServer) -> None:
         a, b, c = await run_sessions(probe_server, 3)
@@ -298,6 +302,7 @@ def test_shared_slider_propagates_and_goes_quiet(fast_reruns: str) -> None:
         asyncio.run(scenario(server))
 
 
+@pytest.mark.releases
 def test_key_read_only_in_a_fragment_reruns_only_that_fragment() -> None:
     async def scenario(server: StreamlitServer) -> None:
         a, b = await run_sessions(server, 2)
@@ -321,6 +326,7 @@ def test_key_read_only_in_a_fragment_reruns_only_that_fragment() -> None:
         asyncio.run(scenario(server))
 
 
+@pytest.mark.releases
 def test_multipage_session_stays_on_its_page_after_a_pushed_rerun() -> None:
     async def scenario(server: StreamlitServer) -> None:
         a, b = await run_sessions(server, 2)
@@ -388,6 +394,7 @@ def test_dashboard_background_thread_updates_every_session() -> None:
 # -- runs in progress, loops ------------------------------------------------------------
 
 
+@pytest.mark.releases
 def test_write_during_a_run_in_progress_does_not_swallow_its_click(tmp_path: Path) -> None:
     async def scenario(server: StreamlitServer) -> None:
         a = await StreamlitSession(server, name="A").connect()

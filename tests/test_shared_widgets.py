@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from harness import STREAMLIT_RELEASE, StreamlitServer, StreamlitSession, run_sessions
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.releases]
 
 APP = Path(__file__).resolve().parent / "apps" / "mirror_app.py"
 QUIET = 0.8

@@ -2,7 +2,7 @@
 commit reruns the sessions that showed a changed key, on their own event
 loops, once their own run is over and has reached the browser.
 
-Rules it carries out are in the README ("When sessions rerun"). Decisions on
+Rules it carries out are in docs/reruns.md ("When sessions rerun"). Decisions on
 *who* is stale live in the binding tracker; this module decides *when*, and
 talks to Streamlit only through the adapter.
 """

@@ -279,7 +279,7 @@ def test_read_only_values_render(browser: Browser) -> None:
 
 @pytest.mark.releases
 def test_shared_text_box_follows_in_the_other_tab(browser: Browser) -> None:
-    """A keyed st.text_input mirrored through st.session_state as the README
+    """A keyed st.text_input mirrored through st.session_state as docs/reruns.md
     shows (tests/apps/mirror_app.py): what one tab commits appears in the
     other tab's box. The box that passes value= instead never gives the script
     the new value (its box, in Chromium, sometimes shows it all the same)."""

@@ -3,7 +3,7 @@
 stops the first runner and runs its callback at once in another thread, and
 the first callback stops at its next ``st.session_state`` access. Nothing is
 lost in the state (the update is never cut in half) and, when the callback
-takes its number before the update as the README advises, both clicks post a
+takes its number before the update as docs/reruns.md advises, both clicks post a
 message of their own."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tabs that outlive their server (README, "Deploying behind a load
+"""Tabs that outlive their server (docs/replicas.md, "Deploying behind a load
 balancer"): a tab whose server went away reconnects to another replica or to
 the restarted server, naming a session that server does not know. Streamlit
 makes it a fresh session and, from 1.38 on, the browser asks it for no run;

@@ -15,7 +15,7 @@ The same page checks the other multi-key commits, ``update(mapping)`` and
 ``clear()`` empties a state that the tests before it no longer use.
 
 What the reverting session's own run does follows the rule for any write
-(README, "When sessions rerun", rule 2): a revert in a widget callback is
+(docs/reruns.md, "The rules", rule 2): a revert in a widget callback is
 read by the run that follows it, which is not rerun; a revert in the body
 after the run showed the keys reruns that session once after its run.
 """

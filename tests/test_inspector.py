@@ -5,7 +5,7 @@ table lists the keys; a write in another session shows up without a reload
 (and reruns only the inspector's fragment); the revert button is absent
 unless the app allows it, and asked again at click time; private values
 never reach the browser. One Chromium test looks at the example, and takes
-the README's screenshot. The parts that need no server (the binding to every
+docs/api.md's screenshot. The parts that need no server (the binding to every
 key, the per-second counters, bounded previews and diffs, argument errors,
 the Redis backend) are checked in process.
 """

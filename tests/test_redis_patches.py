@@ -1,4 +1,4 @@
-"""Big values travel as patches (README, "Several replicas"), on a real
+"""Big values travel as patches (docs/replicas.md, "Big values travel as patches"), on a real
 redis-server: an append to a long sequence or one entry set in a big map
 sends the change, not the value, to Redis and to every other replica; Redis
 keeps such a value item by item (a list per sequence key, a hash per map

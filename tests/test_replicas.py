@@ -3,7 +3,7 @@
 
 Each replica is its own process with its own mirror; a write in one reruns
 the sessions of the others that show the key, by the rules of one server
-(README, "When sessions rerun"): once per change, only the fragment when only
+(docs/reruns.md): once per change, only the fragment when only
 a fragment read it, never a run in progress, never a session that does not
 show the key, nobody for a write inside ``with no_rerun:``, and rerun loops
 stopped after the same number of rounds, the round being carried from

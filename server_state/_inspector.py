@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 from pyrsistent import PDeque, PList, PMap, PSet, PVector
 
+from ._base import MISSING
 from ._errors import ServerStateTypeError
-from ._store import MISSING
 from ._values import FrozenCounter, FrozenDefaultDict, FrozenDeque, FrozenDict, FrozenList
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from pyrsistent import PMap, pmap
 
 from . import _locks
 from . import _streamlit as adapter
+from ._base import MISSING, Change, Origin, StoreState
 from ._errors import (
     RerunSuppressedError,
     ServerStateError,
@@ -29,13 +30,7 @@ from ._history import Record
 from ._keys import check_key
 from ._locks import KeyLocks
 from ._scheduler import RerunScheduler, suppressed
-from ._store import (
-    MISSING,
-    Change,
-    MemoryStore,
-    StoreState,
-    refuse_missing,
-)
+from ._store import MemoryStore, Store, refuse_missing, store_from_url
 from ._tracker import EVERY_KEY, BindingTracker
 from ._typed import Key, KeySpec, check_transact, check_update, register
 from ._values import (
@@ -48,7 +43,6 @@ from ._values import (
     is_persistent,
     read_form,
 )
-from .backends import Origin, store_from_url
 
 __all__ = ["Commit", "NoRerun", "ServerState", "Snapshot"]
 
@@ -91,7 +85,7 @@ class ServerState:
     or reads and writes one, is one atomic commit."""
 
     __slots__ = ("_convert_lock", "_coord", "_locks", "_read_cache", "_store", "_tracker", "_typed")
-    _store: MemoryStore
+    _store: Store
     _tracker: BindingTracker
     _locks: KeyLocks
     _coord: RerunScheduler
@@ -99,7 +93,7 @@ class ServerState:
     _convert_lock: threading.Lock
     _typed: dict[str, KeySpec]
 
-    def __init__(self, store: MemoryStore | None = None) -> None:
+    def __init__(self, store: Store | None = None) -> None:
         setter = object.__setattr__
         setter(self, "_store", store if store is not None else MemoryStore())
         setter(self, "_tracker", BindingTracker())
@@ -112,7 +106,7 @@ class ServerState:
 
     # -- the backend ---------------------------------------------------------------
 
-    def _plug(self, store: MemoryStore) -> None:
+    def _plug(self, store: Store) -> None:
         object.__setattr__(self, "_store", store)
         self._coord.store = store
         self._locks.factory = store.lock_factory
@@ -338,7 +332,9 @@ class ServerState:
     @overload
     def update(self, key: str, fn: Callable[[Any], Any], default: Any = ...) -> Any: ...
     @overload  # positional-only spelt with "__": mypy refuses "/" before **kwargs against *args here
-    def update(self, __values: Mapping[str, Any] | Iterable[tuple[str, Any]] = ..., **kwargs: Any) -> None: ...
+    def update(
+        self, __values: Mapping[str, Any] | Iterable[tuple[str, Any]] = ..., **kwargs: Any
+    ) -> None: ...
     def update(self, *args: Any, **kwargs: Any) -> Any:
         """Two forms, told apart by the arguments:
 
@@ -476,7 +472,7 @@ class ServerState:
             self.transact(take)
             if taken:
                 return True, taken[0]
-            if not confirm or self._store._confirm(key, version):
+            if not confirm or self._store.confirm(key, version):
                 return False, MISSING
 
     def _detached(self, key: str, value: Any) -> Any:
@@ -564,7 +560,12 @@ class ServerState:
         validator: Callable[[Any], object] | None = None,
     ) -> Key[Any]: ...
     def key(
-        self, name: str, tp: object, *, default: Any = MISSING, validator: Callable[[Any], object] | None = None
+        self,
+        name: str,
+        tp: object,
+        *,
+        default: Any = MISSING,
+        validator: Callable[[Any], object] | None = None,
     ) -> Key[Any]:
         """Declare ``name``'s type (a class, a tuple of classes, ``X | None``,
         ``list[int]`` whose origin is checked) and an optional ``validator``
@@ -677,7 +678,9 @@ class ServerState:
         if key is not None:
             key = check_key(key)
         if limit is not None and (type(limit) is not int or limit < 0):
-            raise ServerStateTypeError(key, f"server_state.history(limit=...) must be an int >= 0, got {limit!r}.")
+            raise ServerStateTypeError(
+                key, f"server_state.history(limit=...) must be an int >= 0, got {limit!r}."
+            )
         return [Commit(self, record) for record in self._store.records(key, limit)]
 
     def at(self, seq: int) -> Snapshot:
@@ -694,7 +697,9 @@ class ServerState:
         (empty when they already had those values)."""
         target = self._store.at(seq).values
         names = (
-            list(dict.fromkeys(check_key(k) for k in keys)) if keys is not None else self._store.changed_since(seq)
+            list(dict.fromkeys(check_key(k) for k in keys))
+            if keys is not None
+            else self._store.changed_since(seq)
         )
         changed: list[str] = []
 
@@ -734,7 +739,8 @@ class ServerState:
     def __delattr__(self, name: str) -> None:
         if hasattr(type(self), name):
             raise ServerStateTypeError(
-                name, f"server_state.{name} is a method; use del server_state[{name!r}] for a key of that name."
+                name,
+                f"server_state.{name} is a method; use del server_state[{name!r}] for a key of that name.",
             )
         try:
             del self[name]
@@ -889,7 +895,9 @@ class Commit:
         for change in self._record.changes:
             if change.key == key:
                 return change
-        raise ServerStateKeyError(key, f"commit {self.seq} did not change {key!r}; it changed {list(self.keys)!r}.")
+        raise ServerStateKeyError(
+            key, f"commit {self.seq} did not change {key!r}; it changed {list(self.keys)!r}."
+        )
 
     def before(self, key: str, default: Any = None) -> Any:
         """``key``'s value right before this commit (``default`` if absent)."""
@@ -908,4 +916,6 @@ class Commit:
         return self._change(key).old is MISSING
 
     def __repr__(self) -> str:
-        return f"<server_state commit {self.seq} at {self.time:%H:%M:%S} by {self.origin}: {list(self.keys)!r}>"
+        return (
+            f"<server_state commit {self.seq} at {self.time:%H:%M:%S} by {self.origin}: {list(self.keys)!r}>"
+        )

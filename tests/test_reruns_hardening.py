@@ -57,7 +57,9 @@ def test_page_that_stops_early_reruns_each_tab_once_per_click(fast_reruns: str) 
                 start = int(value_after(b, "posts="))
                 a_before, b_before = a.runs_started, b.runs_started
                 await a.click("Post")
-                await b.wait_until(lambda start=start: value_after(b, "posts=") == str(start + 1), what="B shows the post")
+                await b.wait_until(
+                    lambda start=start: value_after(b, "posts=") == str(start + 1), what="B shows the post"
+                )
                 await quiet(a, b)
                 # A: its click run only (written in a callback, read afterwards).
                 assert a.runs_started - a_before == 1, (clicks, a.describe())
@@ -83,7 +85,9 @@ def test_member_view_behind_the_gate_still_follows_the_key() -> None:
             start = int(value_after(b, "posts="))
             a_before, b_before = a.runs_started, b.runs_started
             await a.click("Post")
-            await b.wait_until(lambda: value_after(b, "member view: posts=") == str(start + 1), what="B's member view")
+            await b.wait_until(
+                lambda: value_after(b, "member view: posts=") == str(start + 1), what="B's member view"
+            )
             await quiet(a, b)
             assert (a.runs_started - a_before, b.runs_started - b_before) == (1, 1)
         finally:
@@ -156,7 +160,11 @@ def test_slow_run_that_reads_after_the_writes_shows_them_uninterrupted(fast_reru
             began = time.monotonic()
             await a.click("Write")
             await a.click("Write")  # two writes while B's run sleeps, before it reads "v"
-            await b.wait_until(lambda: value_after(b, "v=") == str(start + 2), timeout=4 * SLOW + 5, what="B shows both writes")
+            await b.wait_until(
+                lambda: value_after(b, "v=") == str(start + 2),
+                timeout=4 * SLOW + 5,
+                what="B shows both writes",
+            )
             shown_after = time.monotonic() - began
             await quiet(a, b)
             # The run that was going read the key after the writes: it shows
@@ -189,7 +197,10 @@ def test_slow_run_that_showed_the_old_value_gets_one_rerun_and_converges(fast_re
                 what="B's rerun finished showing the writes",
             )
             converged_after = time.monotonic() - began
-            await asyncio.gather(a.wait_quiet(QUIET, timeout=QUIET_TIMEOUT), b.wait_quiet(WAIT_LIMIT + QUIET, timeout=QUIET_TIMEOUT))
+            await asyncio.gather(
+                a.wait_quiet(QUIET, timeout=QUIET_TIMEOUT),
+                b.wait_quiet(WAIT_LIMIT + QUIET, timeout=QUIET_TIMEOUT),
+            )
             # The run that showed the old value, then one rerun for the three
             # writes together; the rerun (begun after them) is never cut short.
             assert b.runs_started - mark == 2, b.describe()
@@ -253,7 +264,9 @@ def test_tab_that_reconnects_after_a_write_is_brought_up_to_date() -> None:
             await watcher.click("Write")
             again = await StreamlitSession(server, name="B again", resume_session_id=sid).connect(rerun=False)
             resumed.append(again)
-            await again.wait_until(lambda: again.text_containing(f"k={start + 1}") is not None, what="B shows the write")
+            await again.wait_until(
+                lambda: again.text_containing(f"k={start + 1}") is not None, what="B shows the write"
+            )
             await again.wait_quiet(QUIET, timeout=QUIET_TIMEOUT)
             assert again.runs_started == 1, again.describe()
             assert again.session_id == sid

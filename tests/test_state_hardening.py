@@ -30,7 +30,8 @@ from server_state import (
     ServerStateTypeError,
     _check_key,
 )
-from server_state._store import GONE_KEPT, StoreState
+from server_state._base import StoreState
+from server_state._mirror import GONE_KEPT
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -319,9 +320,9 @@ def test_the_first_snapshot_after_a_burst_does_not_block_writers(fresh_state: Se
 
     def writer() -> None:
         folding.wait(10)
-        wait_for(lambda: store._folding is not None)
+        wait_for(lambda: store.mirror._folding is not None)
         s["w"] = 1  # commits while the fold is still under way
-        if store._folding is not None:
+        if store.mirror._folding is not None:
             written_while_folding.set()
 
     run_threads([snapshotter, writer])
@@ -491,11 +492,11 @@ def test_churn_of_distinct_keys_keeps_the_store_and_locks_small(fresh_state: Ser
         del s[key]
     store = s._store
     assert s.keys() == ["live"]
-    assert len(store._latest) == 1
-    assert len(store._pending) <= 1
-    assert len(store._gone) <= GONE_KEPT
+    assert len(store.mirror.latest) == 1
+    assert len(store.mirror._pending) <= 1
+    assert len(store.mirror._gone) <= GONE_KEPT
     assert len(s._locks._locks) <= 2  # "live" at most, and the last one only if held
-    store._check_invariants()
+    store.mirror.check_invariants()
 
 
 def test_a_key_deleted_long_ago_and_set_again_has_a_newer_version(fresh_state: ServerState) -> None:
@@ -607,12 +608,12 @@ def test_a_named_snapshot_does_not_walk_the_whole_state(fresh_state: ServerState
     # Whatever walks every key of the snapshot's map or of the live state fails.
     snap._state = StoreState(_NoWalk(snap._state.values), snap._state.seq)
     store = s._store
-    store._latest = _Untouchable(store._latest)  # type: ignore[assignment]
+    store.mirror.latest = _Untouchable(store.mirror.latest)  # type: ignore[assignment]
     try:
         assert dict(snap) == {"name": "ann", "email": "ann@example.org"}
         assert len(snap) == 2
     finally:
-        store._latest = dict(dict.items(store._latest))
+        store.mirror.latest = dict(dict.items(store.mirror.latest))
 
 
 def _no_walk(*args: Any) -> Any:

@@ -217,7 +217,7 @@ class StoreMachine(RuleBasedStateMachine):
     def the_store_keeps_its_own_invariant(self) -> None:
         # The live dict, the pending writes and the persistent map agree
         # (the invariant stated in server_state/_store.py).
-        self.state._store._check_invariants()
+        self.state._store.mirror.check_invariants()
 
     @invariant()
     def versions_only_move_in_rules(self) -> None:

@@ -259,9 +259,21 @@ class ServerState:
         0 if never set; for a deleted key, at least the version of its delete."""
         return self._store.version(check_key(key))
 
-    def snapshot(self, *keys: str) -> Snapshot:
+    def snapshot(self, *keys: str, bind_all: bool = False) -> Snapshot:
         """A consistent, immutable view of the state (or of ``keys``) at one
-        instant, taken in O(1). Reading a key from it binds the session."""
+        instant, taken in O(1). Reading a key from it binds the session.
+        ``bind_all=True``: the running session (its fragment) is bound to
+        every key at that instant instead, so it reruns after any later
+        commit, and reading from the snapshot binds nothing more (a page that
+        shows the whole state: the inspector)."""
+        if bind_all:
+            if keys:
+                raise ServerStateTypeError(
+                    None, "server_state.snapshot(*keys, bind_all=True): bind_all takes no keys."
+                )
+            state = self._store.state
+            self._bind(EVERY_KEY, state.seq)
+            return Snapshot(self, state, None, bind=False)
         named = tuple(dict.fromkeys(check_key(key) for key in keys)) if keys else None
         return Snapshot(self, self._store.state, named)
 
@@ -639,6 +651,22 @@ class ServerState:
         """How many live sessions showed ``key`` in their latest run."""
         return self._tracker.bound_sessions(check_key(key))
 
+    def rates(self, seconds: int = 60) -> list[tuple[int, int, int]]:
+        """Commits and pushed reruns per second over the last ``seconds``
+        (at most 120): ``(unix second, commits, reruns)``, oldest first, the
+        last one still counting. Counting starts at the first call (an app
+        that never asks pays nothing), so the first answer is all zeros."""
+        if type(seconds) is not int or seconds < 1:
+            raise ServerStateTypeError(
+                None, f"server_state.rates(seconds) takes an int >= 1, got {seconds!r}."
+            )
+        return self._coord.count_rates().last(seconds)
+
+    def loop_warnings(self) -> list[tuple[float, tuple[str, ...], str]]:
+        """The rerun loops stopped lately (the last 50), oldest first:
+        ``(time.time(), keys, message)``."""
+        return list(self._tracker.loop_reports)
+
     # -- the inspector -------------------------------------------------------------
 
     def inspector(
@@ -658,14 +686,6 @@ class ServerState:
         from ._inspector import render
 
         render(self, private=private, allow_revert=allow_revert, history=history)
-
-    def _bind_every_key(self) -> Snapshot:
-        """The state now, as a snapshot that binds nothing, with the running
-        session bound to every key at that instant: it (its fragment) reruns
-        after any later commit. For the inspector."""
-        state = self._store.state
-        self._bind(EVERY_KEY, state.seq)
-        return Snapshot(self, state, None, bind=False)
 
     # -- history -------------------------------------------------------------------
 
@@ -816,6 +836,17 @@ class Snapshot(Mapping[str, Any]):
         """The commit this snapshot shows."""
         return self._state.seq
 
+    def stored(self, key: str) -> Any:
+        """``key``'s value as the store keeps it (persistent or frozen), no
+        read form built and nothing bound: for tools that show types and
+        sizes of a large state. ``KeyError`` when absent."""
+        key = check_key(key)
+        self._allowed(key)
+        value = self._state.values.get(key, MISSING)
+        if value is MISSING:
+            raise ServerStateKeyError(key, f"the snapshot at commit {self.seq} has no key {key!r}.")
+        return value
+
     def _allowed(self, key: str) -> None:
         if self._keys is not None and key not in self._keys:
             raise ServerStateKeyError(
@@ -890,7 +921,10 @@ class Commit:
     def keys(self) -> tuple[str, ...]:
         return tuple(change.key for change in self._record.changes)
 
-    def _change(self, key: str) -> Change:
+    def change(self, key: str) -> Change:
+        """``key``'s change in this commit as stored: ``(key, old, new,
+        version)`` with ``old``/``new`` in stored form (persistent or frozen,
+        or ``MISSING``), no read form built: for tools that diff commits."""
         key = check_key(key)
         for change in self._record.changes:
             if change.key == key:
@@ -901,19 +935,19 @@ class Commit:
 
     def before(self, key: str, default: Any = None) -> Any:
         """``key``'s value right before this commit (``default`` if absent)."""
-        old = self._change(key).old
+        old = self.change(key).old
         return default if old is MISSING else self._owner._readable(key, old)
 
     def after(self, key: str, default: Any = None) -> Any:
         """``key``'s value right after this commit (``default`` if deleted)."""
-        new = self._change(key).new
+        new = self.change(key).new
         return default if new is MISSING else self._owner._readable(key, new)
 
     def deleted(self, key: str) -> bool:
-        return self._change(key).new is MISSING
+        return self.change(key).new is MISSING
 
     def created(self, key: str) -> bool:
-        return self._change(key).old is MISSING
+        return self.change(key).old is MISSING
 
     def __repr__(self) -> str:
         return (

@@ -429,3 +429,25 @@ def test_in_chromium_the_inspector_follows_another_tab_and_hides_what_is_private
         finally:
             a.context.close()
             b.context.close()
+
+
+def test_the_diagnostics_the_inspector_is_built_on_are_public() -> None:
+    """rates(), loop_warnings(), snapshot(bind_all=True), Snapshot.stored and
+    Commit.change: what a tool needs to draw the state without private members."""
+    state = ServerState()
+    assert [c for _, c, _ in state.rates(3)] == [0, 0, 0]  # counting starts at the first call
+    state["log"] = [1, 2]
+    state.update("n", lambda v: v + 1, default=0)
+    assert sum(c for _, c, _ in state.rates(120)) == 2
+    assert state.loop_warnings() == []
+    snapshot = state.snapshot(bind_all=True)
+    stored = snapshot.stored("log")
+    assert type(stored).__name__ == "FrozenList" and stored == [1, 2]
+    with pytest.raises(KeyError, match="no key 'gone'"):
+        snapshot.stored("gone")
+    with pytest.raises(ServerStateTypeError, match="bind_all takes no keys"):
+        state.snapshot("log", bind_all=True)
+    change = state.history("n")[0].change("n")
+    assert (change.key, change.new, change.version) == ("n", 1, state.version("n"))
+    with pytest.raises(ServerStateTypeError, match="int >= 1"):
+        state.rates(0)

@@ -250,7 +250,8 @@ class Store:
         committer = self.committer
         while True:
             seen = mirror.seq
-            current, version = self.entry(key)
+            entry = mirror.latest.get(key)  # (mirror.entry's hot path, inline)
+            current, version = self.entry(key) if entry is None else entry
             exists = current is not MISSING
             if not exists:
                 if default is MISSING:

@@ -135,6 +135,7 @@ bench: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check server_state tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .venv-st-* .venv-py* .pytest_cache .mypy_cache .ruff_cache

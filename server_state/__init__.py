@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from ._base import MISSING
 from ._errors import (
     ReadOnlyValueError,
     RerunSuppressedError,
@@ -24,7 +25,7 @@ from ._errors import (
 )
 from ._locks import ServerStateLock
 from ._state import Commit, NoRerun, ServerState, Snapshot, _check_key
-from ._store import MISSING, store_from_url
+from ._store import store_from_url
 from ._typed import Key
 from ._values import FrozenCounter, FrozenDefaultDict, FrozenDeque, FrozenDict, FrozenList, thaw
 
@@ -59,6 +60,7 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
 
 def _store_from_env() -> object:
     """The backend the environment names (checked now, connected on first use)."""

@@ -27,6 +27,8 @@ from typing import Any, NamedTuple
 
 from pyrsistent import PMap
 
+from ._base import Change
+
 __all__ = ["HISTORY_AGE", "HISTORY_LIMIT", "Change", "History", "Record", "keys_of", "undo"]
 
 # The defaults: small, since a record keeps the values it replaced alive (a
@@ -36,15 +38,6 @@ HISTORY_AGE = 600.0  # seconds
 
 _time = time.time
 _new = tuple.__new__
-
-
-class Change(NamedTuple):
-    """One key's change in a commit. ``old``/``new`` are stored forms or MISSING."""
-
-    key: str
-    old: Any
-    new: Any
-    version: int
 
 
 class Record(NamedTuple):

@@ -1,7 +1,7 @@
 """The inspector: ``server_state.inspector()`` draws the state on any page.
 
 It lives in one ``st.fragment`` whose run binds its session to every key
-(``ServerState._bind_every_key``): after any commit, here or in another
+(``server_state.snapshot(bind_all=True)``): after any commit, here or in another
 replica, the scheduler reruns that fragment alone, as it reruns any stale
 fragment (coalesced, once the session's own run is over). It reads values
 through a snapshot that binds nothing, so it adds nothing to the "bound
@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 from pyrsistent import PDeque, PList, PMap, PSet, PVector
 
+from ._base import MISSING
 from ._errors import ServerStateTypeError
-from ._store import MISSING
 from ._values import FrozenCounter, FrozenDefaultDict, FrozenDeque, FrozenDict, FrozenList
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def render(
         raise ServerStateTypeError(
             None, f"server_state.inspector(history=...) must be an int >= 0 (commits shown), got {history!r}."
         )
-    state._coord.count_rates()
+    state.rates(1)  # counting starts now
     _inspector(state, is_private, allow_revert, history)
 
 
@@ -119,8 +119,7 @@ def _inspector(
     allow_revert: Callable[[], bool] | None,
     history: int,
 ) -> None:
-    snapshot = state._bind_every_key()  # first: a commit from here on reruns this fragment
-    stored = snapshot._state.values
+    snapshot = state.snapshot(bind_all=True)  # first: a commit from here on reruns this fragment
     keys = list(snapshot)
     commits = state.history()  # newest first, all kept: the last change of each key
     stats = state.stats()
@@ -139,7 +138,7 @@ def _inspector(
             last_change.setdefault(key, commit.time)
     rows = []
     for key in keys:
-        value = stored[key]
+        value = snapshot.stored(key)
         when = last_change.get(key)
         rows.append(
             {
@@ -163,8 +162,7 @@ def _inspector(
 
 
 def _rates_chart(state: ServerState) -> None:
-    rates = state._coord.count_rates()
-    seconds = rates.last(RATE_SECONDS)
+    seconds = state.rates(RATE_SECONDS)
     times = [datetime.datetime.fromtimestamp(s, datetime.UTC).replace(tzinfo=None) for s, _, _ in seconds]
     st.caption(
         f"Commits and pushed reruns per second, last {RATE_SECONDS} s (UTC; the last second is "
@@ -182,7 +180,7 @@ def _rates_chart(state: ServerState) -> None:
 
 
 def _loop_warnings(state: ServerState) -> None:
-    reports = list(state._tracker.loop_reports)[-LOOP_WARNINGS_SHOWN:]
+    reports = state.loop_warnings()[-LOOP_WARNINGS_SHOWN:]
     for at, _, message in reversed(reports):
         when = datetime.datetime.fromtimestamp(at, datetime.UTC)
         st.warning(f"{when:%H:%M:%S} UTC — {message}")
@@ -205,7 +203,7 @@ def _commits(
         st.caption("No commits kept (see configure(history=...)).")
         return
     can_revert = allow_revert is not None and bool(allow_revert())
-    store = id(state._store)
+    store = id(state)
     for index, commit in enumerate(commits):
         label = f"#{commit.seq} · {commit.time:%H:%M:%S} UTC · {_who(commit.origin)} · " + ", ".join(
             _markdown_text(k) for k in commit.keys
@@ -327,7 +325,7 @@ def _diff(store: int, commit: Commit, key: str) -> str:
         if text is not None:
             _diffs.move_to_end(slot)
             return text
-    change = commit._change(key)  # stored forms: no read form built for an old value
+    change = commit.change(key)  # stored forms: no read form built for an old value
     if change.old is MISSING:
         text = _lines("+ ", change.new)
     elif change.new is MISSING:

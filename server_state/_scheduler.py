@@ -19,9 +19,9 @@ from contextvars import ContextVar
 from typing import Any
 
 from . import _streamlit as adapter
-from ._store import Change, MemoryStore, _thread_writer
+from ._base import Change, Origin
+from ._store import Store, _thread_writer
 from ._tracker import BindingTracker, RerunPlan, RunRecord, SessionEntry
-from .backends import Origin
 
 __all__ = ["RUN_WAIT_LIMIT", "PerSecond", "RerunScheduler", "suppressed"]
 
@@ -108,7 +108,7 @@ class PerSecond:
 class RerunScheduler:
     """Follows runs (told by the adapter) and carries out reruns."""
 
-    def __init__(self, tracker: BindingTracker, store: MemoryStore) -> None:
+    def __init__(self, tracker: BindingTracker, store: Store) -> None:
         self.tracker = tracker
         self.store = store
         self.installed = False
@@ -302,7 +302,9 @@ class RerunScheduler:
             settled = adapter.settled_event(session)
             if not settled.is_set():
                 if entry.waiter is None:
-                    entry.waiter = asyncio.ensure_future(self._flush_when_settled(sid, settled), loop=entry.handle)
+                    entry.waiter = asyncio.ensure_future(
+                        self._flush_when_settled(sid, settled), loop=entry.handle
+                    )
                 return
             if self._hold_for_render(entry, session):
                 return

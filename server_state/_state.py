@@ -19,6 +19,7 @@ from pyrsistent import PMap, pmap
 
 from . import _locks
 from . import _streamlit as adapter
+from ._base import MISSING, Change, Origin, StoreState
 from ._errors import (
     RerunSuppressedError,
     ServerStateError,
@@ -29,13 +30,7 @@ from ._history import Record
 from ._keys import check_key
 from ._locks import KeyLocks
 from ._scheduler import RerunScheduler, suppressed
-from ._store import (
-    MISSING,
-    Change,
-    MemoryStore,
-    StoreState,
-    refuse_missing,
-)
+from ._store import MemoryStore, Store, refuse_missing, store_from_url
 from ._tracker import EVERY_KEY, BindingTracker
 from ._typed import Key, KeySpec, check_transact, check_update, register
 from ._values import (
@@ -48,7 +43,6 @@ from ._values import (
     is_persistent,
     read_form,
 )
-from .backends import Origin, store_from_url
 
 __all__ = ["Commit", "NoRerun", "ServerState", "Snapshot"]
 
@@ -91,7 +85,7 @@ class ServerState:
     or reads and writes one, is one atomic commit."""
 
     __slots__ = ("_convert_lock", "_coord", "_locks", "_read_cache", "_store", "_tracker", "_typed")
-    _store: MemoryStore
+    _store: Store
     _tracker: BindingTracker
     _locks: KeyLocks
     _coord: RerunScheduler
@@ -99,7 +93,7 @@ class ServerState:
     _convert_lock: threading.Lock
     _typed: dict[str, KeySpec]
 
-    def __init__(self, store: MemoryStore | None = None) -> None:
+    def __init__(self, store: Store | None = None) -> None:
         setter = object.__setattr__
         setter(self, "_store", store if store is not None else MemoryStore())
         setter(self, "_tracker", BindingTracker())
@@ -112,7 +106,7 @@ class ServerState:
 
     # -- the backend ---------------------------------------------------------------
 
-    def _plug(self, store: MemoryStore) -> None:
+    def _plug(self, store: Store) -> None:
         object.__setattr__(self, "_store", store)
         self._coord.store = store
         self._locks.factory = store.lock_factory
@@ -265,9 +259,21 @@ class ServerState:
         0 if never set; for a deleted key, at least the version of its delete."""
         return self._store.version(check_key(key))
 
-    def snapshot(self, *keys: str) -> Snapshot:
+    def snapshot(self, *keys: str, bind_all: bool = False) -> Snapshot:
         """A consistent, immutable view of the state (or of ``keys``) at one
-        instant, taken in O(1). Reading a key from it binds the session."""
+        instant, taken in O(1). Reading a key from it binds the session.
+        ``bind_all=True``: the running session (its fragment) is bound to
+        every key at that instant instead, so it reruns after any later
+        commit, and reading from the snapshot binds nothing more (a page that
+        shows the whole state: the inspector)."""
+        if bind_all:
+            if keys:
+                raise ServerStateTypeError(
+                    None, "server_state.snapshot(*keys, bind_all=True): bind_all takes no keys."
+                )
+            state = self._store.state
+            self._bind(EVERY_KEY, state.seq)
+            return Snapshot(self, state, None, bind=False)
         named = tuple(dict.fromkeys(check_key(key) for key in keys)) if keys else None
         return Snapshot(self, self._store.state, named)
 
@@ -338,7 +344,9 @@ class ServerState:
     @overload
     def update(self, key: str, fn: Callable[[Any], Any], default: Any = ...) -> Any: ...
     @overload  # positional-only spelt with "__": mypy refuses "/" before **kwargs against *args here
-    def update(self, __values: Mapping[str, Any] | Iterable[tuple[str, Any]] = ..., **kwargs: Any) -> None: ...
+    def update(
+        self, __values: Mapping[str, Any] | Iterable[tuple[str, Any]] = ..., **kwargs: Any
+    ) -> None: ...
     def update(self, *args: Any, **kwargs: Any) -> Any:
         """Two forms, told apart by the arguments:
 
@@ -476,7 +484,7 @@ class ServerState:
             self.transact(take)
             if taken:
                 return True, taken[0]
-            if not confirm or self._store._confirm(key, version):
+            if not confirm or self._store.confirm(key, version):
                 return False, MISSING
 
     def _detached(self, key: str, value: Any) -> Any:
@@ -564,7 +572,12 @@ class ServerState:
         validator: Callable[[Any], object] | None = None,
     ) -> Key[Any]: ...
     def key(
-        self, name: str, tp: object, *, default: Any = MISSING, validator: Callable[[Any], object] | None = None
+        self,
+        name: str,
+        tp: object,
+        *,
+        default: Any = MISSING,
+        validator: Callable[[Any], object] | None = None,
     ) -> Key[Any]:
         """Declare ``name``'s type (a class, a tuple of classes, ``X | None``,
         ``list[int]`` whose origin is checked) and an optional ``validator``
@@ -638,6 +651,22 @@ class ServerState:
         """How many live sessions showed ``key`` in their latest run."""
         return self._tracker.bound_sessions(check_key(key))
 
+    def rates(self, seconds: int = 60) -> list[tuple[int, int, int]]:
+        """Commits and pushed reruns per second over the last ``seconds``
+        (at most 120): ``(unix second, commits, reruns)``, oldest first, the
+        last one still counting. Counting starts at the first call (an app
+        that never asks pays nothing), so the first answer is all zeros."""
+        if type(seconds) is not int or seconds < 1:
+            raise ServerStateTypeError(
+                None, f"server_state.rates(seconds) takes an int >= 1, got {seconds!r}."
+            )
+        return self._coord.count_rates().last(seconds)
+
+    def loop_warnings(self) -> list[tuple[float, tuple[str, ...], str]]:
+        """The rerun loops stopped lately (the last 50), oldest first:
+        ``(time.time(), keys, message)``."""
+        return list(self._tracker.loop_reports)
+
     # -- the inspector -------------------------------------------------------------
 
     def inspector(
@@ -658,14 +687,6 @@ class ServerState:
 
         render(self, private=private, allow_revert=allow_revert, history=history)
 
-    def _bind_every_key(self) -> Snapshot:
-        """The state now, as a snapshot that binds nothing, with the running
-        session bound to every key at that instant: it (its fragment) reruns
-        after any later commit. For the inspector."""
-        state = self._store.state
-        self._bind(EVERY_KEY, state.seq)
-        return Snapshot(self, state, None, bind=False)
-
     # -- history -------------------------------------------------------------------
 
     def history(self, key: str | None = None, limit: int | None = None) -> list[Commit]:
@@ -677,7 +698,9 @@ class ServerState:
         if key is not None:
             key = check_key(key)
         if limit is not None and (type(limit) is not int or limit < 0):
-            raise ServerStateTypeError(key, f"server_state.history(limit=...) must be an int >= 0, got {limit!r}.")
+            raise ServerStateTypeError(
+                key, f"server_state.history(limit=...) must be an int >= 0, got {limit!r}."
+            )
         return [Commit(self, record) for record in self._store.records(key, limit)]
 
     def at(self, seq: int) -> Snapshot:
@@ -694,7 +717,9 @@ class ServerState:
         (empty when they already had those values)."""
         target = self._store.at(seq).values
         names = (
-            list(dict.fromkeys(check_key(k) for k in keys)) if keys is not None else self._store.changed_since(seq)
+            list(dict.fromkeys(check_key(k) for k in keys))
+            if keys is not None
+            else self._store.changed_since(seq)
         )
         changed: list[str] = []
 
@@ -734,7 +759,8 @@ class ServerState:
     def __delattr__(self, name: str) -> None:
         if hasattr(type(self), name):
             raise ServerStateTypeError(
-                name, f"server_state.{name} is a method; use del server_state[{name!r}] for a key of that name."
+                name,
+                f"server_state.{name} is a method; use del server_state[{name!r}] for a key of that name.",
             )
         try:
             del self[name]
@@ -810,6 +836,17 @@ class Snapshot(Mapping[str, Any]):
         """The commit this snapshot shows."""
         return self._state.seq
 
+    def stored(self, key: str) -> Any:
+        """``key``'s value as the store keeps it (persistent or frozen), no
+        read form built and nothing bound: for tools that show types and
+        sizes of a large state. ``KeyError`` when absent."""
+        key = check_key(key)
+        self._allowed(key)
+        value = self._state.values.get(key, MISSING)
+        if value is MISSING:
+            raise ServerStateKeyError(key, f"the snapshot at commit {self.seq} has no key {key!r}.")
+        return value
+
     def _allowed(self, key: str) -> None:
         if self._keys is not None and key not in self._keys:
             raise ServerStateKeyError(
@@ -884,28 +921,35 @@ class Commit:
     def keys(self) -> tuple[str, ...]:
         return tuple(change.key for change in self._record.changes)
 
-    def _change(self, key: str) -> Change:
+    def change(self, key: str) -> Change:
+        """``key``'s change in this commit as stored: ``(key, old, new,
+        version)`` with ``old``/``new`` in stored form (persistent or frozen,
+        or ``MISSING``), no read form built: for tools that diff commits."""
         key = check_key(key)
         for change in self._record.changes:
             if change.key == key:
                 return change
-        raise ServerStateKeyError(key, f"commit {self.seq} did not change {key!r}; it changed {list(self.keys)!r}.")
+        raise ServerStateKeyError(
+            key, f"commit {self.seq} did not change {key!r}; it changed {list(self.keys)!r}."
+        )
 
     def before(self, key: str, default: Any = None) -> Any:
         """``key``'s value right before this commit (``default`` if absent)."""
-        old = self._change(key).old
+        old = self.change(key).old
         return default if old is MISSING else self._owner._readable(key, old)
 
     def after(self, key: str, default: Any = None) -> Any:
         """``key``'s value right after this commit (``default`` if deleted)."""
-        new = self._change(key).new
+        new = self.change(key).new
         return default if new is MISSING else self._owner._readable(key, new)
 
     def deleted(self, key: str) -> bool:
-        return self._change(key).new is MISSING
+        return self.change(key).new is MISSING
 
     def created(self, key: str) -> bool:
-        return self._change(key).old is MISSING
+        return self.change(key).old is MISSING
 
     def __repr__(self) -> str:
-        return f"<server_state commit {self.seq} at {self.time:%H:%M:%S} by {self.origin}: {list(self.keys)!r}>"
+        return (
+            f"<server_state commit {self.seq} at {self.time:%H:%M:%S} by {self.origin}: {list(self.keys)!r}>"
+        )

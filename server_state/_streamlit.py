@@ -502,6 +502,7 @@ def watch_session_lifetime(session: Session, on_collected: Callable[[], None]) -
 
 # -- tabs that come back from another server --------------------------------------
 
+
 def _env_float(name: str, default: float) -> float:
     try:
         value = float(os.environ.get(name, "") or default)
@@ -595,4 +596,3 @@ def _run_returning_tab(sid: str) -> None:
     # The page and query string of the tab are not known here (they were in
     # the session of the server that went away): the app's main page runs.
     request_rerun(session, None)
-

@@ -49,6 +49,7 @@ class _Advance(Protocol):
     @property
     def version(self) -> int: ...
 
+
 # Rounds of reruns caused by reruns before we call it a loop. A user action or
 # a background write starts at round 0; every pushed rerun adds one.
 MAX_ROUNDS = 10

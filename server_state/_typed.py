@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pyrsistent import PDeque, PList, PMap, PSet, PVector
 
+from ._base import MISSING
 from ._errors import ServerStateError, ServerStateKeyError, ServerStateTypeError, ServerStateValidationError
 from ._keys import normalise_key
-from ._store import MISSING
 from ._txmap import TxMap, TxRecord
 from ._values import freeze, read_form, unchanged
 

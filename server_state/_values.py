@@ -70,11 +70,14 @@ __all__ = [
     "FrozenDeque",
     "FrozenDict",
     "FrozenList",
+    "NO_TOKEN",
+    "SCALARS",
     "content_token",
     "freeze",
     "is_persistent",
     "read_form",
     "thaw",
+    "tokens_of",
     "unchanged",
 ]
 
@@ -1005,7 +1008,11 @@ def _freeze_pmap(value: Any, label: str | None, previous: Any) -> Any:
         entries: list[Any] = list(value.items())
         prev = None
     else:
-        prev_buckets = getattr(previous, "_buckets", None) if type(previous) is _PMAP or isinstance(previous, PMap) else None
+        prev_buckets = (
+            getattr(previous, "_buckets", None)
+            if type(previous) is _PMAP or isinstance(previous, PMap)
+            else None
+        )
         if _is_pvector(prev_buckets):
             prev = previous
             entries = [kv for _, b in _vector_changed(buckets, prev_buckets) if b for kv in b]
@@ -1727,3 +1734,19 @@ def _index_token(pd: Any, index: Any) -> tuple[Any, ...]:
         values = _digest_all([pd.util.hash_pandas_object(index, index=False).to_numpy()])
         return (type(index), names, tuple(index.dtypes), len(index), values)
     return (type(index), names, index.dtype, len(index), _values_digest(pd, index))
+
+
+# -- what the store asks of a value before a commit -------------------------------
+
+# Immutable scalars: stored as they are (freeze returns them unchanged).
+SCALARS: frozenset[type] = frozenset({type(None), bool, int, float, str, bytes})
+
+# Stored types that are never content-fingerprinted: asking would only cost.
+NO_TOKEN: frozenset[type] = frozenset({*SCALARS, tuple, frozenset})
+
+
+def tokens_of(writes: dict[str, Any]) -> dict[str, Any]:
+    """The content fingerprints of the values of ``writes`` that have one."""
+    return {
+        k: t for k, v in writes.items() if type(v) not in NO_TOKEN and (t := content_token(v)) is not None
+    }

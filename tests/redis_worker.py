@@ -45,7 +45,8 @@ import traceback
 from typing import Any
 
 from server_state import ServerState, ServerStateError, ServerStateLock, _check_key
-from server_state.backends.redis import _NET_ERRORS, RedisStore
+from server_state._store import Store, store_from_url
+from server_state.backends.redis._committer import NET_ERRORS
 
 TOTAL = 1000  # a + b, always
 _MAX_REPORTED = 20  # violations / errors listed per kind (all are counted)
@@ -81,7 +82,7 @@ class CountingScript:
                 self.retried += 1
         try:
             return self._script(keys=keys, args=args, client=client)
-        except _NET_ERRORS:
+        except NET_ERRORS:
             with self._lock:
                 self.net_errors += 1
                 self._failed.add(tx)
@@ -91,21 +92,22 @@ class CountingScript:
 class Worker:
     def __init__(self) -> None:
         self.state: ServerState | None = None
-        self.store: RedisStore | None = None
+        self.store: Store | None = None
         self.lock: ServerStateLock | None = None
         self.held: dict[str, Any] = {}
         self.commits = CountingScript(None)
 
     # -- commands --------------------------------------------------------------
 
-    def open(self, url: str, namespace: str | None = None, lease_ttl: float | None = None,
-             block_ms: int = 200) -> dict[str, Any]:
-        self.store = RedisStore(url, namespace=namespace, lease_ttl=lease_ttl, block_ms=block_ms)
+    def open(
+        self, url: str, namespace: str | None = None, lease_ttl: float | None = None, block_ms: int = 200
+    ) -> dict[str, Any]:
+        self.store = store_from_url(url, namespace=namespace, lease_ttl=lease_ttl, block_ms=block_ms)
         self.state = ServerState(self.store)
         self.lock = ServerStateLock(self.state._locks, _check_key)
-        self.store._commit_script = self.commits = CountingScript(self.store._commit_script)
-        self.store._ensure()
-        return {"ok": True, "pid": os.getpid(), "rseq": self.store._rseq}
+        self.store.committer.commit_script = self.commits = CountingScript(self.store.committer.commit_script)
+        self.store.committer.open()
+        return {"ok": True, "pid": os.getpid(), "rseq": self.store.position()}
 
     def churn(self, threads: int, ops: int, seed: int = 0) -> dict[str, Any]:
         state = self.state
@@ -209,16 +211,16 @@ class Worker:
         store, state = self.store, self.state
         assert store is not None and state is not None
         deadline = time.monotonic() + timeout
-        while store._rseq < seq and time.monotonic() < deadline:
+        while store.position() < seq and time.monotonic() < deadline:
             time.sleep(0.002)  # polling the mirror's progress, with a deadline
         keys = keys or []
         return {
-            "rseq": store._rseq,
-            "reached": store._rseq >= seq,
+            "rseq": store.position(),
+            "reached": store.position() >= seq,
             "values": {k: state.get(k) for k in keys},
             "versions": {k: state.version(k) for k in keys},
-            "rver": {k: store._rver.get(k) for k in keys},
-            "resyncs": store.resyncs,
+            "rver": {k: store.committer.rver.get(k) for k in keys},
+            "resyncs": store.committer.resyncs,
         }
 
     def lock_(self, key: str) -> dict[str, Any]:
@@ -259,8 +261,11 @@ class Worker:
 
 
 def main() -> int:
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                        format="%(asctime)s %(threadName)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.WARNING,
+        format="%(asctime)s %(threadName)s %(levelname)s %(name)s: %(message)s",
+    )
     worker = Worker()
     commands = {
         "open": worker.open,

@@ -66,14 +66,14 @@ class Replicas:
         """Until every mirror is at the same commit as Redis."""
         if not self.shared:
             return
-        client = self.a._store._client  # type: ignore[attr-defined]
-        meta = self.a._store._k_meta  # type: ignore[attr-defined]
+        client = self.a._store.committer.client  # type: ignore[attr-defined]
+        meta = self.a._store.committer.names.meta  # type: ignore[attr-defined]
         for state in self.states:
-            state._store._ensure()  # type: ignore[attr-defined]  # a replica nobody used yet starts
+            state._store.committer.open()  # type: ignore[attr-defined]  # a replica nobody used yet starts
         deadline = time.monotonic() + timeout
         while True:
             seq = int(client.hget(meta, "seq") or 0)
-            if all(s._store._rseq >= seq for s in self.states):  # type: ignore[attr-defined]
+            if all(s._store.position() >= seq for s in self.states):  # type: ignore[attr-defined]
                 return
             assert time.monotonic() < deadline, "the mirrors did not catch up with Redis"
             time.sleep(0.002)  # polling the condition above
@@ -101,20 +101,20 @@ def _replicas(request: pytest.FixtureRequest) -> Iterator[Replicas]:
     elif kind == "fakeredis":
         import fakeredis
 
-        from server_state.backends.redis import RedisStore
+        from server_state._store import store_from_url
 
         server = fakeredis.FakeServer()
 
         def make() -> ServerState:
             clients = (fakeredis.FakeRedis(server=server), fakeredis.FakeRedis(server=server))
-            return ServerState(RedisStore("redis://fakeredis", clients=clients, block_ms=50))
+            return ServerState(store_from_url("redis://fakeredis", clients=clients, block_ms=50))
 
         pair = Replicas(kind, make)
     else:
         url = request.getfixturevalue("redis_url")
-        from server_state.backends.redis import RedisStore
+        from server_state._store import store_from_url
 
-        pair = Replicas(kind, lambda: ServerState(RedisStore(url, namespace="contract", block_ms=200)))
+        pair = Replicas(kind, lambda: ServerState(store_from_url(url, namespace="contract", block_ms=200)))
     yield pair
     pair.close()
 
@@ -144,7 +144,9 @@ VALUES: dict[str, Any] = {
     "numpy array": np.arange(12, dtype=np.int32).reshape(3, 4),
     "timestamp": pd.Timestamp("2026-01-01 12:00", tz="UTC"),
     "frame": pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]}, index=[10, 20, 30]),
-    "chat": [{"user": f"u{i}", "text": "hi " * 5, "at": datetime.datetime(2026, 1, 1, 0, i)} for i in range(50)],
+    "chat": [
+        {"user": f"u{i}", "text": "hi " * 5, "at": datetime.datetime(2026, 1, 1, 0, i)} for i in range(50)
+    ],
     "pvector": pvector(range(2000)),
 }
 
@@ -215,7 +217,9 @@ def test_per_user_keys_created_and_deleted_leave_only_the_live_ones(replicas: Re
 
 def test_concurrent_updates_from_every_replica_lose_nothing(replicas: Replicas) -> None:
     threads = [
-        threading.Thread(target=lambda s=state: [s.update("c", lambda v: v + 1, default=0) for _ in range(150)])
+        threading.Thread(
+            target=lambda s=state: [s.update("c", lambda v: v + 1, default=0) for _ in range(150)]
+        )
         for state in replicas.states * 2
     ]
     for t in threads:
@@ -290,19 +294,20 @@ def follower_paused(store: Any) -> Iterator[tuple[threading.Event, threading.Eve
     """The store's follower held at its next commit from Redis (``held`` is
     then set) until ``release`` is set or the block ends: a mirror that lags."""
     held, release = threading.Event(), threading.Event()
-    original = store._follow_entry
+    follower = store.committer.follower
+    original = follower.follow_entry
 
     def paused(fields: Any) -> bool:
         held.set()
         release.wait(10)
         return bool(original(fields))
 
-    store._follow_entry = paused
+    follower.follow_entry = paused
     try:
         yield held, release
     finally:
         release.set()
-        store._follow_entry = original
+        follower.follow_entry = original
 
 
 def test_a_pop_on_a_lagging_mirror_finds_the_key(redis_replicas: Replicas) -> None:
@@ -313,13 +318,13 @@ def test_a_pop_on_a_lagging_mirror_finds_the_key(redis_replicas: Replicas) -> No
     b.peek("x")  # started
     store = b._store
     asked = threading.Event()
-    confirm = store._confirm
+    confirm = store.committer.confirm
 
     def confirming(key: str, version: int) -> bool:
         asked.set()
         return confirm(key, version)
 
-    store._confirm = confirming  # type: ignore[method-assign]
+    store.committer.confirm = confirming
     got: list[Any] = []
     try:
         with follower_paused(store) as (held, release):
@@ -333,7 +338,7 @@ def test_a_pop_on_a_lagging_mirror_finds_the_key(redis_replicas: Replicas) -> No
             popper.join(10)
             assert not popper.is_alive()
     finally:
-        store._confirm = confirm  # type: ignore[method-assign]
+        store.committer.confirm = confirm
     replicas.settled()
     assert got == [5] and "k" not in a and "k" not in b
 

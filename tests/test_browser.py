@@ -296,8 +296,12 @@ def test_shared_text_box_follows_in_the_other_tab(browser: Browser) -> None:
             wait_for_app_idle(b, TIMEOUT_MS)
             expect(a.get_by_label("Title", exact=True)).to_have_value("hello")
             for page in (a, b):
-                by_value = page.get_by_test_id("stMarkdownContainer").filter(has_text=re.compile(r"^\s*by_value="))
-                expect(by_value).to_have_text("by_value=" if STREAMLIT_RELEASE >= (1, 50) else "by_value=hello")
+                by_value = page.get_by_test_id("stMarkdownContainer").filter(
+                    has_text=re.compile(r"^\s*by_value=")
+                )
+                expect(by_value).to_have_text(
+                    "by_value=" if STREAMLIT_RELEASE >= (1, 50) else "by_value=hello"
+                )
             assert_no_exception(a, b)
         finally:
             close_tabs(a, b)
@@ -312,7 +316,9 @@ def test_login_gate_page_settles_in_both_tabs(browser: Browser) -> None:
         try:
 
             def runs(page: Page) -> Locator:
-                return page.get_by_test_id("stMarkdownContainer").filter(has_text=re.compile(r"^\s*runs=\d+\s*$"))
+                return page.get_by_test_id("stMarkdownContainer").filter(
+                    has_text=re.compile(r"^\s*runs=\d+\s*$")
+                )
 
             expect(runs(a)).to_have_text("runs=1")
             expect(runs(b)).to_have_text("runs=1")

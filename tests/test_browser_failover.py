@@ -78,7 +78,9 @@ def test_a_tab_whose_replica_stops_follows_the_count_again_by_itself(
     other, and the count is the number of clicks."""
     require_nginx()
     namespace = f"browser-failover-{uuid.uuid4().hex[:8]}"
-    replicas = {name: StreamlitServer(APP, env=env(redis_server.url, name, namespace)) for name in ("r1", "r2")}
+    replicas = {
+        name: StreamlitServer(APP, env=env(redis_server.url, name, namespace)) for name in ("r1", "r2")
+    }
     start_all(list(replicas.values()))
     a: Tab | None = None
     b: Tab | None = None

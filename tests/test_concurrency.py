@@ -28,7 +28,7 @@ from server_state import (
     ServerStateLock,
     _check_key,
 )
-from server_state._store import GONE_KEPT
+from server_state._mirror import GONE_KEPT
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -247,9 +247,9 @@ def test_the_first_snapshot_after_a_burst_does_not_block_writers(fresh_state: Se
 
     def writer() -> None:
         folding.wait(10)
-        wait_for(lambda: store._folding is not None)
+        wait_for(lambda: store.mirror._folding is not None)
         s["w"] = 1  # commits while the fold is still under way
-        if store._folding is not None:
+        if store.mirror._folding is not None:
             written_while_folding.set()
 
     run_threads([snapshotter, writer])
@@ -393,11 +393,11 @@ def test_churn_of_distinct_keys_keeps_the_store_and_locks_small(fresh_state: Ser
         del s[key]
     store = s._store
     assert s.keys() == ["live"]
-    assert len(store._latest) == 1
-    assert len(store._pending) <= 1
-    assert len(store._gone) <= GONE_KEPT
+    assert len(store.mirror.latest) == 1
+    assert len(store.mirror._pending) <= 1
+    assert len(store.mirror._gone) <= GONE_KEPT
     assert len(s._locks._locks) <= 2  # "live" at most, and the last one only if held
-    store._check_invariants()
+    store.mirror.check_invariants()
 
 
 def test_a_key_deleted_long_ago_and_set_again_has_a_newer_version(fresh_state: ServerState) -> None:

@@ -18,7 +18,7 @@ from server_state import (
     ServerStateLock,
     _check_key,
 )
-from server_state._store import MemoryStore
+from server_state.backends import MemoryCommitter
 
 
 def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -57,7 +57,7 @@ def test_configure_refuses_redis_settings_for_memory_and_unknown_schemes() -> No
         state.configure("mongodb://127.0.0.1/0")
     with pytest.raises(ServerStateError, match="signing key"):
         state.configure("redis://127.0.0.1:1/0", serializer="pickle")
-    assert type(state._store) is MemoryStore
+    assert type(state._store.committer) is MemoryCommitter
     state["k"] = 1  # still usable
 
 
@@ -74,14 +74,14 @@ def test_the_environment_selects_redis_and_the_namespace(redis_url: str, redis_s
         """
         from server_state import server_state
         server_state["k"] = {"n": 1}
-        print(type(server_state._store).__name__)
+        print(type(server_state._store.committer).__name__)
         server_state._store.close()
         """,
         SERVER_STATE_URL=redis_url,
         SERVER_STATE_NAMESPACE="from-env",
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "RedisStore"
+    assert done.stdout.strip() == "RedisCommitter"
     assert redis_server.client().hexists("{ss:from-env}:data", "k")  # type: ignore[attr-defined]
 
 
@@ -108,12 +108,12 @@ def test_import_does_not_connect_and_first_use_without_redis_says_where() -> Non
 
 def test_redis_settings_in_the_environment_do_not_stop_a_run_in_memory() -> None:
     done = _run(
-        "from server_state import server_state; server_state['k'] = 1; print(type(server_state._store).__name__)",
+        "from server_state import server_state; server_state['k'] = 1; print(type(server_state._store.committer).__name__)",
         SERVER_STATE_NAMESPACE="prod",
         SERVER_STATE_URL="",
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "MemoryStore"
+    assert done.stdout.strip() == "MemoryCommitter"
 
 
 def test_a_lease_ttl_that_is_not_a_number_fails_at_import() -> None:

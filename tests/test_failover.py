@@ -57,7 +57,9 @@ async def shows(session: StreamlitSession, count: int, replica: str | None = Non
 async def come_back(server: StreamlitServer, left: StreamlitSession, *, asks: bool) -> StreamlitSession:
     """The tab of ``left`` reconnecting to ``server``: it names its last
     session; ``asks`` is whether it asks for a run (1.37's browser) or not."""
-    back = StreamlitSession(server, name=f"{left.name} back", resume_session_id=left.session_id, timeout=QUIET_TIMEOUT)
+    back = StreamlitSession(
+        server, name=f"{left.name} back", resume_session_id=left.session_id, timeout=QUIET_TIMEOUT
+    )
     return await back.connect(rerun=asks, wait=False)
 
 
@@ -69,7 +71,9 @@ def env(url: str, replica: str, namespace: str = "") -> dict[str, str]:
 
 
 @pytest.mark.parametrize("backend", [pytest.param("memory", marks=pytest.mark.releases), "redis"])
-def test_tabs_of_a_restarted_server_show_what_it_has_by_themselves(backend: str, redis_server: RedisServer) -> None:
+def test_tabs_of_a_restarted_server_show_what_it_has_by_themselves(
+    backend: str, redis_server: RedisServer
+) -> None:
     """A server restarts (a redeploy, a crash) with two tabs open. Each tab
     reconnects to a server that has run no script yet; each runs exactly once
     by itself, whether it asks for a run or not, and shows the restarted

@@ -28,7 +28,7 @@ from pyrsistent import PVector, pvector
 
 from server_state import ServerState, ServerStateTypeError, _scheduler
 from server_state import _inspector as inspector_module
-from server_state._store import Change
+from server_state._base import Change
 from server_state._tracker import EVERY_KEY, BindingTracker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,13 +185,13 @@ def test_the_inspector_shows_a_redis_backed_state_with_commits_of_other_replicas
     import fakeredis
     from streamlit.testing.v1 import AppTest
 
-    from server_state.backends.redis import RedisStore
+    from server_state._store import store_from_url
 
     server = fakeredis.FakeServer()
 
     def replica() -> ServerState:
         clients = (fakeredis.FakeRedis(server=server), fakeredis.FakeRedis(server=server))
-        return ServerState(RedisStore("redis://fakeredis", clients=clients, block_ms=50))
+        return ServerState(store_from_url("redis://fakeredis", clients=clients, block_ms=50))
 
     here, there = replica(), replica()
     followed = threading.Event()
@@ -407,7 +407,9 @@ def test_in_chromium_the_inspector_follows_another_tab_and_hides_what_is_private
 
             # The admin toggle makes allow_revert say yes: the buttons appear.
             a.get_by_text("Admin (may revert)").click()
-            expect(reverts(a)).to_have_count(5, timeout=timeout)  # every commit but the newest (the state now)
+            expect(reverts(a)).to_have_count(
+                5, timeout=timeout
+            )  # every commit but the newest (the state now)
             wait_for_app_idle(a, timeout)
             a.get_by_test_id("stExpander").nth(1).locator("summary").click()  # commit #5
             expect(a.get_by_role("button", name="Revert to #5", exact=True)).to_be_visible(timeout=timeout)
@@ -415,9 +417,7 @@ def test_in_chromium_the_inspector_follows_another_tab_and_hides_what_is_private
             assert "tok-" not in a.content()
 
             code = "[data-testid=stCode], [data-testid=stCodeBlock]"  # st.code is stCodeBlock in 1.37
-            expect(a.get_by_test_id("stExpander").nth(1).locator(code)).to_be_visible(
-                timeout=timeout
-            )
+            expect(a.get_by_test_id("stExpander").nth(1).locator(code)).to_be_visible(timeout=timeout)
             # Streamlit scrolls inside the page: the viewport is the picture.
             shot = a.screenshot(path=str(tmp_path / "inspector.png"), animations="disabled")
             width, height = _png_size(shot)
@@ -429,3 +429,25 @@ def test_in_chromium_the_inspector_follows_another_tab_and_hides_what_is_private
         finally:
             a.context.close()
             b.context.close()
+
+
+def test_the_diagnostics_the_inspector_is_built_on_are_public() -> None:
+    """rates(), loop_warnings(), snapshot(bind_all=True), Snapshot.stored and
+    Commit.change: what a tool needs to draw the state without private members."""
+    state = ServerState()
+    assert [c for _, c, _ in state.rates(3)] == [0, 0, 0]  # counting starts at the first call
+    state["log"] = [1, 2]
+    state.update("n", lambda v: v + 1, default=0)
+    assert sum(c for _, c, _ in state.rates(120)) == 2
+    assert state.loop_warnings() == []
+    snapshot = state.snapshot(bind_all=True)
+    stored = snapshot.stored("log")
+    assert type(stored).__name__ == "FrozenList" and stored == [1, 2]
+    with pytest.raises(KeyError, match="no key 'gone'"):
+        snapshot.stored("gone")
+    with pytest.raises(ServerStateTypeError, match="bind_all takes no keys"):
+        state.snapshot("log", bind_all=True)
+    change = state.history("n")[0].change("n")
+    assert (change.key, change.new, change.version) == ("n", 1, state.version("n"))
+    with pytest.raises(ServerStateTypeError, match="int >= 1"):
+        state.rates(0)

@@ -103,7 +103,9 @@ class MappingMachine(RuleBasedStateMachine):
 
     @rule(key=keys, default=values)
     def setdefault(self, key: str, default: Any) -> None:
-        self.same_call(lambda: self.state.setdefault(key, default), lambda: self.model.setdefault(key, default))
+        self.same_call(
+            lambda: self.state.setdefault(key, default), lambda: self.model.setdefault(key, default)
+        )
 
     @rule(key=keys)
     def get(self, key: str) -> None:

@@ -132,7 +132,9 @@ def test_the_wheel_installs_the_boot_hook(tmp_path: os.PathLike[str]) -> None:
 
 @pytest.mark.parametrize(("setting", "hooked"), [(None, "True"), ("0", "False")])
 @pytest.mark.releases
-def test_server_state_run_reconnected_0_leaves_reconnecting_tabs_alone(setting: str | None, hooked: str) -> None:
+def test_server_state_run_reconnected_0_leaves_reconnecting_tabs_alone(
+    setting: str | None, hooked: str
+) -> None:
     """docs/replicas.md: ``SERVER_STATE_RUN_RECONNECTED=0`` turns the runs of returning
     tabs off: Streamlit's session connections are then left unhooked."""
     env = {k: v for k, v in os.environ.items() if k != "SERVER_STATE_RUN_RECONNECTED"}

@@ -29,7 +29,9 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 
 def test_every_purepy_row_prints_in_its_table(smoke: Run) -> None:
-    assert_table(smoke, "purepy_rows", EXPECTED_ROWS, "server_state on pyrsistent's pure-Python vector (smoke mode")
+    assert_table(
+        smoke, "purepy_rows", EXPECTED_ROWS, "server_state on pyrsistent's pure-Python vector (smoke mode"
+    )
 
 
 def test_the_figures_were_taken_on_the_pure_python_vector(smoke: Run) -> None:

@@ -39,6 +39,7 @@ from server_state import (
     ServerStatePayloadError,
     _check_key,
 )
+from server_state._store import store_from_url
 
 WORKER = Path(__file__).with_name("redis_worker.py")
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,7 @@ NS = "faults"
 
 def _rs() -> Any:
     """The backend module, imported when a test runs (it needs redis-py and the codec)."""
-    import server_state.backends.redis as rs
+    import server_state.backends.redis._committer as rs
 
     return rs
 
@@ -55,23 +56,30 @@ def _rs() -> Any:
 def _store(url: str, **options: Any) -> Any:
     options.setdefault("namespace", NS)
     options.setdefault("block_ms", 100)
-    return _rs().RedisStore(url, **options)
+    return store_from_url(url, **options)
 
 
 def _keys_of(store: Any) -> dict[str, str]:
-    return {"data": store._k_data, "ver": store._k_ver, "meta": store._k_meta, "log": store._k_log}
+    return {
+        "data": store.committer.names.data,
+        "ver": store.committer.names.ver,
+        "meta": store.committer.names.meta,
+        "log": store.committer.names.log,
+    }
 
 
 def redis_seq(client: redis.Redis, store: Any) -> int:
-    return int(client.hget(store._k_meta, "seq") or 0)
+    return int(client.hget(store.committer.names.meta, "seq") or 0)
 
 
 def settle(client: redis.Redis, *states: ServerState, timeout: float = 10.0) -> int:
     """Until every mirror has every commit Redis has; returns that sequence."""
     for state in states:
-        state._store._ensure()
+        state._store.committer.open()
     seq = redis_seq(client, states[0]._store)
-    wait_for(lambda: all(s._store._rseq >= seq for s in states), timeout, f"the mirrors to reach seq {seq}")
+    wait_for(
+        lambda: all(s._store.position() >= seq for s in states), timeout, f"the mirrors to reach seq {seq}"
+    )
     return seq
 
 
@@ -123,7 +131,9 @@ class VersionSampler:
     def check(self) -> None:
         assert self.error is None, f"the version sampler failed: {self.error!r}"
         assert self.samples > 0
-        assert not self.backwards, f"versions went backwards (replica, key, before, after): {self.backwards[:10]}"
+        assert not self.backwards, (
+            f"versions went backwards (replica, key, before, after): {self.backwards[:10]}"
+        )
 
 
 # -- worker processes ------------------------------------------------------------------
@@ -266,7 +276,10 @@ def test_increments_and_transfers_from_three_processes_are_exact_while_connectio
         for worker in workers:
             assert worker.receive()["ok"]
 
-        with ConnectionKiller(fresh_redis, interval=0.05) as killer, VersionSampler([observer], ["a", "b", "c"]) as sampler:
+        with (
+            ConnectionKiller(fresh_redis, interval=0.05) as killer,
+            VersionSampler([observer], ["a", "b", "c"]) as sampler,
+        ):
             # The barrier: every worker is waiting on stdin; the churn lines go out together.
             for i, worker in enumerate(workers):
                 worker.send("churn", threads=THREADS, ops=OPS, seed=i)
@@ -279,8 +292,15 @@ def test_increments_and_transfers_from_three_processes_are_exact_while_connectio
         incs_per_worker = THREADS * (OPS - OPS // 3)
         transfers_per_worker = THREADS * (OPS // 3)
         for worker, report in zip(workers, reports, strict=True):
-            summary = {k: report[k] for k in ("incs", "transfers", "snapshots", "violations", "errors", "seconds")}
-            assert report["errors"] == 0, (worker.name, summary, report["error_samples"], worker.stderr_tail())
+            summary = {
+                k: report[k] for k in ("incs", "transfers", "snapshots", "violations", "errors", "seconds")
+            }
+            assert report["errors"] == 0, (
+                worker.name,
+                summary,
+                report["error_samples"],
+                worker.stderr_tail(),
+            )
             assert report["violations"] == 0, (worker.name, summary, report["violation_samples"])
             assert report["incs"] == incs_per_worker, (worker.name, summary)
             assert report["transfers"] == transfers_per_worker, (worker.name, summary)
@@ -289,9 +309,11 @@ def test_increments_and_transfers_from_three_processes_are_exact_while_connectio
         # The cuts hit commits in flight: some were sent again under their transaction id.
         net_errors = sum(r["commit_net_errors"] for r in reports)
         retries = sum(r["commit_retries"] for r in reports)
-        print(f"kills={killer.kills} rounds={killer.rounds} commits={sum(r['commit_calls'] for r in reports)} "
-              f"net_errors={net_errors} retries={retries} seconds={[r['seconds'] for r in reports]} "
-              f"slowest op={[r['slowest_op'] for r in reports]}")
+        print(
+            f"kills={killer.kills} rounds={killer.rounds} commits={sum(r['commit_calls'] for r in reports)} "
+            f"net_errors={net_errors} retries={retries} seconds={[r['seconds'] for r in reports]} "
+            f"slowest op={[r['slowest_op'] for r in reports]}"
+        )
         assert retries > 0, "no commit was cut in flight: the killer did not test the replay path"
 
         # Each increment returned the value it made: together exactly 1..total, once each.
@@ -308,10 +330,10 @@ def test_increments_and_transfers_from_three_processes_are_exact_while_connectio
         seq = redis_seq(raw, observer._store)
         with replicas(_store(url)) as (fresh,):
             truth = {k: fresh[k] for k in ("a", "b", "c")}
-            truth_rver = {k: fresh._store._rver[k] for k in ("a", "b", "c")}
+            truth_rver = {k: fresh._store.committer.rver[k] for k in ("a", "b", "c")}
         assert truth["c"] == total, truth
         assert truth["a"] + truth["b"] == 1000, truth
-        redis_ver = {k: int(raw.hget(observer._store._k_ver, k)) for k in ("a", "b", "c")}
+        redis_ver = {k: int(raw.hget(observer._store.committer.names.ver, k)) for k in ("a", "b", "c")}
         assert truth_rver == redis_ver
 
         # Every mirror converges to it: the three workers' and this process's.
@@ -322,7 +344,7 @@ def test_increments_and_transfers_from_three_processes_are_exact_while_connectio
             assert got["rver"] == redis_ver, (worker.name, got)
         settle(raw, observer)
         assert {k: observer[k] for k in ("a", "b", "c")} == truth
-        assert {k: observer._store._rver[k] for k in ("a", "b", "c")} == redis_ver
+        assert {k: observer._store.committer.rver[k] for k in ("a", "b", "c")} == redis_ver
         # Each transfer is one commit of a and b together: a and b share one Redis version.
         assert redis_ver["a"] == redis_ver["b"]
 
@@ -339,7 +361,7 @@ def test_a_write_under_a_lease_that_expired_while_the_process_was_stopped_is_ref
     with replicas(_store(url, lease_ttl=0.5)) as (b,):
         lock_b = ServerStateLock(b._locks, _check_key)
         b["n"] = 0
-        lease_key = b._store._k_lease + "n"
+        lease_key = b._store.committer.names.lease + "n"
         stalled = children("stalled")
         assert stalled.request("open", url=url, namespace=NS, lease_ttl=0.5, block_ms=200)["ok"]
 
@@ -412,7 +434,7 @@ def test_after_a_restart_that_lost_the_data_mirrors_resync_and_versions_only_gro
         settle(raw, a, b)
         assert (b["x"], b["y"], b["z"]) == (1, [1, 2], {"k": "v"})
         before = {k: (a.version(k), b.version(k)) for k in keys}
-        resyncs = (a._store.resyncs, b._store.resyncs)
+        resyncs = (a._store.committer.resyncs, b._store.committer.resyncs)
         with VersionSampler([a, b], keys) as sampler:
             fresh_redis.restart(wipe=True)
             a["w"] = "after"  # right away: a commit under the old epoch must not be lost
@@ -424,7 +446,7 @@ def test_after_a_restart_that_lost_the_data_mirrors_resync_and_versions_only_gro
             b.update("x", lambda v: v + "!")
             wait_for(lambda: a.get("x") == "again!", 10, "a to see b's update")
         sampler.check()
-        assert a._store.resyncs > resyncs[0] and b._store.resyncs > resyncs[1]
+        assert a._store.committer.resyncs > resyncs[0] and b._store.committer.resyncs > resyncs[1]
         for state_index, state in enumerate((a, b)):
             for key in ("x", "y", "z"):
                 assert state.version(key) > before[key][state_index], (key, state_index)
@@ -547,11 +569,11 @@ def test_a_replica_the_stream_was_trimmed_past_resyncs_and_converges(fresh_redis
     url = fresh_redis.url
     raw = fresh_redis.client()
     rs = _rs()
-    commit_client, follow_client = rs.RedisStore._connect(url)
+    commit_client, follow_client = rs.RedisCommitter.connect(url)
     gate = GatedFollower(follow_client)
-    store_b = rs.RedisStore(url, namespace=NS, block_ms=100, clients=(commit_client, gate))
+    store_b = store_from_url(url, namespace=NS, block_ms=100, clients=(commit_client, gate))
     with replicas(_store(url, stream_maxlen=1), store_b) as (a, b):
-        log = a._store._k_log
+        log = a._store.committer.names.log
         a["k"] = 0
         settle(raw, a, b)
 
@@ -563,22 +585,24 @@ def test_a_replica_the_stream_was_trimmed_past_resyncs_and_converges(fresh_redis
         with VersionSampler([b], ["k"]) as sampler:
             # 1) Commits trimmed away (MAXLEN ~ 1: whole stream nodes) while b does not read.
             hold_b()
-            rseq, resyncs = b._store._rseq, b._store.resyncs
+            rseq, resyncs = b._store.position(), b._store.committer.resyncs
             for _ in range(300):
                 a.update("k", lambda v: v + 1)
             first = raw.xrange(log, count=1)
             assert int(first[0][1][b"seq"]) > rseq + 1, "the stream was not trimmed past b"
             assert raw.xlen(log) < 300
-            assert b._store._rseq == rseq and b["k"] < 300  # b really missed them
+            assert b._store.position() == rseq and b["k"] < 300  # b really missed them
             gate.resume()
             seq = settle(raw, a, b)
             assert b["k"] == 300
-            assert b._store._rver["k"] == int(raw.hget(a._store._k_ver, "k"))
-            assert b._store.resyncs > resyncs, "b caught up without a resync: it cannot have read the trimmed entries"
+            assert b._store.committer.rver["k"] == int(raw.hget(a._store.committer.names.ver, "k"))
+            assert b._store.committer.resyncs > resyncs, (
+                "b caught up without a resync: it cannot have read the trimmed entries"
+            )
 
             # 2) The whole stream trimmed and nothing written after: b notices while idle.
             hold_b()
-            rseq, resyncs = b._store._rseq, b._store.resyncs
+            rseq, resyncs = b._store.position(), b._store.committer.resyncs
             for _ in range(5):
                 a.update("k", lambda v: v + 1)
             raw.xtrim(log, maxlen=0, approximate=False)
@@ -586,8 +610,8 @@ def test_a_replica_the_stream_was_trimmed_past_resyncs_and_converges(fresh_redis
             gate.resume()
             seq = settle(raw, a, b)
             assert b["k"] == 305
-            assert b._store._rseq == seq
-            assert b._store.resyncs > resyncs
+            assert b._store.position() == seq
+            assert b._store.committer.resyncs > resyncs
         sampler.check()
         # And b keeps following afterwards.
         a["k"] = "done"
@@ -620,7 +644,9 @@ class Booby:
 def _plant(client: redis.Redis, store: Any, key: str, payload: bytes) -> int:
     """Write ``key`` into the data hash and the stream as a commit would, bypassing the library."""
     k = _keys_of(store)
-    return int(client.eval(_PLANT, 4, k["meta"], k["data"], k["ver"], k["log"], key, payload, uuid.uuid4().hex))
+    return int(
+        client.eval(_PLANT, 4, k["meta"], k["data"], k["ver"], k["log"], key, payload, uuid.uuid4().hex)
+    )
 
 
 def _plant_booby_traps(raw: redis.Redis, store: Any, marker: Path) -> tuple[dict[str, bytes], int]:
@@ -652,10 +678,15 @@ def test_a_pickle_planted_in_redis_is_never_unpickled_and_the_replica_keeps_work
             settle(raw, a, b)
             payloads, seq = _plant_booby_traps(raw, a._store, marker)
             # The followers read the planted entries (and refuse them).
-            wait_for(lambda: a._store._rseq >= seq and b._store._rseq >= seq, 10, "the planted commits")
+            wait_for(
+                lambda: a._store.position() >= seq and b._store.position() >= seq, 10, "the planted commits"
+            )
             # Replicas made now load them from the data hash (and refuse them): one
             # with the default codec, one that takes pickles signed with its own key.
-            with replicas(_store(redis_url), _store(redis_url, serializer="pickle", signing_key="ours")) as (c, d):
+            with replicas(_store(redis_url), _store(redis_url, serializer="pickle", signing_key="ours")) as (
+                c,
+                d,
+            ):
                 assert c["ok"] == 1 and d["ok"] == 1
                 for state in (a, b, c, d):
                     for key in payloads:
@@ -665,8 +696,7 @@ def test_a_pickle_planted_in_redis_is_never_unpickled_and_the_replica_keeps_work
                 assert not marker.exists(), "a planted pickle was unpickled"
 
                 refused = [
-                    r for r in caplog.records
-                    if r.name == "server_state" and r.levelno >= logging.ERROR
+                    r for r in caplog.records if r.name == "server_state" and r.levelno >= logging.ERROR
                 ]
                 for key in payloads:
                     named = [r for r in refused if repr(key) in r.getMessage()]
@@ -679,8 +709,11 @@ def test_a_pickle_planted_in_redis_is_never_unpickled_and_the_replica_keeps_work
                 # Everyone keeps working (on the other keys).
                 a["ok"] = 2
                 a["more"] = [1, 2]
-                wait_for(lambda: all(s.get("ok") == 2 and s.get("more") == [1, 2] for s in (a, b, c, d)),
-                         10, "every replica to see the writes after the planted ones")
+                wait_for(
+                    lambda: all(s.get("ok") == 2 and s.get("more") == [1, 2] for s in (a, b, c, d)),
+                    10,
+                    "every replica to see the writes after the planted ones",
+                )
                 c.update("ok", lambda v: v + 1)
                 wait_for(lambda: a.get("ok") == 3 and b.get("ok") == 3, 10, "c's update")
                 b.transact(lambda s: s.set("ok", s["ok"] + 1).set("more", [*s["more"], 3]))
@@ -701,7 +734,9 @@ def test_a_key_whose_planted_payload_was_refused_can_be_written_again(redis_url:
         with replicas(_store(redis_url), _store(redis_url)) as (a, b):
             settle(raw, a, b)
             _, seq = _plant_booby_traps(raw, a._store, marker)
-            wait_for(lambda: a._store._rseq >= seq and b._store._rseq >= seq, 10, "the planted commits")
+            wait_for(
+                lambda: a._store.position() >= seq and b._store.position() >= seq, 10, "the planted commits"
+            )
             # b refused them from the stream; c, made now, refuses them from the data hash.
             c = ServerState(_store(redis_url))
             stack.callback(c._store.close)
@@ -715,8 +750,11 @@ def test_a_key_whose_planted_payload_was_refused_can_be_written_again(redis_url:
                 done = threading.Event()
                 failure: list[BaseException] = []
 
-                def run(write: Callable[[], Any] = write, done: threading.Event = done,
-                        failure: list[BaseException] = failure) -> None:
+                def run(
+                    write: Callable[[], Any] = write,
+                    done: threading.Event = done,
+                    failure: list[BaseException] = failure,
+                ) -> None:
                     try:
                         write()
                     except BaseException as exc:
@@ -730,7 +768,7 @@ def test_a_key_whose_planted_payload_was_refused_can_be_written_again(redis_url:
                     spun = int(raw.info("stats")["total_commands_processed"]) - commands
                     # Unstick the writer for the next tests: a readable value under the key,
                     # planted as a commit would write it, gives the mirrors its Redis version.
-                    _plant(raw, a._store, key, a._store._codec.encode(key, "unstuck"))
+                    _plant(raw, a._store, key, a._store.committer.codec.encode(key, "unstuck"))
                     done.wait(10)
                     pytest.fail(
                         f"writing {key!r}, whose Redis payload this replica refused, did not return "
@@ -741,8 +779,11 @@ def test_a_key_whose_planted_payload_was_refused_can_be_written_again(redis_url:
                     )
                 assert not failure, failure
                 assert redis_seq(raw, a._store) == before + n  # one commit, once
-                wait_for(lambda k=key, v=expected: a.get(k) == v and b.get(k) == v and c.get(k) == v, 10,
-                         f"every replica to see {key!r} written")
+                wait_for(
+                    lambda k=key, v=expected: a.get(k) == v and b.get(k) == v and c.get(k) == v,
+                    10,
+                    f"every replica to see {key!r} written",
+                )
             assert not marker.exists()
 
 

@@ -28,10 +28,10 @@ from server_state import ServerState
 
 
 def _store(url: str, namespace: str, **options: Any) -> Any:
-    from server_state.backends.redis import RedisStore
+    from server_state._store import store_from_url
 
     options.setdefault("block_ms", 100)
-    return RedisStore(url, namespace=namespace, **options)
+    return store_from_url(url, namespace=namespace, **options)
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def replicas(url: str, namespace: str, n: int = 2, **options: Any) -> Iterator[l
 
 
 def store_of(state: ServerState) -> Any:
-    """The ``RedisStore`` behind ``state``."""
+    """The store (over a ``RedisCommitter``) behind ``state``."""
     return state._store
 
 
@@ -76,10 +76,12 @@ def grown(state: ServerState, n: int) -> Callable[[], bool]:
 def settle(raw: redis.Redis, *states: ServerState) -> None:
     """Until every mirror has every commit Redis has."""
     for state in states:
-        store_of(state)._ensure()
+        store_of(state).committer.open()
     store = store_of(states[0])
-    seq = int(raw.hget(store._k_meta, "seq") or 0)
-    wait_for(lambda: all(store_of(s)._rseq >= seq for s in states), what=f"the mirrors to reach seq {seq}")
+    seq = int(raw.hget(store.committer.names.meta, "seq") or 0)
+    wait_for(
+        lambda: all(store_of(s).position() >= seq for s in states), what=f"the mirrors to reach seq {seq}"
+    )
 
 
 def bytes_in(raw: redis.Redis) -> int:
@@ -105,7 +107,7 @@ def test_an_append_to_a_long_pvector_sends_the_message_not_the_log(
     with replicas(redis_url, namespace) as (a, b):
         a["log"] = pvector(message(i) for i in range(10_000))
         settle(raw, a, b)
-        whole = raw.llen(store_of(a)._k_list + "log")
+        whole = raw.llen(store_of(a).committer.names.list + "log")
         assert whole == 10_000  # kept item by item
         before = bytes_in(raw)
         for i in range(10_000, 10_020):
@@ -115,7 +117,7 @@ def test_an_append_to_a_long_pvector_sends_the_message_not_the_log(
         assert b["log"] == a["log"] == [message(i) for i in range(10_020)]
         # ~50 bytes of message, plus the commit's keys, versions and ids
         assert per_append < 2_000, per_append
-        assert store_of(a).patched == 20
+        assert store_of(a).committer.patched == 20
     assert fresh_read(redis_url, namespace, "log") == [message(i) for i in range(10_020)]
 
 
@@ -129,7 +131,7 @@ def test_the_classic_list_plus_item_assigned_back_travels_as_a_patch(
         for i in range(5_000, 5_010):
             a["msgs"] = a["msgs"] + [message(i)]
         assert (bytes_in(raw) - before) / 10 < 2_000
-        assert store_of(a).patched == 10
+        assert store_of(a).committer.patched == 10
         settle(raw, a, b)
         assert b["msgs"] == [message(i) for i in range(5_010)]
         assert type(b["msgs"]) is type(a["msgs"])
@@ -150,19 +152,19 @@ def test_changes_at_the_end_are_patches_and_a_change_at_the_front_goes_whole(
         del expected_v[990:]
         a["l"] = [*a["l"][:-5], "x", "y"]  # the end replaced
         expected_l[-5:] = ["x", "y"]
-        assert store_of(a).patched == 3
+        assert store_of(a).committer.patched == 3
         a.update("v", lambda v: pvector(["first"]) + v)  # a change at the front: the whole value
         expected_v.insert(0, "first")
         a["l"] = ["first", *a["l"]]
         expected_l.insert(0, "first")
-        assert store_of(a).patched == 3
+        assert store_of(a).committer.patched == 3
         a.update("v", lambda v: v.append("after"))  # and patches again after it
         expected_v.append("after")
-        assert store_of(a).patched == 4
+        assert store_of(a).committer.patched == 4
         settle(raw, a, b)
         assert b["v"] == a["v"] == expected_v
         assert b["l"] == a["l"] == expected_l
-        assert raw.llen(store_of(a)._k_list + "v") == len(expected_v)
+        assert raw.llen(store_of(a).committer.names.list + "v") == len(expected_v)
     assert fresh_read(redis_url, namespace, "v") == expected_v
     assert fresh_read(redis_url, namespace, "l") == expected_l
 
@@ -174,17 +176,17 @@ def test_one_entry_set_in_a_big_map_sends_the_entry(redis_url: str, namespace: s
     with replicas(redis_url, namespace) as (a, b):
         a["board"] = pmap({f"player{i}": i for i in range(10_000)})
         settle(raw, a, b)
-        assert raw.hlen(store_of(a)._k_hash + "board") == 10_000
+        assert raw.hlen(store_of(a).committer.names.hash + "board") == 10_000
         before = bytes_in(raw)
         for i in range(20):
             a.update("board", setting(f"player{i}", -i - 1))
         assert (bytes_in(raw) - before) / 20 < 2_000
         a.update("board", lambda m: m.remove("player9999").set("newcomer", 1))
-        assert store_of(a).patched == 21
+        assert store_of(a).committer.patched == 21
         expected = {f"player{i}": -i - 1 if i < 20 else i for i in range(9_999)} | {"newcomer": 1}
         settle(raw, a, b)
         assert b["board"] == a["board"] == expected
-        assert raw.hlen(store_of(a)._k_hash + "board") == len(expected)
+        assert raw.hlen(store_of(a).committer.names.hash + "board") == len(expected)
     assert fresh_read(redis_url, namespace, "board") == expected
 
 
@@ -196,7 +198,7 @@ def test_a_map_key_replaced_by_an_equal_key_of_another_type_goes_whole(
         a.update("m", lambda m: m.remove(1).set(True, "true"))  # True == 1, another field in Redis
         settle(raw, a, b)
         assert b["m"] == a["m"]
-        assert raw.hlen(store_of(a)._k_hash + "m") == 1_000
+        assert raw.hlen(store_of(a).committer.names.hash + "m") == 1_000
     late = fresh_read(redis_url, namespace, "m")
     assert late == {**{i: str(i) for i in range(2, 1_000)}, 0: "0", True: "true"}
 
@@ -210,11 +212,13 @@ def test_a_patch_of_a_redis_copy_that_differs_is_sent_whole(
     with replicas(redis_url, namespace) as (a, b):
         a["log"] = pvector(range(500))
         settle(raw, a, b)
-        raw.rpush(store_of(a)._k_list + "log", b"\x00")  # Redis' copy is not what the mirrors hold
+        raw.rpush(
+            store_of(a).committer.names.list + "log", b"\x00"
+        )  # Redis' copy is not what the mirrors hold
         a.update("log", lambda v: v.append(500))
-        assert store_of(a).patched == 0  # refused by the commit script: sent whole
+        assert store_of(a).committer.patched == 0  # refused by the commit script: sent whole
         settle(raw, a, b)
-        assert raw.llen(store_of(a)._k_list + "log") == 501
+        assert raw.llen(store_of(a).committer.names.list + "log") == 501
         assert b["log"] == a["log"] == list(range(501))
     assert fresh_read(redis_url, namespace, "log") == list(range(501))
 
@@ -222,16 +226,16 @@ def test_a_patch_of_a_redis_copy_that_differs_is_sent_whole(
 def test_small_values_and_pickles_stay_whole(redis_url: str, namespace: str, raw: redis.Redis) -> None:
     with replicas(redis_url, namespace, 1) as (a,):
         a["small"] = list(range(10))
-        assert cast(bytes, raw.hget(store_of(a)._k_data, "small"))[:1] == b"M"
+        assert cast(bytes, raw.hget(store_of(a).committer.names.data, "small"))[:1] == b"M"
         a["big"] = list(range(1_000))
-        assert raw.hget(store_of(a)._k_data, "big") == b"Ll"
+        assert raw.hget(store_of(a).committer.names.data, "big") == b"Ll"
         del a["big"]
-        assert not raw.exists(store_of(a)._k_list + "big")
+        assert not raw.exists(store_of(a).committer.names.list + "big")
     with replicas(redis_url, namespace + "-p", 2, serializer="pickle", signing_key="k") as (p, q):
         p["big"] = list(range(1_000))
         p["big"] = p["big"] + [1_000]
-        assert store_of(p).patched == 0
-        assert cast(bytes, raw.hget(store_of(p)._k_data, "big"))[:1] == b"P"
+        assert store_of(p).committer.patched == 0
+        assert cast(bytes, raw.hget(store_of(p).committer.names.data, "big"))[:1] == b"P"
         settle(raw, p, q)
         assert q["big"] == list(range(1_001))
 
@@ -242,10 +246,10 @@ def test_a_value_shrunk_below_the_threshold_and_grown_again_reads_right(
     with replicas(redis_url, namespace) as (a, b):
         a["l"] = list(range(100))
         a["l"] = [str(i) for i in range(10)]  # new and small: whole again
-        assert not raw.exists(store_of(a)._k_list + "l")
+        assert not raw.exists(store_of(a).committer.names.list + "l")
         a["l"] = list(range(100))
         a["l"] = list(range(10))  # the same first ten ints: a patch cutting the end
-        assert raw.llen(store_of(a)._k_list + "l") == 10
+        assert raw.llen(store_of(a).committer.names.list + "l") == 10
         a["l"] = list(range(200))
         a["l"] = a["l"] + [200]
         settle(raw, a, b)
@@ -294,7 +298,7 @@ def test_appends_from_three_replicas_while_connections_die_are_exact(
         for name in (f"r{r}t{t}" for r in range(3) for t in range(2)):
             assert [item[1] for item in chat if item[0] == name] == list(range(per_thread))  # in order
         assert states[1]["chat"] == states[2]["chat"] == chat
-        assert raw.llen(store_of(states[0])._k_list + "chat") == len(chat)
+        assert raw.llen(store_of(states[0]).committer.names.list + "chat") == len(chat)
     assert fresh_read(url, namespace, "chat") == chat
 
 
@@ -305,12 +309,12 @@ def test_a_replica_that_missed_patches_resyncs_to_the_full_value(
         a["log"] = pvector(range(1_000))
         a["board"] = pmap({i: i for i in range(1_000)})
         settle(raw, a, b)
-        resyncs = store_of(b).resyncs
+        resyncs = store_of(b).committer.resyncs
         store_of(b).close()  # b misses what follows
         for i in range(1_000, 1_050):
             a.update("log", appending(i))
             a.update("board", setting(i % 10, -i))
-        raw.xtrim(store_of(a)._k_log, maxlen=0)  # and the stream no longer has it
+        raw.xtrim(store_of(a).committer.names.log, maxlen=0)  # and the stream no longer has it
         c = ServerState(_store(redis_url, namespace))
         try:
             a.update("log", lambda v: v.append("last"))
@@ -318,7 +322,7 @@ def test_a_replica_that_missed_patches_resyncs_to_the_full_value(
             assert c["log"] == a["log"] == [*range(1_050), "last"]
             assert c["board"] == a["board"]
             # an incremental resync (same epoch) of a mirror that has the values
-            store_of(c)._resync()
+            store_of(c).committer.resync()
             assert c["log"] == a["log"]
         finally:
             store_of(c).close()
@@ -359,7 +363,7 @@ def test_new_replicas_read_a_consistent_log_while_it_grows(
 def test_the_atomic_script_reads_the_same_state_as_the_optimistic_read(
     redis_url: str, namespace: str, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from server_state.backends import redis as backend
+    from server_state.backends.redis import _follower as backend
 
     with replicas(redis_url, namespace, 1) as (a,):
         a["log"] = pvector(range(1_000))
@@ -371,7 +375,7 @@ def test_the_atomic_script_reads_the_same_state_as_the_optimistic_read(
     with replicas(redis_url, namespace, 1) as (late,):
         assert {k: late[k] for k in ("log", "board", "small")} == expected
         late.update("log", appending("y"))  # and its layout is known: a patch
-        assert store_of(late).patched == 1
+        assert store_of(late).committer.patched == 1
 
 
 def test_a_map_with_keys_of_other_types_changes_whole_and_reads_right(
@@ -380,7 +384,7 @@ def test_a_map_with_keys_of_other_types_changes_whole_and_reads_right(
     with replicas(redis_url, namespace) as (a, b):
         a["m"] = pmap({frozenset({i, -i, i + 0.5}): i for i in range(500)})
         a.update("m", lambda m: m.set(frozenset({7, -7, 7.5}), "seven").set(frozenset({"new"}), 1))
-        assert store_of(a).patched == 0  # a frozenset may encode its items in another order: whole
+        assert store_of(a).committer.patched == 0  # a frozenset may encode its items in another order: whole
         a.update("m", lambda m: m.set(frozenset({8, -8, 8.5}), "eight"))
         settle(raw, a, b)
         assert b["m"] == a["m"]
@@ -393,7 +397,7 @@ def test_a_big_value_whose_staged_items_were_lost_is_staged_again(
 ) -> None:
     with replicas(redis_url, namespace) as (a, b):
         store = store_of(a)
-        stage = store._stage
+        stage = store.committer.stage
         calls: list[str] = []
 
         def lossy(name: str, ops: Any, stages: Any) -> None:
@@ -402,7 +406,7 @@ def test_a_big_value_whose_staged_items_were_lost_is_staged_again(
             if len(calls) == 1:
                 raw.delete(*(name + k for k in stages))  # gone before the script ran (expired, say)
 
-        monkeypatch.setattr(store, "_stage", lossy)
+        monkeypatch.setattr(store.committer, "stage", lossy)
         a["log"] = [message(i) for i in range(1_000)]
         assert len(calls) == 2  # the script said the items were missing: staged again
         settle(raw, a, b)

@@ -134,7 +134,9 @@ def test_session_whose_page_does_not_read_the_key_is_not_rerun(probe_server: Str
 
 
 @pytest.mark.parametrize("button", ["Increment", "Add in callback"])
-def test_writer_that_reads_only_after_writing_is_not_rerun(probe_server: StreamlitServer, button: str) -> None:
+def test_writer_that_reads_only_after_writing_is_not_rerun(
+    probe_server: StreamlitServer, button: str
+) -> None:
     async def scenario() -> None:
         a, b = await run_sessions(probe_server, 2)
         try:
@@ -242,7 +244,9 @@ def test_chat_messages_propagate() -> None:
             await b.set_value("Message", "hi ann")
             await b.click("Send")
             await a.wait_for_text("**bob**: hi ann")
-            assert a.texts().index(a.text_containing("ann**: hello")) < a.texts().index(a.text_containing("bob**: hi"))
+            assert a.texts().index(a.text_containing("ann**: hello")) < a.texts().index(
+                a.text_containing("bob**: hi")
+            )
         finally:
             await asyncio.gather(a.close(), b.close())
 
@@ -289,7 +293,10 @@ def test_shared_slider_propagates_and_goes_quiet(fast_reruns: str) -> None:
             await quiet(a, b)
             a_before, b_before = a.runs_started, b.runs_started
             await a.set_value("Shared value", 42)
-            await b.wait_until(lambda: any(w.label == "Shared value" and w.value == 42 for w in b.widgets()), what="B's slider shows 42")
+            await b.wait_until(
+                lambda: any(w.label == "Shared value" and w.value == 42 for w in b.widgets()),
+                what="B's slider shows 42",
+            )
             await quiet(a, b)  # raises if the sessions keep rerunning each other
             assert b.runs_started - b_before == 1
             assert a.runs_started - a_before <= 2  # its move, plus one rerun (it read the old value)
@@ -379,11 +386,15 @@ def test_dashboard_background_thread_updates_every_session() -> None:
         a, b = await run_sessions(server, 2)
         try:
             for s in (a, b):
-                await s.wait_until(lambda s=s: s.text_containing("Ticks") is not None, timeout=60, what="dashboard rendered")
+                await s.wait_until(
+                    lambda s=s: s.text_containing("Ticks") is not None, timeout=60, what="dashboard rendered"
+                )
             runs_before = [a.runs_started, b.runs_started]
             # Every session keeps being rerun by the worker thread's writes.
             for s, n in zip((a, b), runs_before, strict=True):
-                await s.wait_until(lambda s=s, n=n: s.runs_started >= n + 3, timeout=60, what="three pushed reruns")
+                await s.wait_until(
+                    lambda s=s, n=n: s.runs_started >= n + 3, timeout=60, what="three pushed reruns"
+                )
         finally:
             await asyncio.gather(a.close(), b.close())
 
@@ -404,7 +415,9 @@ def test_write_during_a_run_in_progress_does_not_swallow_its_click(tmp_path: Pat
             (tmp_path / "armed").touch()
             b_mark = b.runs_started
             await b.click("Add", wait=False)  # B's run now waits at the gate
-            await b.wait_until(lambda: b.runs_started > b_mark and b.run_in_progress, what="B's click run started")
+            await b.wait_until(
+                lambda: b.runs_started > b_mark and b.run_in_progress, what="B's click run started"
+            )
             for _ in range(3):  # B is bound to "other": a rerun is due, but B is busy
                 await a.click("Write other")
             await a.wait_quiet(QUIET)

@@ -27,7 +27,7 @@ from server_state import (
     no_rerun,
     thaw,
 )
-from server_state._store import StoreState
+from server_state._base import StoreState
 
 JOIN = 60.0
 
@@ -514,12 +514,12 @@ def test_a_named_snapshot_does_not_walk_the_whole_state(fresh_state: ServerState
     # Whatever walks every key of the snapshot's map or of the live state fails.
     snap._state = StoreState(_NoWalk(snap._state.values), snap._state.seq)
     store = s._store
-    store._latest = _Untouchable(store._latest)  # type: ignore[assignment]
+    store.mirror.latest = _Untouchable(store.mirror.latest)  # type: ignore[assignment]
     try:
         assert dict(snap) == {"name": "ann", "email": "ann@example.org"}
         assert len(snap) == 2
     finally:
-        store._latest = dict(dict.items(store._latest))
+        store.mirror.latest = dict(dict.items(store.mirror.latest))
 
 
 def _no_walk(*args: Any) -> Any:

@@ -736,14 +736,14 @@ def test_a_version_never_reads_lower_while_its_key_is_deleted_set_again_or_forgo
     deleted key forgotten into the shared floor each move a key between the
     store's dicts. A version that went back for an instant was seen by the
     Redis restart test's sampler (``versions went backwards``) under load."""
-    import server_state._store as store_module
+    import server_state._mirror as store_module
 
     monkeypatch.setattr(store_module, "GONE_KEPT", 2)
     s = ServerState()
     store = s._store
     seen: list[tuple[str, int]] = []
-    store._latest = _SeenOnRemoval(store, seen, store._latest)
-    store._gone = _SeenOnRemoval(store, seen, store._gone)
+    store.mirror.latest = _SeenOnRemoval(store, seen, store.mirror.latest)
+    store.mirror._gone = _SeenOnRemoval(store, seen, store.mirror._gone)
     before: dict[str, int] = {}
 
     def step(action: Callable[[], object], key: str) -> None:
@@ -760,5 +760,5 @@ def test_a_version_never_reads_lower_while_its_key_is_deleted_set_again_or_forgo
     step(lambda: s.__delitem__("b"), "b")
     step(lambda: s.__delitem__("c"), "c")
     step(lambda: s.__delitem__("d"), "b")  # the fourth delete forgets b, the oldest, into the floor
-    assert "b" not in store._gone and s.version("b") == store._floor >= before["b"]
+    assert "b" not in store.mirror._gone and s.version("b") == store.mirror._floor >= before["b"]
     step(lambda: s.transact(lambda m: m.remove("a")), "a")  # a commit of the general path

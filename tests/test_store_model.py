@@ -1,27 +1,33 @@
-"""A hypothesis state machine: the state against a plain model.
+"""A hypothesis state machine: the state against a plain model, on every
+backend (memory; Redis through fakeredis, and briefly a real redis-server),
+through the public API.
 
 The model is a dict of key -> plain value plus each key's last seen version.
 A write is a real change iff the new value differs from the stored one, where
 "equal" means indistinguishable to a reader: equal with the same types all
 the way down (``1``, ``1.0`` and ``True`` differ), dict order and the sign of
 zero included; a key's version strictly increases on each real change and
-stays put otherwise. Every snapshot keeps showing the model as it was.
+stays put otherwise. Every snapshot keeps showing the model as it was. On Redis a second replica
+follows: once it has taken in the writer's last commit, it reads the model too.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import time
+import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from pyrsistent import PMap
 
 from server_state import ServerState, Snapshot, thaw
+from server_state._store import store_from_url
 
 KEYS = ["a", "b", "c", "d"]
 NO_DEFAULT = object()
@@ -93,9 +99,12 @@ def as_int(value: Any) -> int:
 
 
 class StoreMachine(RuleBasedStateMachine):
+    # The states one example runs on: the writer, then the replicas that follow it.
+    make_states: ClassVar[Callable[[], list[ServerState]]] = staticmethod(lambda: [ServerState()])
+
     def __init__(self) -> None:
         super().__init__()
-        self.state = ServerState()
+        self.state, *self.followers = type(self).make_states()
         self.model: dict[str, Any] = {}
         self.versions: dict[str, int] = dict.fromkeys(KEYS, 0)
         self.snapshots: list[tuple[Snapshot, dict[str, Any]]] = []
@@ -217,12 +226,30 @@ class StoreMachine(RuleBasedStateMachine):
     def the_store_keeps_its_own_invariant(self) -> None:
         # The live dict, the pending writes and the persistent map agree
         # (the invariant stated in server_state/_store.py).
-        self.state._store._check_invariants()
+        self.state._store.mirror.check_invariants()
 
     @invariant()
     def versions_only_move_in_rules(self) -> None:
         for key in KEYS:
             assert self.state.version(key) == self.versions[key]
+
+    @invariant()
+    def followers_read_the_model_once_they_have_the_last_commit(self) -> None:
+        last = self.state._store.position()
+        for follower in self.followers:
+            deadline = time.monotonic() + 10
+            while follower._store.position() < last:
+                assert time.monotonic() < deadline, (
+                    f"a follower stayed at {follower._store.position()} < {last}"
+                )
+                time.sleep(0.002)  # the follower thread brings it; nothing to wait on from here
+            assert sorted(follower) == sorted(self.model)
+            for key, value in self.model.items():
+                assert same(thaw(follower.peek(key)), value), (key, follower.peek(key), value)
+
+    def teardown(self) -> None:
+        for state in (self.state, *self.followers):
+            state._store.close()
 
     @invariant()
     def snapshots_show_the_model_as_it_was(self) -> None:
@@ -233,11 +260,50 @@ class StoreMachine(RuleBasedStateMachine):
                 assert same(thaw(snap[key]), value), (key, snap[key], value)
 
 
-StoreMachine.TestCase.settings = settings(
-    max_examples=50,
-    stateful_step_count=30,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+def _settings(examples: int, steps: int) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+
+StoreMachine.TestCase.settings = _settings(50, 30)
 TestStoreModel = StoreMachine.TestCase
+
+
+def _redis_pair(url: str, **options: Any) -> Callable[[], list[ServerState]]:
+    def make() -> list[ServerState]:
+        namespace = f"model-{uuid.uuid4().hex[:8]}"  # each example starts from an empty state
+        return [ServerState(store_from_url(url, namespace=namespace, **options)) for _ in range(2)]
+
+    return make
+
+
+def test_the_model_holds_on_redis_through_fakeredis() -> None:
+    import fakeredis
+
+    def make() -> list[ServerState]:
+        server = fakeredis.FakeServer()
+        return [
+            ServerState(
+                store_from_url(
+                    "redis://fakeredis",
+                    clients=(fakeredis.FakeRedis(server=server), fakeredis.FakeRedis(server=server)),
+                    block_ms=20,
+                )
+            )
+            for _ in range(2)
+        ]
+
+    machine = type("OnFakeRedis", (StoreMachine,), {"make_states": staticmethod(make)})
+    run_state_machine_as_test(machine, settings=_settings(20, 25))
+
+
+def test_the_model_holds_on_a_redis_server(redis_url: str) -> None:
+    machine = type(
+        "OnRedis", (StoreMachine,), {"make_states": staticmethod(_redis_pair(redis_url, block_ms=200))}
+    )
+    run_state_machine_as_test(machine, settings=_settings(5, 25))

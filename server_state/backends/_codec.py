@@ -94,8 +94,7 @@ import threading
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable
-from itertools import chain, compress, count
-from operator import is_not as _is_not
+from itertools import chain
 from typing import Any, Protocol, cast
 
 import msgpack  # type: ignore[import-untyped]
@@ -113,12 +112,11 @@ from .._values import (
     FrozenDeque,
     FrozenDict,
     FrozenList,
-    _vector_changed,
     freeze,
     unchanged,
 )
 
-__all__ = ["Codec", "make_codec"]
+__all__ = ["Codec", "decode_items", "encode_items", "make_codec", "map_items"]
 
 _TAGGED = b"M"
 _PICKLED = b"P"
@@ -1019,48 +1017,7 @@ _DECODERS: dict[int, Callable[[bytes], Any]] = {
 _TAGGED_CODEC = _TaggedCodec()
 
 
-# -- large sequences and maps: kept item by item, changed by patches ----------------------------
-#
-# A FrozenList or pvector of LAYOUT_MIN items or more is kept in Redis as a
-# list of items (each one msgpack object, tagged as above), a pmap as a hash
-# of entries (msgpack key -> msgpack value); the key's payload in the data
-# hash is then a two-byte header: ``L`` or ``H``, then the kind of container
-# (``SEQ_KINDS``/``MAP_KINDS``). A change of such a value travels as a patch
-# when that is smaller than the value:
-#
-# - a sequence whose first ``keep`` items are the very objects of the stored
-#   value's (an append, or a change at its end): ``keep`` and the new tail;
-# - a map whose changed buckets (pmap's bucket vector is shared by identity
-#   with the stored value's) hold few entries: the entries set and removed.
-#
-# Identity is the proof: an item that is the stored object is the stored value
-# (values are frozen). Anything it cannot prove goes in full.
-
-LAYOUT_MIN = 64
-_SEQ = b"L"
-_MAP = b"H"
-SEQ_KINDS: dict[type, bytes] = {FrozenList: b"l", _C_PVECTOR: b"c"}
-if _PY_PVECTOR is not None:
-    SEQ_KINDS[_PY_PVECTOR] = b"v"
-MAP_KINDS: dict[type, bytes] = {type(pmap()): b"m"}
-_PMAP_TYPE: Any = type(pmap())
-
-
-def layout_header(value: Any) -> bytes | None:
-    """The header of ``value``'s structured layout (None: kept whole)."""
-    kind = type(value)
-    code = SEQ_KINDS.get(kind)
-    if code is not None:
-        return _SEQ + code
-    code = MAP_KINDS.get(kind)
-    if code is not None and isinstance(getattr(value, "_buckets", None), PVector):
-        return _MAP + code
-    return None
-
-
-def is_header(payload: bytes) -> bool:
-    """Whether a data-hash payload is a structured layout's header."""
-    return len(payload) == 2 and payload[:1] in (_SEQ, _MAP)
+# -- items one by one: for values kept item by item (a Redis list or hash) --------------------
 
 
 def encode_items(key: str, container: Any, items: Iterable[Any]) -> list[bytes]:
@@ -1108,136 +1065,3 @@ def decode_items(key: str, blob: bytes) -> list[Any]:
     except Exception as e:
         why = f"the data is corrupt ({type(e).__name__}: {e})"
     raise ServerStatePayloadError(key, f"server_state[{key!r}]: the value in Redis cannot be decoded: {why}.")
-
-
-def build_value(key: str, header: bytes, items: list[Any]) -> Any:
-    """The stored value a structured layout holds (``items`` as
-    ``decode_items`` gave them)."""
-    code = header[1:]
-    try:
-        if code == b"l":
-            return freeze(items, key)
-        if code in (b"v", b"c"):
-            # Frozen as a list first (many rows at C speed), then the vector
-            # of the frozen items: its stored form, nothing left to visit.
-            frozen = list(freeze(items, key))
-            if code == b"v" and _python_pvector is not None:
-                return _python_pvector(frozen)
-            return freeze(pvector(frozen), key)
-        if code == b"m":
-            it = iter(items)
-            return freeze(pmap(dict(zip(it, it, strict=True))), key)
-    except ServerStateError:
-        raise
-    except Exception as e:  # an unhashable key, an odd number of entries...
-        raise ServerStatePayloadError(
-            key, f"server_state[{key!r}]: the value in Redis cannot be decoded: the data is corrupt ({e!r})."
-        ) from None
-    raise ServerStatePayloadError(
-        key, f"server_state[{key!r}]: the value in Redis has an unknown layout {header!r} (a newer version?)."
-    )
-
-
-def seq_patch(old: Any, new: Any) -> tuple[int, list[Any]] | None:
-    """``(keep, tail)`` with ``new == old[:keep] + tail``, proved by identity
-    (``old[i] is new[i]`` for ``i < keep``), when the tail is at most half of
-    ``new``; None otherwise."""
-    if type(old) is not type(new):
-        return None
-    n, m = len(new), len(old)
-    if type(new) is FrozenList:
-        keep = next(compress(count(), map(_is_not, new, old)), min(n, m))
-        if 2 * (n - keep) > n:
-            return None
-        return keep, list.__getitem__(new, slice(keep, n))
-    changed = _vector_changed(new, old)
-    keep = min(min((i for i, _ in changed), default=m), n)
-    if 2 * (n - keep) > n:
-        return None
-    return keep, [new[i] for i in range(keep, n)]
-
-
-def apply_seq_patch(key: str, base: Any, keep: int, tail: list[Any]) -> Any:
-    """``base[:keep] + tail`` in ``base``'s stored form (``tail`` decoded),
-    O(len(tail) · log n) for a pvector."""
-    if type(base) is FrozenList:
-        items = list.__getitem__(base, slice(0, keep))
-        items += tail
-        return freeze(items, key, previous=base)
-    m = len(base)
-    if keep == m:
-        new = base.extend(tail)
-    else:
-        evolver = base.evolver()
-        over = min(m - keep, len(tail))
-        for i in range(over):
-            evolver[keep + i] = tail[i]
-        new = evolver.persistent()
-        if len(tail) > over:
-            new = new.extend(tail[over:])
-        elif keep + len(tail) < m:
-            new = new.delete(keep + len(tail), m)
-    return freeze(new, key, previous=base)
-
-
-_ABSENT_ENTRY: Any = object()
-# Map keys whose encoding is the same bytes however the key was made (written
-# here or decoded from Redis), so that a patch names the hash field Redis has.
-# A frozenset, say, may encode its items in another order once decoded.
-_FIELD_KEYS: frozenset[type] = frozenset({str, int, bytes, bool, float, type(None)})
-
-
-def map_patch(old: Any, new: Any) -> tuple[list[tuple[Any, Any]], list[Any]] | None:
-    """``(entries set, keys removed)`` turning pmap ``old`` into ``new``,
-    found from the buckets ``new`` does not share with ``old``, when they are
-    few; None otherwise (and when a key was replaced by an equal key of
-    another type or object, which Redis would keep apart, or a key changed is
-    not of a ``_FIELD_KEYS`` type)."""
-    if type(old) is not _PMAP_TYPE or type(new) is not _PMAP_TYPE:
-        return None
-    ob, nb = getattr(old, "_buckets", None), getattr(new, "_buckets", None)
-    if not isinstance(ob, PVector) or not isinstance(nb, PVector) or len(ob) != len(nb):
-        return None
-    changed = _vector_changed(nb, ob)
-    if 8 * len(changed) > len(nb):
-        return None
-    sets: list[tuple[Any, Any]] = []
-    dels: list[Any] = []
-    for i, bucket in changed:
-        before = ob[i] or ()
-        now = bucket or ()
-        prior = {k: (k, v) for k, v in before}
-        for k, v in now:
-            if type(k) not in _FIELD_KEYS:
-                return None
-            had = prior.pop(k, _ABSENT_ENTRY)
-            if had is _ABSENT_ENTRY:
-                sets.append((k, v))
-            elif had[0] is not k:
-                return None
-            elif had[1] is not v:
-                sets.append((k, v))
-        if not set(map(type, prior)) <= _FIELD_KEYS:
-            return None
-        dels += prior
-    if 2 * (len(sets) + len(dels)) > len(new):
-        return None
-    return sets, dels
-
-
-def apply_map_patch(key: str, base: Any, sets: list[Any], dels: list[Any]) -> Any:
-    """``base`` with the entries set (``sets``: key, value, key, value...,
-    decoded) and ``dels`` removed, in O(patch · log n)."""
-    evolver = base.evolver()
-    try:
-        for k in dels:
-            if k in evolver:
-                del evolver[k]
-        it = iter(sets)
-        for k, v in zip(it, it, strict=True):
-            evolver[k] = v
-    except Exception as e:
-        raise ServerStatePayloadError(
-            key, f"server_state[{key!r}]: a change from Redis cannot be applied: the data is corrupt ({e!r})."
-        ) from None
-    return freeze(evolver.persistent(), key, previous=base)

@@ -53,16 +53,23 @@ from itertools import chain, compress, count, repeat
 from math import copysign, isnan
 from typing import Any, NoReturn, cast
 
-from pyrsistent import PMap, PSet, PVector, pdeque, plist
+from pyrsistent import PMap, PSet, PVector
 
 from ._errors import ReadOnlyValueError, ServerStateTypeError
 from ._pcompat import C_PVECTOR as _C_PVECTOR  # None without pyrsistent's C extension
+from ._pcompat import PDEQUE as _PDEQUE
+from ._pcompat import PLISTS as _PLIST
 from ._pcompat import PMAP as _PMAP
 from ._pcompat import PSET as _PSET
 from ._pcompat import PY_PVECTOR as _PY_PVECTOR
-from ._pcompat import SHIFT as _SHIFT
-from ._pcompat import TRIE as _TRIE
-from ._pcompat import python_pvector as _python_pvector
+from ._pcompat import (
+    pdeque_lists,
+    pdeque_with_lists,
+    pmap_buckets,
+    pmap_with_python_buckets,
+    python_pvector,
+    vector_changed,
+)
 
 __all__ = [
     "FrozenCounter",
@@ -85,8 +92,6 @@ _second = operator.itemgetter(1)
 
 _LARGE_VECTOR = 64  # from this length on, vectors are kept as pure-Python PVectors (see _freeze_pvector)
 _LARGE_BUCKETS = 256  # the same for a pmap's buckets (a lookup then costs ~0.4 µs more)
-_PLIST: Any = (type(plist()), type(plist([1])))
-_PDEQUE: Any = type(pdeque())
 _SEQUENCES: tuple[type, ...] = (PVector, *_PLIST, _PDEQUE)
 _PERSISTENT: tuple[type, ...] = (PMap, PSet, *_SEQUENCES)
 
@@ -889,69 +894,6 @@ def _learn(kind: type) -> None:
 # -- pyrsistent values: frozen inside, rebuilt only where something changed ----------------
 
 
-def _vector_changed(new: Any, old: Any) -> list[tuple[int, Any]]:
-    """``(index, item)`` of the items of vector ``new`` that are not the very
-    object ``old`` holds at that index (all of them without an ``old``)."""
-    kind = type(old)
-    if kind is not _PY_PVECTOR and kind is not _C_PVECTOR and not isinstance(old, PVector):
-        return list(enumerate(new.tolist()))
-    if old is new:
-        return []
-    if _TRIE and isinstance(new, _PY_PVECTOR) and isinstance(old, _PY_PVECTOR):
-        if new._root is old._root and new._shift == old._shift:  # an append, or a set in the tail
-            return _leaf_changed(old, new._tail, new._tail_offset)
-        out: list[tuple[int, Any]] = []
-        _trie_diff(old, new, new._root, new._shift, 0, old._root if new._shift == old._shift else None, out)
-        out += _leaf_changed(old, new._tail, new._tail_offset)
-        return out
-    now, before = new.tolist(), old.tolist()
-    changed = list(compress(count(), map(_is_not, now, before)))
-    out = [(i, now[i]) for i in changed] if changed else []
-    if len(now) > len(before):
-        out += zip(count(len(before)), now[len(before) :])
-    return out
-
-
-def _leaf_changed(
-    old: Any, node: list[Any], base: int, other: list[Any] | None = None
-) -> list[tuple[int, Any]]:
-    """The items of the 32-item block ``node`` of a new vector, at offset
-    ``base``, that are not the very objects of ``old``'s block there
-    (``other``, when the caller has it)."""
-    if base >= old._count:
-        return list(zip(count(base), node))
-    if other is None:
-        other = old._tail if base == old._tail_offset else _PY_PVECTOR._node_for(old, base)
-    if other is node:
-        return []
-    out = [(i, node[i - base]) for i in compress(count(base), map(_is_not, node, other))]
-    if len(node) > len(other):
-        out += zip(count(base + len(other)), node[len(other) :])
-    return out
-
-
-def _trie_diff(
-    old: Any, new: Any, node: list[Any], level: int, base: int, other: list[Any] | None, out: list[Any]
-) -> None:
-    """Walk the trie of the pure-Python PVector ``new`` down only the nodes
-    that are not ``old``'s own (``other``: ``old``'s node at the same place):
-    a ``set`` or a tail pushed into the tree visits one path."""
-    if other is None and level == old._shift and base == 0:
-        other = old._root  # the tree grew a level: old's root is our leftmost child
-    if node is other:
-        return
-    if level == 0:
-        out += _leaf_changed(old, node, base, other)
-        return
-    below = level - _SHIFT
-    if other is None:
-        for k, child in enumerate(node):
-            _trie_diff(old, new, child, below, base + (k << level), None, out)
-        return
-    for k in chain(compress(count(), map(_is_not, node, other)), range(len(other), len(node))):
-        _trie_diff(old, new, node[k], below, base + (k << level), other[k] if k < len(other) else None, out)
-
-
 _FEW = 16  # up to this many pairs, a list comprehension beats the chain of C iterators
 
 
@@ -974,7 +916,7 @@ def _freeze_pvector(value: Any, label: str | None, previous: Any) -> Any:
     changes: list[tuple[int, Any]] = []
     prev: Any = previous if _is_pvector(previous) else None
     n_prev = len(prev) if prev is not None else 0
-    for i, item in _unsettled(_vector_changed(value, prev)):
+    for i, item in _unsettled(vector_changed(value, prev)):
         done = _freeze(item, label, prev[i] if i < n_prev else None)
         if done is not item:
             changes.append((i, done))
@@ -985,7 +927,7 @@ def _freeze_pvector(value: Any, label: str | None, previous: Any) -> Any:
         for i, done in changes:
             evolver[i] = done
         value = evolver.persistent()
-    if type(value) is _C_PVECTOR and _python_pvector is not None and len(value) >= _LARGE_VECTOR:
+    if type(value) is _C_PVECTOR and len(value) >= _LARGE_VECTOR:
         # pyrsistent's C PVector is one GC object whose traversal visits every
         # element: each new version (every append) is young, so every minor
         # collection walks all n elements and a 100k-item append costs ~80 µs
@@ -995,23 +937,17 @@ def _freeze_pvector(value: Any, label: str | None, previous: Any) -> Any:
         # a new version adds O(log n) young ones, and its trie lets the next
         # freeze visit only the nodes that are new. Same API; an append is
         # ~0.4 µs slower, which pays from a few dozen items on.
-        return _python_pvector(value)
+        return python_pvector(value)
     return value
 
 
 def _freeze_pmap(value: Any, label: str | None, previous: Any) -> Any:
-    buckets: Any = getattr(value, "_buckets", None)
-    if not _is_pvector(buckets):  # pragma: no cover - another pyrsistent layout
-        entries: list[Any] = list(value.items())
-        prev = None
+    buckets = pmap_buckets(value)
+    prev = previous if type(previous) is _PMAP or isinstance(previous, PMap) else None
+    if prev is not None:
+        entries = [kv for _, b in vector_changed(buckets, pmap_buckets(prev)) if b for kv in b]
     else:
-        prev_buckets = getattr(previous, "_buckets", None) if type(previous) is _PMAP or isinstance(previous, PMap) else None
-        if _is_pvector(prev_buckets):
-            prev = previous
-            entries = [kv for _, b in _vector_changed(buckets, prev_buckets) if b for kv in b]
-        else:
-            prev = None
-            entries = list(chain.from_iterable(filter(None, buckets.tolist())))
+        entries = list(chain.from_iterable(filter(None, buckets.tolist())))
     changes: list[tuple[Any, Any]] = []
     for k, v in _unsettled(entries):
         before = prev.get(k) if prev is not None else None
@@ -1027,16 +963,13 @@ def _freeze_pmap(value: Any, label: str | None, previous: Any) -> Any:
         for k, done in changes:
             evolver[k] = done
         value = evolver.persistent()
-    if (
-        type(value) is _PMAP
-        and _python_pvector is not None
-        and type(value._buckets) is _C_PVECTOR
-        and len(value._buckets) >= _LARGE_BUCKETS
-    ):
-        # A pmap is a vector of buckets: kept as a pure-Python PVector, the
-        # buckets a change did not touch are shared by identity with the
-        # previous version, so the next freeze visits only the touched ones.
-        return _PMAP(len(value), _python_pvector(value._buckets))
+    if type(value) is _PMAP:
+        buckets = pmap_buckets(value)
+        if type(buckets) is _C_PVECTOR and len(buckets) >= _LARGE_BUCKETS:
+            # A pmap is a vector of buckets: kept as a pure-Python PVector, the
+            # buckets a change did not touch are shared by identity with the
+            # previous version, so the next freeze visits only the touched ones.
+            return pmap_with_python_buckets(value)
     return value
 
 
@@ -1081,17 +1014,13 @@ def _freeze_plist(value: Any, label: str | None, previous: Any) -> Any:
 
 
 def _freeze_pdeque(value: Any, label: str | None, previous: Any) -> Any:
-    try:
-        left, right = value._left_list, value._right_list
-    except AttributeError:  # pragma: no cover - another pyrsistent layout
-        done = [_freeze(v, label, None) for v in value]
-        return value if all(map(_is, done, value)) else pdeque(done, value.maxlen)
-    old = previous if isinstance(previous, _PDEQUE) else None
-    new_left = _freeze_plist_part(left, old._left_list if old is not None else None, label)
-    new_right = _freeze_plist_part(right, old._right_list if old is not None else None, label)
+    left, right = pdeque_lists(value)
+    old_left, old_right = pdeque_lists(previous) if isinstance(previous, _PDEQUE) else (None, None)
+    new_left = _freeze_plist_part(left, old_left, label)
+    new_right = _freeze_plist_part(right, old_right, label)
     if new_left is left and new_right is right:
         return value
-    return type(value)(new_left, new_right, len(value), value.maxlen)
+    return pdeque_with_lists(value, new_left, new_right)
 
 
 _FREEZERS: dict[type, Callable[[Any, str | None, Any], Any]] = {

@@ -103,17 +103,18 @@ from pyrsistent import PMap, PSet, PVector, pdeque, plist, pmap, pset, pvector
 
 from .._errors import ServerStateError, ServerStatePayloadError, ServerStateTypeError
 from .._pcompat import C_PVECTOR as _C_PVECTOR
+from .._pcompat import PDEQUE as _PDEQUE
+from .._pcompat import PLISTS as _PLIST
 from .._pcompat import PY_PVECTOR as _PY_PVECTOR
+from .._pcompat import pmap_buckets
 from .._pcompat import python_pvector as _python_pvector
+from .._pcompat import vector_changed as _vector_changed
 from .._values import (
-    _PDEQUE,
-    _PLIST,
     FrozenCounter,
     FrozenDefaultDict,
     FrozenDeque,
     FrozenDict,
     FrozenList,
-    _vector_changed,
     freeze,
     unchanged,
 )
@@ -1053,7 +1054,7 @@ def layout_header(value: Any) -> bytes | None:
     if code is not None:
         return _SEQ + code
     code = MAP_KINDS.get(kind)
-    if code is not None and isinstance(getattr(value, "_buckets", None), PVector):
+    if code is not None and isinstance(pmap_buckets(value), PVector):
         return _MAP + code
     return None
 
@@ -1195,7 +1196,7 @@ def map_patch(old: Any, new: Any) -> tuple[list[tuple[Any, Any]], list[Any]] | N
     not of a ``_FIELD_KEYS`` type)."""
     if type(old) is not _PMAP_TYPE or type(new) is not _PMAP_TYPE:
         return None
-    ob, nb = getattr(old, "_buckets", None), getattr(new, "_buckets", None)
+    ob, nb = pmap_buckets(old), pmap_buckets(new)
     if not isinstance(ob, PVector) or not isinstance(nb, PVector) or len(ob) != len(nb):
         return None
     changed = _vector_changed(nb, ob)

@@ -45,6 +45,7 @@ import fractions
 import hashlib
 import operator
 import pathlib
+import pickle
 import sys
 import uuid
 from array import array
@@ -1560,9 +1561,20 @@ _SAME: dict[type, Callable[[Any, Any], bool]] = {
 
 def content_token(value: Any) -> object | None:
     """A fingerprint of the content of a pandas DataFrame, Series or Index or
-    a numpy ndarray (shape, dtypes, labels and values, hashed at C speed);
-    None for any other object. Equal tokens mean equal content, so the store
-    can tell whether an object stored by reference was changed in place."""
+    a numpy ndarray (shape, dtypes, labels and values); None for any other
+    object. Equal tokens mean equal content, so the store can tell whether an
+    object stored by reference was changed in place.
+
+    Numeric, bool, datetime and bytes arrays: their raw bytes (SHA-1, C
+    speed). Object cells (object dtype, in numpy or pandas): each cell's type
+    and an exact encoding of its content (``_cell_bytes``: the text of a str,
+    the digits of an int, the bits of a float, the pickle of anything else,
+    so nested lists, dicts and arrays count in full), hence -1 → -2 in place
+    is a change, unlike with ``hash()``. Not fingerprinted: what pickle does
+    not see (an object's state outside its ``__reduce__``), and unpicklable
+    cells (a lock, a lambda...), which count by identity only. Extension
+    dtypes and MultiIndex labels: pandas' ``hash_pandas_object`` (64 bits a
+    cell)."""
     kind = type(value)
     module = kind.__module__
     if module == "numpy":
@@ -1628,15 +1640,43 @@ def _array_digest(np: Any, arr: Any) -> bytes:
 
 
 def _object_digest(np: Any, flat: Any) -> bytes:
-    """Cells of an object array: their hash (content for strings and
-    numbers) and their type."""
+    """Cells of an object array: the type of each and the exact bytes of its
+    content, each cell's length framing it."""
     h = _sha1()
-    try:
-        h.update(np.fromiter(map(hash, flat), dtype=np.int64, count=len(flat)))
-    except TypeError:  # a list or a dict in a cell: its repr shows its content
-        h.update(np.fromiter(map(hash, map(repr, flat)), dtype=np.int64, count=len(flat)))
-    h.update(np.fromiter(map(id, map(type, flat)), dtype=np.int64, count=len(flat)))
+    n = len(flat)
+    cells = flat.tolist()
+    types = list(map(type, cells))
+    h.update(np.fromiter(map(id, types), dtype=np.int64, count=n))
+    if set(types) <= _REPR_EXACT:  # text, numbers, None: the list's repr is exact, at C speed
+        h.update(repr(cells).encode("utf-8", "surrogatepass"))
+        return h.digest()
+    parts = list(map(_cell_bytes, cells))
+    h.update(np.fromiter(map(len, parts), dtype=np.int64, count=n))
+    h.update(b"".join(parts))
     return h.digest()
+
+
+# Cell types whose repr is exact (floats: shortest round-trip, -0.0 shown, NaN as nan).
+_REPR_EXACT = frozenset({str, int, float, bool, type(None)})
+_CELL_BYTES: dict[type, Callable[[Any], bytes]] = {
+    str: lambda x: x.encode("utf-8", "surrogatepass"),
+    bytes: bytes,
+    int: lambda x: b"%d" % x,
+    bool: lambda x: b"1" if x else b"0",
+    float: lambda x: float.hex(x).encode(),  # -0.0 is not 0.0; every NaN is nan
+    type(None): lambda x: b"",
+}
+
+
+def _cell_bytes(x: Any) -> bytes:
+    """The content of one object cell, exactly (its type is hashed apart)."""
+    encode = _CELL_BYTES.get(type(x))
+    if encode is not None:
+        return encode(x)
+    try:
+        return pickle.dumps(x, protocol=5)
+    except Exception:  # unpicklable: by identity only
+        return b"id:%d" % id(x)
 
 
 def _values_digest(pd: Any, values: Any) -> bytes:

@@ -602,7 +602,7 @@ def _freeze_long(items: Any, label: str | None, previous: Any) -> tuple[Any, typ
     kinds = _kinds(items)
     if kinds <= _SETTLED or (kinds <= _FROZEN and _labels_match(items, label)):
         return items, _only(kinds)
-    return _freeze_fresh(items, kinds, label, None)
+    return _freeze_fresh(items, kinds, label)
 
 
 def _only(kinds: set[type]) -> type | None:
@@ -612,8 +612,7 @@ def _only(kinds: set[type]) -> type | None:
 def _freeze_after(items: Any, label: str | None, previous: Any) -> tuple[Any, type | None]:
     """``_freeze_seq`` with a stored ``previous``: the common prefix and
     suffix (by identity, at C speed) are neither visited nor even looked at
-    for their types, which covers append, prepend, insertion and deletion;
-    in what is left, items of ``previous`` are recognised by identity too."""
+    for their types, which covers append, prepend, insertion and deletion."""
     n, m = len(items), len(previous)
     before = _kind_of(previous)
     k = next(compress(count(), map(_is_not, items, previous)), min(n, m))
@@ -627,7 +626,7 @@ def _freeze_after(items: Any, label: str | None, previous: Any) -> tuple[Any, ty
     kinds = _kinds(middle)
     if kinds <= _SETTLED or (kinds <= _FROZEN and _labels_match(middle, label)):
         return items, _joined(_only(kinds), before, whole)
-    done, kind = _freeze_fresh(middle, kinds, label, previous)
+    done, kind = _freeze_fresh(middle, kinds, label)
     kind = _joined(kind, before, whole)
     if done is middle:
         return items, kind
@@ -645,16 +644,13 @@ def _joined(middle: type | None, ends: type | None, whole: bool) -> type | None:
     return middle if whole or middle is ends else None
 
 
-def _freeze_fresh(items: Any, kinds: set[type], label: str | None, previous: Any) -> tuple[Any, type | None]:
-    """Items with something to freeze (``previous``: items of the stored
-    value among them are recognised by id)."""
-    if len(items) > _CHUNK:
-        if len(kinds) == 1:
-            kind = next(iter(kinds))
-            done = _freeze_rows(items, kind, label)
-            if done is not None:
-                return done, FrozenDict if kind is dict else FrozenList if kind is list else kind
-        return _freeze_run(items, label, previous), None
+def _freeze_fresh(items: Any, kinds: set[type], label: str | None) -> tuple[Any, type | None]:
+    """Items with something to freeze."""
+    if len(items) > _CHUNK and len(kinds) == 1:
+        kind = next(iter(kinds))
+        done = _freeze_rows(items, kind, label)
+        if done is not None:
+            return done, FrozenDict if kind is dict else FrozenList if kind is list else kind
     out: list[Any] | None = None
     settled = _SETTLED
     for i, v in enumerate(items):
@@ -692,39 +688,6 @@ def _freeze_rows(items: Any, kind: type, label: str | None) -> list[Any] | None:
         _drain(map(_list_extend, out, items))
     _drain(map(setattr, out, repeat("_ss_key", n), repeat(label, n)))
     return out
-
-
-def _freeze_run(items: Any, label: str | None, previous: Any) -> Any:
-    """Freeze items chunk by chunk, visiting one by one only the chunks that
-    hold something not frozen yet. Items of the stored ``previous`` are
-    frozen by construction: recognised by id (they are alive, so no other
-    object has the id of one)."""
-    settled, frozen = _SETTLED, _FROZEN
-    known: set[int] | None = None
-    out: list[Any] | None = None
-    for start in range(0, len(items), _CHUNK):
-        chunk = items[start : start + _CHUNK]
-        kinds = set(map(type, chunk))
-        if kinds <= settled or (kinds <= frozen and _labels_match(chunk, label)):
-            if out is not None:
-                out += chunk
-            continue
-        if previous is not None and known is None:
-            known = set(map(id, previous))
-        if known is not None and all(map(known.__contains__, map(id, chunk))):
-            if out is not None:
-                out += chunk
-            continue
-        if known is None:
-            done = [v if type(v) in settled else _freeze_elem(v, label) for v in chunk]
-        else:
-            done = [v if type(v) in settled or id(v) in known else _freeze_elem(v, label) for v in chunk]
-        if out is None:
-            if all(map(_is, done, chunk)):
-                continue
-            out = list(items[:start])
-        out += done
-    return items if out is None else out
 
 
 def _freeze_entries(value: Any, label: str | None, previous: Any) -> Any:
@@ -1149,37 +1112,10 @@ def unchanged(old: Any, new: Any) -> bool:
         return False
     if kind in _PLAIN_EQ:
         return bool(old == new)
-    if (kind is FrozenList or kind is FrozenDict) and len(new) <= _CHUNK:
-        quick = _small_same(old, new, kind is FrozenDict)
-        if quick is not None:
-            return quick
     try:
         return (_SAME.get(kind) or _comparator(kind))(old, new)
     except Exception:  # an element with a broken __eq__, a value too deep: a change
         return False
-
-
-def _small_same(old: Any, new: Any, is_dict: bool) -> bool | None:
-    """The usual write of a small list or dict of plain values (ints, strs,
-    None...: types whose == is exact), told by == and a comparison of the
-    item types; None when ``new`` holds anything else."""
-    try:
-        differ = old != new
-    except Exception:  # an array among the items: no quick answer
-        return None
-    values = new.values() if is_dict else new
-    if differ:
-        # A change, unless some item could be unequal to itself (a NaN).
-        return False if set(map(type, values)) <= _EQ_KINDS else None
-    types = list(map(type, values))
-    if not set(types) <= _EQ_KINDS:
-        return None
-    if not is_dict:
-        return list(map(type, old)) == types
-    keys = list(map(type, new))
-    if not set(keys) <= _EQ_KINDS:  # float keys: -0.0 == 0.0
-        return None
-    return list(old) == list(new) and list(map(type, old)) == keys and list(map(type, old.values())) == types
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -1284,8 +1220,6 @@ def _same_seq(a: Any, b: Any) -> bool:
             other = _kind_of(b)
             if other is not None:  # both long lists of one known type each: no pass over the types
                 return kind is other and _same_column(kind, a, b)
-    elif _differ(a, b, a):
-        return False
     first = type(a[0])
     types = list(map(type, a))
     if types.count(first) == n:  # one type: counting is twice as fast as a set
@@ -1342,23 +1276,11 @@ def _same_column(kind: type, a: Any, b: Any) -> bool:
 
 
 def _same_dict(a: Any, b: Any) -> bool:
-    if len(a) != len(b) or (len(a) <= _CHUNK and _differ(a, b, chain(a, a.values()))):
+    if len(a) != len(b):
         return False
     return _same_seq(list(a), list(b)) and _same_seq(  # the same keys, of the same types, in the same order
         list(a.values()), list(b.values())
     )
-
-
-def _differ(a: Any, b: Any, leaves: Iterable[Any]) -> bool:
-    """A quick answer for the usual write of a small container that did
-    change: ``==`` says no, and no item is of a type whose == could say no
-    for the same value (a NaN, a frame...)."""
-    try:
-        if a == b:
-            return False
-    except Exception:  # an array inside: no quick answer
-        return False
-    return set(map(type, leaves)) <= _EQ_KINDS
 
 
 def _same_deque(a: Any, b: Any) -> bool:

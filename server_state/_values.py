@@ -89,7 +89,6 @@ __all__ = [
 _is = operator.is_
 _is_not = operator.is_not
 _not = operator.not_
-_second = operator.itemgetter(1)
 
 _LARGE_VECTOR = 64  # from this length on, vectors are kept as pure-Python PVectors (see _freeze_pvector)
 _LARGE_BUCKETS = 256  # the same for a pmap's buckets (a lookup then costs ~0.4 µs more)
@@ -858,27 +857,15 @@ def _learn(kind: type) -> None:
 # -- pyrsistent values: frozen inside, rebuilt only where something changed ----------------
 
 
-_FEW = 16  # up to this many pairs, a list comprehension beats the chain of C iterators
-
-
 def _unsettled(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
-    """The ``(key, item)`` pairs whose item's type is not settled, at C speed."""
-    if len(pairs) <= _FEW:  # an append's item, a new small map's entries: the usual case
-        settled = _SETTLED
-        return [pair for pair in pairs if type(pair[1]) not in settled]
-    return list(compress(pairs, map(_not, map(_SETTLED.__contains__, map(type, map(_second, pairs))))))
-
-
-def _is_pvector(value: Any) -> bool:
-    """``isinstance(value, PVector)``, without the ABC's ``__instancecheck__``
-    (~0.2-0.4 µs) for the two concrete vector types."""
-    kind = type(value)
-    return kind is _PY_PVECTOR or kind is _C_PVECTOR or (value is not None and isinstance(value, PVector))
+    """The ``(key, item)`` pairs whose item's type is not settled."""
+    settled = _SETTLED
+    return [pair for pair in pairs if type(pair[1]) not in settled]
 
 
 def _freeze_pvector(value: Any, label: str | None, previous: Any) -> Any:
     changes: list[tuple[int, Any]] = []
-    prev: Any = previous if _is_pvector(previous) else None
+    prev: Any = previous if isinstance(previous, PVector) else None
     n_prev = len(prev) if prev is not None else 0
     for i, item in _unsettled(vector_changed(value, prev)):
         done = _freeze(item, label, prev[i] if i < n_prev else None)

@@ -78,9 +78,12 @@ __all__ = [
     "FrozenDeque",
     "FrozenDict",
     "FrozenList",
+    "SCALAR_TYPES",
+    "TOKENLESS_TYPES",
     "content_token",
     "freeze",
     "is_persistent",
+    "needs_token",
     "read_form",
     "thaw",
     "unchanged",
@@ -95,28 +98,21 @@ _LARGE_BUCKETS = 256  # the same for a pmap's buckets (a lookup then costs ~0.4 
 _SEQUENCES: tuple[type, ...] = (PVector, *_PLIST, _PDEQUE)
 _PERSISTENT: tuple[type, ...] = (PMap, PSet, *_SEQUENCES)
 
-# Exact types whose instances cannot change and hold nothing that can: never
-# visited, never copied. Learned types (numpy scalars, enums...) are added.
-_SETTLED: set[type] = {
-    type(None),
-    bool,
-    int,
-    float,
-    complex,
-    str,
-    bytes,
-    decimal.Decimal,
-    fractions.Fraction,
-    datetime.date,
-    datetime.datetime,
-    datetime.time,
-    datetime.timedelta,
-    datetime.timezone,
-    uuid.UUID,
-    range,
-    type(Ellipsis),
-    frozenset,  # items are hashable: no plain list, dict or set can be inside
-}
+# Views of the type registry (_register, at the end of the module), as sets
+# and dicts for C-speed lookups and subset tests. Types learned on the way
+# (numpy scalars, enums, paths...) are added to them.
+Freezer = Callable[[Any, str | None, Any], Any]
+Comparator = Callable[[Any, Any], bool]
+_REGISTRY: dict[type, tuple[Freezer | None, Comparator | None, frozenset[str]]] = {}
+_SETTLED: set[type] = set()  # freeze: stored as they are, never visited (no freezer)
+_LABELLED: set[type] = set()  # the Frozen* containers, carrying their key (_ss_key)
+_FROZEN: set[type] = set()  # settled or labelled: an element needs no visit if its label matches
+_FREEZERS: dict[type, Freezer] = {}
+_EQ_KINDS: set[type] = set()  # == is exact: equal means a reader cannot tell them apart
+_FLOAT_KINDS: set[type] = set()  # compared as raw doubles in columns
+_SAME: dict[type, Comparator] = {}  # the exact comparison of the others (learned ones cached)
+_PYRSISTENT_TYPES: set[type] = set()  # stored as they are; read through a frozen plain copy
+_SCALARS: set[type] = set()  # the immutable builtin scalars (repr exact, no token)
 _ATOMIC_BASES: tuple[type, ...] = (enum.Enum, pathlib.PurePath)
 _LEARNED_MAX = 512  # learned types kept at most, so that types made on the fly cannot pile up
 
@@ -458,11 +454,6 @@ def _restore_defaultdict(
     return _make_defaultdict(items, label, factory)
 
 
-_LABELLED: frozenset[type] = frozenset(
-    {FrozenList, FrozenDeque, FrozenDict, FrozenCounter, FrozenDefaultDict}
-)
-# Types an element may have without a visit, provided the labelled ones carry the right key.
-_FROZEN: set[type] = _SETTLED | _LABELLED
 _label_of = operator.attrgetter("_ss_key")
 _is_labelled = _LABELLED.__contains__
 
@@ -974,33 +965,6 @@ def _freeze_pdeque(value: Any, label: str | None, previous: Any) -> Any:
     return pdeque_with_lists(value, new_left, new_right)
 
 
-_FREEZERS: dict[type, Callable[[Any, str | None, Any], Any]] = {
-    list: _freeze_list,
-    dict: _freeze_dict,
-    tuple: _freeze_tuple,
-    set: _freeze_set,
-    bytearray: _freeze_bytearray,
-    collections.deque: _freeze_deque,
-    collections.Counter: _freeze_counter,
-    collections.defaultdict: _freeze_defaultdict,
-    collections.OrderedDict: _freeze_dict,
-    FrozenList: _freeze_frozen_list,
-    FrozenDeque: _freeze_deque,
-    FrozenDict: _freeze_frozen_dict,
-    FrozenCounter: _freeze_counter,
-    FrozenDefaultDict: _freeze_defaultdict,
-    _PMAP: _freeze_pmap,
-    _PSET: lambda value, label, previous: value,  # items are hashable: nothing plain inside
-    _PLIST[0]: _freeze_plist,
-    _PLIST[1]: _freeze_plist,
-    _PDEQUE: _freeze_pdeque,
-}
-_VECTOR_TYPES: list[type] = [kind for kind in (_C_PVECTOR, _PY_PVECTOR) if kind is not None]
-for _kind in _VECTOR_TYPES:
-    _FREEZERS[_kind] = _freeze_pvector
-_PYRSISTENT_TYPES: frozenset[type] = frozenset({_PMAP, _PSET, _PDEQUE, *_PLIST, *_VECTOR_TYPES})
-
-
 # -- reading -----------------------------------------------------------------------------
 
 
@@ -1058,26 +1022,6 @@ def thaw(value: Any) -> Any:
 
 # -- change detection ----------------------------------------------------------------------
 
-# Exact builtin types for which == is exact: equal means a reader cannot tell
-# them apart. (float is not one: -0.0 == 0.0 and nan != nan.)
-_PLAIN_EQ: frozenset[type] = frozenset(
-    {
-        type(None),
-        bool,
-        int,
-        str,
-        bytes,
-        fractions.Fraction,
-        datetime.date,
-        datetime.timedelta,
-        uuid.UUID,
-        type(Ellipsis),
-    }
-)
-# The same for columns of values, plus learned types whose == gives a plain
-# truth value and is exact (numpy integers, bools, strings).
-_EQ_KINDS: set[type] = set(_PLAIN_EQ)
-_FLOAT_KINDS: set[type] = {float}  # compared as raw doubles; numpy's float64 is learned
 _MAX_KINDS = 12  # more distinct item types than this in one list: compared item by item
 
 
@@ -1097,7 +1041,7 @@ def unchanged(old: Any, new: Any) -> bool:
     kind = type(new)
     if kind is not type(old):
         return False
-    if kind in _PLAIN_EQ:
+    if kind in _EQ_KINDS:
         return bool(old == new)
     try:
         return (_SAME.get(kind) or _comparator(kind))(old, new)
@@ -1443,28 +1387,6 @@ def _comparator(kind: type) -> Callable[[Any, Any], bool]:
     return same
 
 
-_SAME: dict[type, Callable[[Any, Any], bool]] = {
-    float: _same_float,
-    complex: _same_complex,
-    decimal.Decimal: _same_decimal,
-    datetime.datetime: _same_clock,
-    datetime.time: _same_clock,
-    datetime.timezone: _same_timezone,
-    range: _same_range,
-    list: _same_seq,
-    tuple: _same_seq,
-    FrozenList: _same_seq,
-    FrozenDeque: _same_deque,
-    dict: _same_dict,
-    FrozenDict: _same_dict,
-    FrozenCounter: _same_dict,
-    FrozenDefaultDict: _same_defaultdict,
-    frozenset: _same_set,
-    set: _same_set,
-    **{t: _identity for t in _PYRSISTENT_TYPES},  # pyrsistent's == is O(n) Python
-}
-
-
 # -- content tokens of arrays and frames ------------------------------------------------------
 
 
@@ -1556,7 +1478,7 @@ def _object_digest(np: Any, flat: Any) -> bytes:
     cells = flat.tolist()
     types = list(map(type, cells))
     h.update(np.fromiter(map(id, types), dtype=np.int64, count=n))
-    if set(types) <= _REPR_EXACT:  # text, numbers, None: the list's repr is exact, at C speed
+    if set(types) <= _SCALARS:  # text, bytes, numbers, None: the list's repr is exact, at C speed
         h.update(repr(cells).encode("utf-8", "surrogatepass"))
         return h.digest()
     parts = list(map(_cell_bytes, cells))
@@ -1565,23 +1487,10 @@ def _object_digest(np: Any, flat: Any) -> bytes:
     return h.digest()
 
 
-# Cell types whose repr is exact (floats: shortest round-trip, -0.0 shown, NaN as nan).
-_REPR_EXACT = frozenset({str, int, float, bool, type(None)})
-_CELL_BYTES: dict[type, Callable[[Any], bytes]] = {
-    str: lambda x: x.encode("utf-8", "surrogatepass"),
-    bytes: bytes,
-    int: lambda x: b"%d" % x,
-    bool: lambda x: b"1" if x else b"0",
-    float: lambda x: float.hex(x).encode(),  # -0.0 is not 0.0; every NaN is nan
-    type(None): lambda x: b"",
-}
-
-
 def _cell_bytes(x: Any) -> bytes:
     """The content of one object cell, exactly (its type is hashed apart)."""
-    encode = _CELL_BYTES.get(type(x))
-    if encode is not None:
-        return encode(x)
+    if type(x) in _SCALARS:
+        return repr(x).encode("utf-8", "surrogatepass")  # -0.0 is not 0.0; every NaN is nan
     try:
         return pickle.dumps(x, protocol=5)
     except Exception:  # unpicklable: by identity only
@@ -1605,3 +1514,99 @@ def _index_token(pd: Any, index: Any) -> tuple[Any, ...]:
         values = _digest_all([pd.util.hash_pandas_object(index, index=False).to_numpy()])
         return (type(index), names, tuple(index.dtypes), len(index), values)
     return (type(index), names, index.dtype, len(index), _values_digest(pd, index))
+
+
+# -- the type registry: every type the value model knows up front, once -----------------------
+
+
+def _register(kind: Any, freeze: Freezer | None, same: Comparator | None, *traits: str) -> None:
+    """``kind``'s row: ``freeze`` its stored form (None: settled, stored as it
+    is), ``same`` the exact comparison of two of its values (None: ``==`` is
+    exact), and the traits ``labelled``, ``floats``, ``pyrsistent``, ``scalar``."""
+    _REGISTRY[kind] = (freeze, same, frozenset(traits))
+    if freeze is None:
+        _SETTLED.add(kind)
+        _FROZEN.add(kind)
+    else:
+        _FREEZERS[kind] = freeze
+    if same is None:
+        _EQ_KINDS.add(kind)
+    else:
+        _SAME[kind] = same
+    for trait, view in (
+        ("labelled", _LABELLED),
+        ("labelled", _FROZEN),
+        ("floats", _FLOAT_KINDS),
+        ("pyrsistent", _PYRSISTENT_TYPES),
+        ("scalar", _SCALARS),
+    ):
+        if trait in traits:
+            view.add(kind)
+
+
+def _keep(value: Any, label: str | None, previous: Any) -> Any:
+    return value
+
+
+for _kind, _freezer, _same_rule, *_traits in (
+    # settled: immutable, holding nothing mutable
+    (type(None), None, None, "scalar"),
+    (bool, None, None, "scalar"),
+    (int, None, None, "scalar"),
+    (float, None, _same_float, "floats", "scalar"),  # -0.0 == 0.0, nan != nan
+    (str, None, None, "scalar"),
+    (bytes, None, None, "scalar"),
+    (complex, None, _same_complex),
+    (decimal.Decimal, None, _same_decimal),  # "2.5" == "2.50"
+    (fractions.Fraction, None, None),
+    (datetime.date, None, None),
+    (datetime.datetime, None, _same_clock),  # tzinfo and fold
+    (datetime.time, None, _same_clock),
+    (datetime.timedelta, None, None),
+    (datetime.timezone, None, _same_timezone),  # == ignores the name
+    (uuid.UUID, None, None),
+    (range, None, _same_range),
+    (type(Ellipsis), None, None),
+    (frozenset, None, _same_set),  # items are hashable: no plain list, dict or set inside
+    # plain containers: frozen into the read-only ones below (never compared themselves)
+    (list, _freeze_list, _same_seq),
+    (tuple, _freeze_tuple, _same_seq),
+    (dict, _freeze_dict, _same_dict),
+    (set, _freeze_set, _same_set),
+    (bytearray, _freeze_bytearray, _identity),
+    (collections.deque, _freeze_deque, _identity),
+    (collections.Counter, _freeze_counter, _identity),
+    (collections.defaultdict, _freeze_defaultdict, _identity),
+    (collections.OrderedDict, _freeze_dict, _identity),
+    # the read-only containers: stored and read form at once
+    (FrozenList, _freeze_frozen_list, _same_seq, "labelled"),
+    (FrozenDeque, _freeze_deque, _same_deque, "labelled"),
+    (FrozenDict, _freeze_frozen_dict, _same_dict, "labelled"),
+    (FrozenCounter, _freeze_counter, _same_dict, "labelled"),
+    (FrozenDefaultDict, _freeze_defaultdict, _same_defaultdict, "labelled"),
+    # pyrsistent: stored as they are, frozen inside; compared by identity (their == is O(n) Python)
+    (_PMAP, _freeze_pmap, _identity, "pyrsistent"),
+    (_PSET, _keep, _identity, "pyrsistent"),  # items are hashable: nothing plain inside
+    (_PLIST[0], _freeze_plist, _identity, "pyrsistent"),
+    (_PLIST[1], _freeze_plist, _identity, "pyrsistent"),
+    (_PDEQUE, _freeze_pdeque, _identity, "pyrsistent"),
+    (_PY_PVECTOR, _freeze_pvector, _identity, "pyrsistent"),
+    (_C_PVECTOR, _freeze_pvector, _identity, "pyrsistent"),
+):
+    if _kind is not None:  # no C vector without pyrsistent's C extension
+        _register(_kind, _freezer, _same_rule, *_traits)
+
+# For the store (server_state/_store.py): which stored values need no work.
+SCALAR_TYPES: frozenset[type] = frozenset(_SCALARS)
+"""Immutable builtin scalars: ``freeze`` returns them as they are, and they
+have no content token."""
+TOKENLESS_TYPES: frozenset[type] = frozenset(_REGISTRY)
+"""Types ``content_token`` always answers None for (every registered one):
+asking would only cost."""
+
+
+def needs_token(kind: type) -> bool:
+    """Whether values of type ``kind`` may have a content token (numpy and
+    pandas types: the store then fingerprints them to see in-place changes)."""
+    module = kind.__module__
+    return module == "numpy" or module.startswith("pandas")

@@ -160,3 +160,15 @@ def test_unpicklable_cells_count_by_identity() -> None:
     a = np.array([lock, 1], dtype=object)
     assert content_token(a) == content_token(np.array([lock, 1], dtype=object))
     assert content_token(a) != content_token(np.array([threading.Lock(), 1], dtype=object))
+
+
+def test_the_registry_answers_the_store() -> None:
+    from server_state._values import SCALAR_TYPES, TOKENLESS_TYPES, needs_token
+
+    assert {type(None), bool, int, float, str, bytes} == SCALAR_TYPES
+    assert SCALAR_TYPES <= TOKENLESS_TYPES
+    assert {tuple, frozenset, list, dict} <= TOKENLESS_TYPES
+    assert not any(needs_token(kind) for kind in TOKENLESS_TYPES)
+    assert needs_token(np.ndarray) and needs_token(pd.DataFrame) and needs_token(pd.Series)
+    for value in (None, True, 1, 1.5, "s", b"b", (1,), frozenset({1})):
+        assert type(value) in TOKENLESS_TYPES and content_token(value) is None

@@ -29,6 +29,11 @@ list of dicts as one list and their values as another...). A long frozen
 list remembers the one type of its items, when it has one, so that an equal
 write of it needs no pass over the types.
 
+Every type known up front is registered once, at the end of the module
+(``_register``: its freezer, its exact comparison, its traits); the sets and
+dicts the code looks types up in are views of that registry. pyrsistent's
+private layout is read in ``_pcompat`` only (docs/pyrsistent.md).
+
 numpy and pandas are never imported here: their values are recognised by the
 module their type comes from, and whatever they need is taken from
 ``sys.modules`` once such a value exists.

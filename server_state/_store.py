@@ -32,7 +32,7 @@ from ._errors import ServerStateError, ServerStateKeyError, ServerStateTypeError
 from ._history import Record
 from ._mirror import Mirror
 from ._txmap import TxMap, TxRecord, normalise_key
-from ._values import NO_TOKEN, SCALARS, content_token, freeze, tokens_of, unchanged
+from ._values import SCALAR_TYPES, TOKENLESS_TYPES, content_token, freeze, tokens_of, unchanged
 from .backends import Committer, MemoryCommitter, committer_from_url
 
 __all__ = ["MISSING", "Change", "MemoryStore", "Store", "StoreState", "Watcher", "store_from_url"]
@@ -192,7 +192,7 @@ class Store:
         """Store ``value`` (already frozen). Returns the change, or None when
         nothing changed."""
         refuse_missing(key, value)
-        token = None if type(value) in NO_TOKEN else content_token(value)
+        token = None if type(value) in TOKENLESS_TYPES else content_token(value)
         mirror = self.mirror
         while True:
             old, version = self.entry(key)
@@ -221,7 +221,7 @@ class Store:
                 if not self.committer.confirm(key, version):
                     continue
                 raise ServerStateKeyError(key, f"server_state has no key {key!r}; set it first.")
-            token = None if type(value) in NO_TOKEN else content_token(value)
+            token = None if type(value) in TOKENLESS_TYPES else content_token(value)
             change = self._commit_one(key, version, value, token, self._writer(), False)
             if change is not None:
                 return change
@@ -273,12 +273,12 @@ class Store:
                 if committer.lagged(seen):
                     continue
                 raise
-            if type(new) in SCALARS:  # the counter's hot path: nothing to freeze or fingerprint
+            if type(new) in SCALAR_TYPES:  # the counter's hot path: nothing to freeze or fingerprint
                 token = None
             else:
                 refuse_missing(key, new)
                 new = freeze(new, key, previous=current)
-                token = None if type(new) in NO_TOKEN else content_token(new)
+                token = None if type(new) in TOKENLESS_TYPES else content_token(new)
             if exists and unchanged(current, new):
                 if committer.confirm(key, version):
                     return current, version, None

@@ -18,6 +18,7 @@ from typing import Any
 from pyrsistent import PMap
 
 from ._keys import check_key, normalise_key
+from ._pcompat import pmap_as
 
 __all__ = ["TxMap", "TxRecord", "normalise_key"]
 
@@ -52,14 +53,14 @@ class TxMap(PMap[str, Any]):
 
     @staticmethod
     def wrap(values: PMap[str, Any], record: TxRecord) -> TxMap:
-        out: TxMap = PMap.__new__(TxMap, values._size, values._buckets)  # type: ignore[call-arg]
+        out: TxMap = pmap_as(TxMap, values)
         out.record = record
         return out
 
     @staticmethod
     def unwrap(values: PMap[str, Any]) -> PMap[str, Any]:
         if isinstance(values, TxMap):
-            return PMap.__new__(PMap, values._size, values._buckets)  # type: ignore[call-arg]
+            return pmap_as(PMap, values)  # type: ignore[no-any-return]
         return values
 
     def _derived(self, values: PMap[str, Any]) -> TxMap:

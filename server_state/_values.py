@@ -29,6 +29,11 @@ list of dicts as one list and their values as another...). A long frozen
 list remembers the one type of its items, when it has one, so that an equal
 write of it needs no pass over the types.
 
+Every type known up front is registered once, at the end of the module
+(``_register``: its freezer, its exact comparison, its traits); the sets and
+dicts the code looks types up in are views of that registry. pyrsistent's
+private layout is read in ``_pcompat`` only (docs/pyrsistent.md).
+
 numpy and pandas are never imported here: their values are recognised by the
 module their type comes from, and whatever they need is taken from
 ``sys.modules`` once such a value exists.
@@ -45,6 +50,7 @@ import fractions
 import hashlib
 import operator
 import pathlib
+import pickle
 import sys
 import uuid
 from array import array
@@ -53,16 +59,23 @@ from itertools import chain, compress, count, repeat
 from math import copysign, isnan
 from typing import Any, NoReturn, cast
 
-from pyrsistent import PMap, PSet, PVector, pdeque, plist
+from pyrsistent import PMap, PSet, PVector
 
 from ._errors import ReadOnlyValueError, ServerStateTypeError
 from ._pcompat import C_PVECTOR as _C_PVECTOR  # None without pyrsistent's C extension
+from ._pcompat import PDEQUE as _PDEQUE
+from ._pcompat import PLISTS as _PLIST
 from ._pcompat import PMAP as _PMAP
 from ._pcompat import PSET as _PSET
 from ._pcompat import PY_PVECTOR as _PY_PVECTOR
-from ._pcompat import SHIFT as _SHIFT
-from ._pcompat import TRIE as _TRIE
-from ._pcompat import python_pvector as _python_pvector
+from ._pcompat import (
+    pdeque_lists,
+    pdeque_with_lists,
+    pmap_buckets,
+    pmap_with_python_buckets,
+    python_pvector,
+    vector_changed,
+)
 
 __all__ = [
     "FrozenCounter",
@@ -70,11 +83,12 @@ __all__ = [
     "FrozenDeque",
     "FrozenDict",
     "FrozenList",
-    "NO_TOKEN",
-    "SCALARS",
+    "SCALAR_TYPES",
+    "TOKENLESS_TYPES",
     "content_token",
     "freeze",
     "is_persistent",
+    "needs_token",
     "read_form",
     "thaw",
     "tokens_of",
@@ -84,37 +98,27 @@ __all__ = [
 _is = operator.is_
 _is_not = operator.is_not
 _not = operator.not_
-_second = operator.itemgetter(1)
 
 _LARGE_VECTOR = 64  # from this length on, vectors are kept as pure-Python PVectors (see _freeze_pvector)
 _LARGE_BUCKETS = 256  # the same for a pmap's buckets (a lookup then costs ~0.4 µs more)
-_PLIST: Any = (type(plist()), type(plist([1])))
-_PDEQUE: Any = type(pdeque())
 _SEQUENCES: tuple[type, ...] = (PVector, *_PLIST, _PDEQUE)
 _PERSISTENT: tuple[type, ...] = (PMap, PSet, *_SEQUENCES)
 
-# Exact types whose instances cannot change and hold nothing that can: never
-# visited, never copied. Learned types (numpy scalars, enums...) are added.
-_SETTLED: set[type] = {
-    type(None),
-    bool,
-    int,
-    float,
-    complex,
-    str,
-    bytes,
-    decimal.Decimal,
-    fractions.Fraction,
-    datetime.date,
-    datetime.datetime,
-    datetime.time,
-    datetime.timedelta,
-    datetime.timezone,
-    uuid.UUID,
-    range,
-    type(Ellipsis),
-    frozenset,  # items are hashable: no plain list, dict or set can be inside
-}
+# Views of the type registry (_register, at the end of the module), as sets
+# and dicts for C-speed lookups and subset tests. Types learned on the way
+# (numpy scalars, enums, paths...) are added to them.
+Freezer = Callable[[Any, str | None, Any], Any]
+Comparator = Callable[[Any, Any], bool]
+_REGISTRY: dict[type, tuple[Freezer | None, Comparator | None, frozenset[str]]] = {}
+_SETTLED: set[type] = set()  # freeze: stored as they are, never visited (no freezer)
+_LABELLED: set[type] = set()  # the Frozen* containers, carrying their key (_ss_key)
+_FROZEN: set[type] = set()  # settled or labelled: an element needs no visit if its label matches
+_FREEZERS: dict[type, Freezer] = {}
+_EQ_KINDS: set[type] = set()  # == is exact: equal means a reader cannot tell them apart
+_FLOAT_KINDS: set[type] = set()  # compared as raw doubles in columns
+_SAME: dict[type, Comparator] = {}  # the exact comparison of the others (learned ones cached)
+_PYRSISTENT_TYPES: set[type] = set()  # stored as they are; read through a frozen plain copy
+_SCALARS: set[type] = set()  # the immutable builtin scalars (repr exact, no token)
 _ATOMIC_BASES: tuple[type, ...] = (enum.Enum, pathlib.PurePath)
 _LEARNED_MAX = 512  # learned types kept at most, so that types made on the fly cannot pile up
 
@@ -456,11 +460,6 @@ def _restore_defaultdict(
     return _make_defaultdict(items, label, factory)
 
 
-_LABELLED: frozenset[type] = frozenset(
-    {FrozenList, FrozenDeque, FrozenDict, FrozenCounter, FrozenDefaultDict}
-)
-# Types an element may have without a visit, provided the labelled ones carry the right key.
-_FROZEN: set[type] = _SETTLED | _LABELLED
 _label_of = operator.attrgetter("_ss_key")
 _is_labelled = _LABELLED.__contains__
 
@@ -599,7 +598,7 @@ def _freeze_long(items: Any, label: str | None, previous: Any) -> tuple[Any, typ
     kinds = _kinds(items)
     if kinds <= _SETTLED or (kinds <= _FROZEN and _labels_match(items, label)):
         return items, _only(kinds)
-    return _freeze_fresh(items, kinds, label, None)
+    return _freeze_fresh(items, kinds, label)
 
 
 def _only(kinds: set[type]) -> type | None:
@@ -609,8 +608,7 @@ def _only(kinds: set[type]) -> type | None:
 def _freeze_after(items: Any, label: str | None, previous: Any) -> tuple[Any, type | None]:
     """``_freeze_seq`` with a stored ``previous``: the common prefix and
     suffix (by identity, at C speed) are neither visited nor even looked at
-    for their types, which covers append, prepend, insertion and deletion;
-    in what is left, items of ``previous`` are recognised by identity too."""
+    for their types, which covers append, prepend, insertion and deletion."""
     n, m = len(items), len(previous)
     before = _kind_of(previous)
     k = next(compress(count(), map(_is_not, items, previous)), min(n, m))
@@ -624,7 +622,7 @@ def _freeze_after(items: Any, label: str | None, previous: Any) -> tuple[Any, ty
     kinds = _kinds(middle)
     if kinds <= _SETTLED or (kinds <= _FROZEN and _labels_match(middle, label)):
         return items, _joined(_only(kinds), before, whole)
-    done, kind = _freeze_fresh(middle, kinds, label, previous)
+    done, kind = _freeze_fresh(middle, kinds, label)
     kind = _joined(kind, before, whole)
     if done is middle:
         return items, kind
@@ -642,16 +640,13 @@ def _joined(middle: type | None, ends: type | None, whole: bool) -> type | None:
     return middle if whole or middle is ends else None
 
 
-def _freeze_fresh(items: Any, kinds: set[type], label: str | None, previous: Any) -> tuple[Any, type | None]:
-    """Items with something to freeze (``previous``: items of the stored
-    value among them are recognised by id)."""
-    if len(items) > _CHUNK:
-        if len(kinds) == 1:
-            kind = next(iter(kinds))
-            done = _freeze_rows(items, kind, label)
-            if done is not None:
-                return done, FrozenDict if kind is dict else FrozenList if kind is list else kind
-        return _freeze_run(items, label, previous), None
+def _freeze_fresh(items: Any, kinds: set[type], label: str | None) -> tuple[Any, type | None]:
+    """Items with something to freeze."""
+    if len(items) > _CHUNK and len(kinds) == 1:
+        kind = next(iter(kinds))
+        done = _freeze_rows(items, kind, label)
+        if done is not None:
+            return done, FrozenDict if kind is dict else FrozenList if kind is list else kind
     out: list[Any] | None = None
     settled = _SETTLED
     for i, v in enumerate(items):
@@ -689,39 +684,6 @@ def _freeze_rows(items: Any, kind: type, label: str | None) -> list[Any] | None:
         _drain(map(_list_extend, out, items))
     _drain(map(setattr, out, repeat("_ss_key", n), repeat(label, n)))
     return out
-
-
-def _freeze_run(items: Any, label: str | None, previous: Any) -> Any:
-    """Freeze items chunk by chunk, visiting one by one only the chunks that
-    hold something not frozen yet. Items of the stored ``previous`` are
-    frozen by construction: recognised by id (they are alive, so no other
-    object has the id of one)."""
-    settled, frozen = _SETTLED, _FROZEN
-    known: set[int] | None = None
-    out: list[Any] | None = None
-    for start in range(0, len(items), _CHUNK):
-        chunk = items[start : start + _CHUNK]
-        kinds = set(map(type, chunk))
-        if kinds <= settled or (kinds <= frozen and _labels_match(chunk, label)):
-            if out is not None:
-                out += chunk
-            continue
-        if previous is not None and known is None:
-            known = set(map(id, previous))
-        if known is not None and all(map(known.__contains__, map(id, chunk))):
-            if out is not None:
-                out += chunk
-            continue
-        if known is None:
-            done = [v if type(v) in settled else _freeze_elem(v, label) for v in chunk]
-        else:
-            done = [v if type(v) in settled or id(v) in known else _freeze_elem(v, label) for v in chunk]
-        if out is None:
-            if all(map(_is, done, chunk)):
-                continue
-            out = list(items[:start])
-        out += done
-    return items if out is None else out
 
 
 def _freeze_entries(value: Any, label: str | None, previous: Any) -> Any:
@@ -892,92 +854,17 @@ def _learn(kind: type) -> None:
 # -- pyrsistent values: frozen inside, rebuilt only where something changed ----------------
 
 
-def _vector_changed(new: Any, old: Any) -> list[tuple[int, Any]]:
-    """``(index, item)`` of the items of vector ``new`` that are not the very
-    object ``old`` holds at that index (all of them without an ``old``)."""
-    kind = type(old)
-    if kind is not _PY_PVECTOR and kind is not _C_PVECTOR and not isinstance(old, PVector):
-        return list(enumerate(new.tolist()))
-    if old is new:
-        return []
-    if _TRIE and isinstance(new, _PY_PVECTOR) and isinstance(old, _PY_PVECTOR):
-        if new._root is old._root and new._shift == old._shift:  # an append, or a set in the tail
-            return _leaf_changed(old, new._tail, new._tail_offset)
-        out: list[tuple[int, Any]] = []
-        _trie_diff(old, new, new._root, new._shift, 0, old._root if new._shift == old._shift else None, out)
-        out += _leaf_changed(old, new._tail, new._tail_offset)
-        return out
-    now, before = new.tolist(), old.tolist()
-    changed = list(compress(count(), map(_is_not, now, before)))
-    out = [(i, now[i]) for i in changed] if changed else []
-    if len(now) > len(before):
-        out += zip(count(len(before)), now[len(before) :])
-    return out
-
-
-def _leaf_changed(
-    old: Any, node: list[Any], base: int, other: list[Any] | None = None
-) -> list[tuple[int, Any]]:
-    """The items of the 32-item block ``node`` of a new vector, at offset
-    ``base``, that are not the very objects of ``old``'s block there
-    (``other``, when the caller has it)."""
-    if base >= old._count:
-        return list(zip(count(base), node))
-    if other is None:
-        other = old._tail if base == old._tail_offset else _PY_PVECTOR._node_for(old, base)
-    if other is node:
-        return []
-    out = [(i, node[i - base]) for i in compress(count(base), map(_is_not, node, other))]
-    if len(node) > len(other):
-        out += zip(count(base + len(other)), node[len(other) :])
-    return out
-
-
-def _trie_diff(
-    old: Any, new: Any, node: list[Any], level: int, base: int, other: list[Any] | None, out: list[Any]
-) -> None:
-    """Walk the trie of the pure-Python PVector ``new`` down only the nodes
-    that are not ``old``'s own (``other``: ``old``'s node at the same place):
-    a ``set`` or a tail pushed into the tree visits one path."""
-    if other is None and level == old._shift and base == 0:
-        other = old._root  # the tree grew a level: old's root is our leftmost child
-    if node is other:
-        return
-    if level == 0:
-        out += _leaf_changed(old, node, base, other)
-        return
-    below = level - _SHIFT
-    if other is None:
-        for k, child in enumerate(node):
-            _trie_diff(old, new, child, below, base + (k << level), None, out)
-        return
-    for k in chain(compress(count(), map(_is_not, node, other)), range(len(other), len(node))):
-        _trie_diff(old, new, node[k], below, base + (k << level), other[k] if k < len(other) else None, out)
-
-
-_FEW = 16  # up to this many pairs, a list comprehension beats the chain of C iterators
-
-
 def _unsettled(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
-    """The ``(key, item)`` pairs whose item's type is not settled, at C speed."""
-    if len(pairs) <= _FEW:  # an append's item, a new small map's entries: the usual case
-        settled = _SETTLED
-        return [pair for pair in pairs if type(pair[1]) not in settled]
-    return list(compress(pairs, map(_not, map(_SETTLED.__contains__, map(type, map(_second, pairs))))))
-
-
-def _is_pvector(value: Any) -> bool:
-    """``isinstance(value, PVector)``, without the ABC's ``__instancecheck__``
-    (~0.2-0.4 µs) for the two concrete vector types."""
-    kind = type(value)
-    return kind is _PY_PVECTOR or kind is _C_PVECTOR or (value is not None and isinstance(value, PVector))
+    """The ``(key, item)`` pairs whose item's type is not settled."""
+    settled = _SETTLED
+    return [pair for pair in pairs if type(pair[1]) not in settled]
 
 
 def _freeze_pvector(value: Any, label: str | None, previous: Any) -> Any:
     changes: list[tuple[int, Any]] = []
-    prev: Any = previous if _is_pvector(previous) else None
+    prev: Any = previous if isinstance(previous, PVector) else None
     n_prev = len(prev) if prev is not None else 0
-    for i, item in _unsettled(_vector_changed(value, prev)):
+    for i, item in _unsettled(vector_changed(value, prev)):
         done = _freeze(item, label, prev[i] if i < n_prev else None)
         if done is not item:
             changes.append((i, done))
@@ -988,7 +875,7 @@ def _freeze_pvector(value: Any, label: str | None, previous: Any) -> Any:
         for i, done in changes:
             evolver[i] = done
         value = evolver.persistent()
-    if type(value) is _C_PVECTOR and _python_pvector is not None and len(value) >= _LARGE_VECTOR:
+    if type(value) is _C_PVECTOR and len(value) >= _LARGE_VECTOR:
         # pyrsistent's C PVector is one GC object whose traversal visits every
         # element: each new version (every append) is young, so every minor
         # collection walks all n elements and a 100k-item append costs ~80 µs
@@ -998,27 +885,17 @@ def _freeze_pvector(value: Any, label: str | None, previous: Any) -> Any:
         # a new version adds O(log n) young ones, and its trie lets the next
         # freeze visit only the nodes that are new. Same API; an append is
         # ~0.4 µs slower, which pays from a few dozen items on.
-        return _python_pvector(value)
+        return python_pvector(value)
     return value
 
 
 def _freeze_pmap(value: Any, label: str | None, previous: Any) -> Any:
-    buckets: Any = getattr(value, "_buckets", None)
-    if not _is_pvector(buckets):  # pragma: no cover - another pyrsistent layout
-        entries: list[Any] = list(value.items())
-        prev = None
+    buckets = pmap_buckets(value)
+    prev = previous if type(previous) is _PMAP or isinstance(previous, PMap) else None
+    if prev is not None:
+        entries = [kv for _, b in vector_changed(buckets, pmap_buckets(prev)) if b for kv in b]
     else:
-        prev_buckets = (
-            getattr(previous, "_buckets", None)
-            if type(previous) is _PMAP or isinstance(previous, PMap)
-            else None
-        )
-        if _is_pvector(prev_buckets):
-            prev = previous
-            entries = [kv for _, b in _vector_changed(buckets, prev_buckets) if b for kv in b]
-        else:
-            prev = None
-            entries = list(chain.from_iterable(filter(None, buckets.tolist())))
+        entries = list(chain.from_iterable(filter(None, buckets.tolist())))
     changes: list[tuple[Any, Any]] = []
     for k, v in _unsettled(entries):
         before = prev.get(k) if prev is not None else None
@@ -1034,16 +911,13 @@ def _freeze_pmap(value: Any, label: str | None, previous: Any) -> Any:
         for k, done in changes:
             evolver[k] = done
         value = evolver.persistent()
-    if (
-        type(value) is _PMAP
-        and _python_pvector is not None
-        and type(value._buckets) is _C_PVECTOR
-        and len(value._buckets) >= _LARGE_BUCKETS
-    ):
-        # A pmap is a vector of buckets: kept as a pure-Python PVector, the
-        # buckets a change did not touch are shared by identity with the
-        # previous version, so the next freeze visits only the touched ones.
-        return _PMAP(len(value), _python_pvector(value._buckets))
+    if type(value) is _PMAP:
+        buckets = pmap_buckets(value)
+        if type(buckets) is _C_PVECTOR and len(buckets) >= _LARGE_BUCKETS:
+            # A pmap is a vector of buckets: kept as a pure-Python PVector, the
+            # buckets a change did not touch are shared by identity with the
+            # previous version, so the next freeze visits only the touched ones.
+            return pmap_with_python_buckets(value)
     return value
 
 
@@ -1088,44 +962,13 @@ def _freeze_plist(value: Any, label: str | None, previous: Any) -> Any:
 
 
 def _freeze_pdeque(value: Any, label: str | None, previous: Any) -> Any:
-    try:
-        left, right = value._left_list, value._right_list
-    except AttributeError:  # pragma: no cover - another pyrsistent layout
-        done = [_freeze(v, label, None) for v in value]
-        return value if all(map(_is, done, value)) else pdeque(done, value.maxlen)
-    old = previous if isinstance(previous, _PDEQUE) else None
-    new_left = _freeze_plist_part(left, old._left_list if old is not None else None, label)
-    new_right = _freeze_plist_part(right, old._right_list if old is not None else None, label)
+    left, right = pdeque_lists(value)
+    old_left, old_right = pdeque_lists(previous) if isinstance(previous, _PDEQUE) else (None, None)
+    new_left = _freeze_plist_part(left, old_left, label)
+    new_right = _freeze_plist_part(right, old_right, label)
     if new_left is left and new_right is right:
         return value
-    return type(value)(new_left, new_right, len(value), value.maxlen)
-
-
-_FREEZERS: dict[type, Callable[[Any, str | None, Any], Any]] = {
-    list: _freeze_list,
-    dict: _freeze_dict,
-    tuple: _freeze_tuple,
-    set: _freeze_set,
-    bytearray: _freeze_bytearray,
-    collections.deque: _freeze_deque,
-    collections.Counter: _freeze_counter,
-    collections.defaultdict: _freeze_defaultdict,
-    collections.OrderedDict: _freeze_dict,
-    FrozenList: _freeze_frozen_list,
-    FrozenDeque: _freeze_deque,
-    FrozenDict: _freeze_frozen_dict,
-    FrozenCounter: _freeze_counter,
-    FrozenDefaultDict: _freeze_defaultdict,
-    _PMAP: _freeze_pmap,
-    _PSET: lambda value, label, previous: value,  # items are hashable: nothing plain inside
-    _PLIST[0]: _freeze_plist,
-    _PLIST[1]: _freeze_plist,
-    _PDEQUE: _freeze_pdeque,
-}
-_VECTOR_TYPES: list[type] = [kind for kind in (_C_PVECTOR, _PY_PVECTOR) if kind is not None]
-for _kind in _VECTOR_TYPES:
-    _FREEZERS[_kind] = _freeze_pvector
-_PYRSISTENT_TYPES: frozenset[type] = frozenset({_PMAP, _PSET, _PDEQUE, *_PLIST, *_VECTOR_TYPES})
+    return pdeque_with_lists(value, new_left, new_right)
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -1185,26 +1028,6 @@ def thaw(value: Any) -> Any:
 
 # -- change detection ----------------------------------------------------------------------
 
-# Exact builtin types for which == is exact: equal means a reader cannot tell
-# them apart. (float is not one: -0.0 == 0.0 and nan != nan.)
-_PLAIN_EQ: frozenset[type] = frozenset(
-    {
-        type(None),
-        bool,
-        int,
-        str,
-        bytes,
-        fractions.Fraction,
-        datetime.date,
-        datetime.timedelta,
-        uuid.UUID,
-        type(Ellipsis),
-    }
-)
-# The same for columns of values, plus learned types whose == gives a plain
-# truth value and is exact (numpy integers, bools, strings).
-_EQ_KINDS: set[type] = set(_PLAIN_EQ)
-_FLOAT_KINDS: set[type] = {float}  # compared as raw doubles; numpy's float64 is learned
 _MAX_KINDS = 12  # more distinct item types than this in one list: compared item by item
 
 
@@ -1224,39 +1047,12 @@ def unchanged(old: Any, new: Any) -> bool:
     kind = type(new)
     if kind is not type(old):
         return False
-    if kind in _PLAIN_EQ:
+    if kind in _EQ_KINDS:
         return bool(old == new)
-    if (kind is FrozenList or kind is FrozenDict) and len(new) <= _CHUNK:
-        quick = _small_same(old, new, kind is FrozenDict)
-        if quick is not None:
-            return quick
     try:
         return (_SAME.get(kind) or _comparator(kind))(old, new)
     except Exception:  # an element with a broken __eq__, a value too deep: a change
         return False
-
-
-def _small_same(old: Any, new: Any, is_dict: bool) -> bool | None:
-    """The usual write of a small list or dict of plain values (ints, strs,
-    None...: types whose == is exact), told by == and a comparison of the
-    item types; None when ``new`` holds anything else."""
-    try:
-        differ = old != new
-    except Exception:  # an array among the items: no quick answer
-        return None
-    values = new.values() if is_dict else new
-    if differ:
-        # A change, unless some item could be unequal to itself (a NaN).
-        return False if set(map(type, values)) <= _EQ_KINDS else None
-    types = list(map(type, values))
-    if not set(types) <= _EQ_KINDS:
-        return None
-    if not is_dict:
-        return list(map(type, old)) == types
-    keys = list(map(type, new))
-    if not set(keys) <= _EQ_KINDS:  # float keys: -0.0 == 0.0
-        return None
-    return list(old) == list(new) and list(map(type, old)) == keys and list(map(type, old.values())) == types
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -1361,8 +1157,6 @@ def _same_seq(a: Any, b: Any) -> bool:
             other = _kind_of(b)
             if other is not None:  # both long lists of one known type each: no pass over the types
                 return kind is other and _same_column(kind, a, b)
-    elif _differ(a, b, a):
-        return False
     first = type(a[0])
     types = list(map(type, a))
     if types.count(first) == n:  # one type: counting is twice as fast as a set
@@ -1419,23 +1213,11 @@ def _same_column(kind: type, a: Any, b: Any) -> bool:
 
 
 def _same_dict(a: Any, b: Any) -> bool:
-    if len(a) != len(b) or (len(a) <= _CHUNK and _differ(a, b, chain(a, a.values()))):
+    if len(a) != len(b):
         return False
     return _same_seq(list(a), list(b)) and _same_seq(  # the same keys, of the same types, in the same order
         list(a.values()), list(b.values())
     )
-
-
-def _differ(a: Any, b: Any, leaves: Iterable[Any]) -> bool:
-    """A quick answer for the usual write of a small container that did
-    change: ``==`` says no, and no item is of a type whose == could say no
-    for the same value (a NaN, a frame...)."""
-    try:
-        if a == b:
-            return False
-    except Exception:  # an array inside: no quick answer
-        return False
-    return set(map(type, leaves)) <= _EQ_KINDS
 
 
 def _same_deque(a: Any, b: Any) -> bool:
@@ -1611,36 +1393,25 @@ def _comparator(kind: type) -> Callable[[Any, Any], bool]:
     return same
 
 
-_SAME: dict[type, Callable[[Any, Any], bool]] = {
-    float: _same_float,
-    complex: _same_complex,
-    decimal.Decimal: _same_decimal,
-    datetime.datetime: _same_clock,
-    datetime.time: _same_clock,
-    datetime.timezone: _same_timezone,
-    range: _same_range,
-    list: _same_seq,
-    tuple: _same_seq,
-    FrozenList: _same_seq,
-    FrozenDeque: _same_deque,
-    dict: _same_dict,
-    FrozenDict: _same_dict,
-    FrozenCounter: _same_dict,
-    FrozenDefaultDict: _same_defaultdict,
-    frozenset: _same_set,
-    set: _same_set,
-    **{t: _identity for t in _PYRSISTENT_TYPES},  # pyrsistent's == is O(n) Python
-}
-
-
 # -- content tokens of arrays and frames ------------------------------------------------------
 
 
 def content_token(value: Any) -> object | None:
     """A fingerprint of the content of a pandas DataFrame, Series or Index or
-    a numpy ndarray (shape, dtypes, labels and values, hashed at C speed);
-    None for any other object. Equal tokens mean equal content, so the store
-    can tell whether an object stored by reference was changed in place."""
+    a numpy ndarray (shape, dtypes, labels and values); None for any other
+    object. Equal tokens mean equal content, so the store can tell whether an
+    object stored by reference was changed in place.
+
+    Numeric, bool, datetime and bytes arrays: their raw bytes (SHA-1, C
+    speed). Object cells (object dtype, in numpy or pandas): each cell's type
+    and an exact encoding of its content (``_cell_bytes``: the text of a str,
+    the digits of an int, the bits of a float, the pickle of anything else,
+    so nested lists, dicts and arrays count in full), hence -1 → -2 in place
+    is a change, unlike with ``hash()``. Not fingerprinted: what pickle does
+    not see (an object's state outside its ``__reduce__``), and unpicklable
+    cells (a lock, a lambda...), which count by identity only. Extension
+    dtypes and MultiIndex labels: pandas' ``hash_pandas_object`` (64 bits a
+    cell)."""
     kind = type(value)
     module = kind.__module__
     if module == "numpy":
@@ -1706,15 +1477,30 @@ def _array_digest(np: Any, arr: Any) -> bytes:
 
 
 def _object_digest(np: Any, flat: Any) -> bytes:
-    """Cells of an object array: their hash (content for strings and
-    numbers) and their type."""
+    """Cells of an object array: the type of each and the exact bytes of its
+    content, each cell's length framing it."""
     h = _sha1()
-    try:
-        h.update(np.fromiter(map(hash, flat), dtype=np.int64, count=len(flat)))
-    except TypeError:  # a list or a dict in a cell: its repr shows its content
-        h.update(np.fromiter(map(hash, map(repr, flat)), dtype=np.int64, count=len(flat)))
-    h.update(np.fromiter(map(id, map(type, flat)), dtype=np.int64, count=len(flat)))
+    n = len(flat)
+    cells = flat.tolist()
+    types = list(map(type, cells))
+    h.update(np.fromiter(map(id, types), dtype=np.int64, count=n))
+    if set(types) <= _SCALARS:  # text, bytes, numbers, None: the list's repr is exact, at C speed
+        h.update(repr(cells).encode("utf-8", "surrogatepass"))
+        return h.digest()
+    parts = list(map(_cell_bytes, cells))
+    h.update(np.fromiter(map(len, parts), dtype=np.int64, count=n))
+    h.update(b"".join(parts))
     return h.digest()
+
+
+def _cell_bytes(x: Any) -> bytes:
+    """The content of one object cell, exactly (its type is hashed apart)."""
+    if type(x) in _SCALARS:
+        return repr(x).encode("utf-8", "surrogatepass")  # -0.0 is not 0.0; every NaN is nan
+    try:
+        return pickle.dumps(x, protocol=5)
+    except Exception:  # unpicklable: by identity only
+        return b"id:%d" % id(x)
 
 
 def _values_digest(pd: Any, values: Any) -> bytes:
@@ -1736,17 +1522,102 @@ def _index_token(pd: Any, index: Any) -> tuple[Any, ...]:
     return (type(index), names, index.dtype, len(index), _values_digest(pd, index))
 
 
-# -- what the store asks of a value before a commit -------------------------------
+# -- the type registry: every type the value model knows up front, once -----------------------
 
-# Immutable scalars: stored as they are (freeze returns them unchanged).
-SCALARS: frozenset[type] = frozenset({type(None), bool, int, float, str, bytes})
 
-# Stored types that are never content-fingerprinted: asking would only cost.
-NO_TOKEN: frozenset[type] = frozenset({*SCALARS, tuple, frozenset})
+def _register(kind: Any, freeze: Freezer | None, same: Comparator | None, *traits: str) -> None:
+    """``kind``'s row: ``freeze`` its stored form (None: settled, stored as it
+    is), ``same`` the exact comparison of two of its values (None: ``==`` is
+    exact), and the traits ``labelled``, ``floats``, ``pyrsistent``, ``scalar``."""
+    _REGISTRY[kind] = (freeze, same, frozenset(traits))
+    if freeze is None:
+        _SETTLED.add(kind)
+        _FROZEN.add(kind)
+    else:
+        _FREEZERS[kind] = freeze
+    if same is None:
+        _EQ_KINDS.add(kind)
+    else:
+        _SAME[kind] = same
+    for trait, view in (
+        ("labelled", _LABELLED),
+        ("labelled", _FROZEN),
+        ("floats", _FLOAT_KINDS),
+        ("pyrsistent", _PYRSISTENT_TYPES),
+        ("scalar", _SCALARS),
+    ):
+        if trait in traits:
+            view.add(kind)
+
+
+def _keep(value: Any, label: str | None, previous: Any) -> Any:
+    return value
+
+
+for _kind, _freezer, _same_rule, *_traits in (
+    # settled: immutable, holding nothing mutable
+    (type(None), None, None, "scalar"),
+    (bool, None, None, "scalar"),
+    (int, None, None, "scalar"),
+    (float, None, _same_float, "floats", "scalar"),  # -0.0 == 0.0, nan != nan
+    (str, None, None, "scalar"),
+    (bytes, None, None, "scalar"),
+    (complex, None, _same_complex),
+    (decimal.Decimal, None, _same_decimal),  # "2.5" == "2.50"
+    (fractions.Fraction, None, None),
+    (datetime.date, None, None),
+    (datetime.datetime, None, _same_clock),  # tzinfo and fold
+    (datetime.time, None, _same_clock),
+    (datetime.timedelta, None, None),
+    (datetime.timezone, None, _same_timezone),  # == ignores the name
+    (uuid.UUID, None, None),
+    (range, None, _same_range),
+    (type(Ellipsis), None, None),
+    (frozenset, None, _same_set),  # items are hashable: no plain list, dict or set inside
+    # plain containers: frozen into the read-only ones below (never compared themselves)
+    (list, _freeze_list, _same_seq),
+    (tuple, _freeze_tuple, _same_seq),
+    (dict, _freeze_dict, _same_dict),
+    (set, _freeze_set, _same_set),
+    (bytearray, _freeze_bytearray, _identity),
+    (collections.deque, _freeze_deque, _identity),
+    (collections.Counter, _freeze_counter, _identity),
+    (collections.defaultdict, _freeze_defaultdict, _identity),
+    (collections.OrderedDict, _freeze_dict, _identity),
+    # the read-only containers: stored and read form at once
+    (FrozenList, _freeze_frozen_list, _same_seq, "labelled"),
+    (FrozenDeque, _freeze_deque, _same_deque, "labelled"),
+    (FrozenDict, _freeze_frozen_dict, _same_dict, "labelled"),
+    (FrozenCounter, _freeze_counter, _same_dict, "labelled"),
+    (FrozenDefaultDict, _freeze_defaultdict, _same_defaultdict, "labelled"),
+    # pyrsistent: stored as they are, frozen inside; compared by identity (their == is O(n) Python)
+    (_PMAP, _freeze_pmap, _identity, "pyrsistent"),
+    (_PSET, _keep, _identity, "pyrsistent"),  # items are hashable: nothing plain inside
+    (_PLIST[0], _freeze_plist, _identity, "pyrsistent"),
+    (_PLIST[1], _freeze_plist, _identity, "pyrsistent"),
+    (_PDEQUE, _freeze_pdeque, _identity, "pyrsistent"),
+    (_PY_PVECTOR, _freeze_pvector, _identity, "pyrsistent"),
+    (_C_PVECTOR, _freeze_pvector, _identity, "pyrsistent"),
+):
+    if _kind is not None:  # no C vector without pyrsistent's C extension
+        _register(_kind, _freezer, _same_rule, *_traits)
+
+# For the store (server_state/_store.py): which stored values need no work.
+SCALAR_TYPES: frozenset[type] = frozenset(_SCALARS)
+"""Immutable builtin scalars: ``freeze`` returns them as they are, and they
+have no content token."""
+TOKENLESS_TYPES: frozenset[type] = frozenset(_REGISTRY)
+"""Types ``content_token`` always answers None for (every registered one):
+asking would only cost."""
+
+
+def needs_token(kind: type) -> bool:
+    """Whether values of type ``kind`` may have a content token (numpy and
+    pandas types: the store then fingerprints them to see in-place changes)."""
+    module = kind.__module__
+    return module == "numpy" or module.startswith("pandas")
 
 
 def tokens_of(writes: dict[str, Any]) -> dict[str, Any]:
     """The content fingerprints of the values of ``writes`` that have one."""
-    return {
-        k: t for k, v in writes.items() if type(v) not in NO_TOKEN and (t := content_token(v)) is not None
-    }
+    return {k: t for k, v in writes.items() if needs_token(type(v)) and (t := content_token(v)) is not None}

@@ -102,11 +102,11 @@ from pyrsistent import PMap, PSet, PVector, pdeque, plist, pmap, pset, pvector
 
 from .._errors import ServerStateError, ServerStatePayloadError, ServerStateTypeError
 from .._pcompat import C_PVECTOR as _C_PVECTOR
+from .._pcompat import PDEQUE as _PDEQUE
+from .._pcompat import PLISTS as _PLIST
 from .._pcompat import PY_PVECTOR as _PY_PVECTOR
 from .._pcompat import python_pvector as _python_pvector
 from .._values import (
-    _PDEQUE,
-    _PLIST,
     FrozenCounter,
     FrozenDefaultDict,
     FrozenDeque,

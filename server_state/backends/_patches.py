@@ -23,7 +23,9 @@ from typing import Any
 from pyrsistent import PVector, pmap
 
 from .._errors import ServerStatePayloadError
-from .._values import FrozenList, _vector_changed, freeze
+from .._pcompat import pmap_buckets
+from .._pcompat import vector_changed as _vector_changed
+from .._values import FrozenList, freeze
 
 __all__ = ["apply_map_patch", "apply_seq_patch", "map_patch", "seq_patch"]
 
@@ -87,7 +89,7 @@ def map_patch(old: Any, new: Any) -> tuple[list[tuple[Any, Any]], list[Any]] | N
     not of a ``_FIELD_KEYS`` type)."""
     if type(old) is not _PMAP_TYPE or type(new) is not _PMAP_TYPE:
         return None
-    ob, nb = getattr(old, "_buckets", None), getattr(new, "_buckets", None)
+    ob, nb = pmap_buckets(old), pmap_buckets(new)
     if not isinstance(ob, PVector) or not isinstance(nb, PVector) or len(ob) != len(nb):
         return None
     changed = _vector_changed(nb, ob)

@@ -21,6 +21,7 @@ from ..._base import LOCAL, Origin
 from ..._errors import ServerStateError, ServerStatePayloadError
 from ..._pcompat import C_PVECTOR as _C_PVECTOR
 from ..._pcompat import PY_PVECTOR as _PY_PVECTOR
+from ..._pcompat import pmap_buckets
 from ..._pcompat import python_pvector as _python_pvector
 from ..._values import FrozenList, freeze
 from .._codec import encode_items
@@ -56,7 +57,7 @@ def layout_header(value: Any) -> bytes | None:
     if code is not None:
         return _SEQ + code
     code = MAP_KINDS.get(kind)
-    if code is not None and isinstance(getattr(value, "_buckets", None), PVector):
+    if code is not None and isinstance(pmap_buckets(value), PVector):
         return _MAP + code
     return None
 

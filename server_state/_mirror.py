@@ -151,9 +151,15 @@ class Mirror:
             return self.seq == since
         return all(entry(key)[1] <= since for key in conflicts)
 
-    def apply_one(self, key: str, expected: int, value: Any, token: Any, who: str) -> Change | None:
+    def apply_one(
+        self, key: str, expected: int, value: Any, token: Any, who: str, respect: bool = False
+    ) -> Change | None:
         """The hot path of every write: set one key if it is still at
-        ``expected`` (takes the root lock). None: it moved, retry."""
+        ``expected`` (takes the root lock). None: it moved, retry. The
+        signature is the committer protocol's ``commit_one``, so that the
+        memory committer hands this very method to the engine; ``respect``
+        asks a shared backend to wait for other processes' key locks, and
+        one process has none."""
         history = self.history
         with self.lock:
             if self.exclusive is not None:

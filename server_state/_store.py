@@ -191,12 +191,18 @@ class Store:
     def set(self, key: str, value: Any) -> Change | None:
         """Store ``value`` (already frozen). Returns the change, or None when
         nothing changed."""
-        refuse_missing(key, value)
+        if value is MISSING:
+            refuse_missing(key, value)
         token = None if type(value) in TOKENLESS_TYPES else content_token(value)
         mirror = self.mirror
         while True:
-            old, version = self.entry(key)
-            if old is not MISSING:
+            entry = mirror.latest.get(key)  # (mirror.entry's hot path, inline)
+            if entry is None:
+                old, version = self.entry(key)
+                if old is not MISSING:
+                    continue  # the backend opened just now: the key is in the mirror
+            else:
+                old, version = entry
                 # The same object again is unchanged, unless it is one whose
                 # content we fingerprint and it was changed in place.
                 same = (

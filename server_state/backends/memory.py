@@ -25,6 +25,8 @@ class MemoryCommitter:
 
     def bind(self, mirror: Mirror, announce: Announce, origin: Callable[[], Origin]) -> None:
         self._mirror = mirror  # nothing is made elsewhere: announce and origin are not needed
+        # The hot path, with no frame of ours: the mirror checks and applies.
+        self.commit_one = mirror.apply_one  # type: ignore[method-assign]
 
     def open(self) -> None:
         pass

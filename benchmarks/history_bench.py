@@ -47,9 +47,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from ._suite import SMOKE_FIGURES, ChildSuite, Row, yes
-
-ITEMS = ("memory", "history", "at", "update")
+from ._core import Group, Row, Target, fmt, median_calls
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
@@ -73,7 +71,6 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-MB = 1024 * 1024
 AGE = 1e9  # seconds: the age bound never drops a commit here
 
 
@@ -88,19 +85,6 @@ def _fresh(history: int) -> Any:
     state = ServerState()
     state.configure(history=history, history_age=AGE)
     return state
-
-
-def _median_calls(
-    fn: Callable[[], Any], budget: float, *, min_calls: int = 5, max_calls: int = 20_000
-) -> float:
-    """Median seconds of one ``fn()`` over as many calls as fit in ``budget``."""
-    samples: list[float] = []
-    deadline = time.perf_counter() + budget
-    while len(samples) < max_calls and (len(samples) < min_calls or time.perf_counter() < deadline):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
 
 
 def _interleaved(
@@ -216,7 +200,7 @@ def item_history(z: dict[str, Any]) -> dict[str, Any]:
         state[f"k{i % 100}"] = i
     assert [c.keys for c in state.history("rare")] == [("rare",)]
     gc.collect()
-    rare = _median_calls(lambda: state.history("rare", limit=1), z["budget"])
+    rare = median_calls(lambda: state.history("rare", limit=1), z["budget"])
     return {"per_entry": per_entry, "rare": {"size": size, "s": rare}}
 
 
@@ -323,130 +307,75 @@ MEASURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 # ---------------------------------------------------------------------------
 
 
-def _t(s: float) -> str:
-    if s < 1e-6:
-        return f"{s * 1e9:.0f} ns"
-    if s < 1e-3:
-        return f"{s * 1e6:.2f} µs"
-    if s < 1.0:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s:.2f} s"
-
-
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     """The rows of one item, from its figures (tests/test_history_bench.py lists every row id)."""
-    rows: list[Row] = []
+    flat = Target(2.0, note="(O(1) per entry)")
     if item == "memory":
-        for kind in ITEM_KINDS:
-            k = r[kind]
-            held, kept = k["held"], k["kept"]
-            what = {"ints": "ints", "strings": "30-char strs"}[kind]
-            rows.append(
-                Row(
-                    f"history_memory_{kind}",
-                    f"memory: {r['appends']:,} appends to a {r['n']:,}-item pvector of {what}, "
-                    f"history={r['appends']:,} vs 0",
-                    f"{k['ratio']:.2f}x one copy ({held['on'] / MB:.1f} MB vs {held['off'] / MB:.1f} MB; "
-                    f"{kept['on']:,} commits kept)",
-                    "≤ 2x one copy",
-                    yes(k["ratio"] <= 2.0 and kept["on"] == r["appends"] and kept["off"] == 0),
-                )
-            )
-    elif item == "history":
-        per = r["per_entry"]
-        sizes = list(per)
-        for size in sizes:
-            rows.append(
-                Row(
-                    f"history_list_{size}",
-                    f"history(), {int(size):,} commits kept: per entry",
-                    _t(per[size]),
-                    "-",
-                    "-",
-                )
-            )
-        ratio = per[sizes[-1]] / per[sizes[0]]
-        rows.append(
-            Row(
-                "history_list_flat",
-                f"history() per entry: {int(sizes[-1]):,} commits / {int(sizes[0]):,}",
-                f"{ratio:.2f}x",
-                "≤ 2x (O(1) per entry)",
-                yes(ratio <= 2.0),
-            )
-        )
-        rare = r["rare"]
-        rows.append(
-            Row(
-                "history_key_rare",
-                f"history(key, limit=1), key changed by the oldest of {rare['size']:,} commits (info)",
-                f"{_t(rare['s'])} ({_t(rare['s'] / rare['size'])} per commit looked at)",
-                "-",
-                "-",
-            )
-        )
-    elif item == "at":
+        what = {"ints": "ints", "strings": "30-char strs"}
+        return [
+            Row(f"history_memory_{kind}",
+                f"memory: {r['appends']:,} appends to a {r['n']:,}-item pvector of {what[kind]}, history={r['appends']:,} vs 0",
+                r[kind]["ratio"], "x", Target(2.0, note="one copy"),
+                f"one copy ({fmt(r[kind]['held']['on'], 'B')} vs {fmt(r[kind]['held']['off'], 'B')}; "
+                f"{r[kind]['kept']['on']:,} commits kept)",
+                ok=r[kind]["kept"] == {"on": r["appends"], "off": 0})
+            for kind in ITEM_KINDS
+        ]  # fmt: skip
+    if item == "history":
+        per, rare = r["per_entry"], r["rare"]
+        lo, hi = min(per, key=int), max(per, key=int)
+        return [
+            *(Row(f"history_list_{n}", f"history(), {int(n):,} commits kept: per entry", per[n], "s") for n in per),
+            Row("history_list_flat", f"history() per entry: {int(hi):,} commits / {int(lo):,}", per[hi] / per[lo], "x", flat),
+            Row("history_key_rare", f"history(key, limit=1), key changed by the oldest of {rare['size']:,} commits (info)",
+                rare["s"], "s", note=f"({fmt(rare['s'] / rare['size'], 's')} per commit looked at)"),
+        ]  # fmt: skip
+    if item == "at":
         depths = r["depths"]
-        for depth, d in depths.items():
-            fig = f"{_t(d['s'])} ({_t(d['per_commit'])} per commit undone)"
-            if not d["correct"]:
-                fig += " (wrong state!)"
-            rows.append(
-                Row(
-                    f"at_{depth}",
-                    f"at(seq) {int(depth):,} commit{'s' if int(depth) > 1 else ''} back, {r['n']:,}-item pvector "
-                    f"+ {r['appends']:,} appends",
-                    fig,
-                    "-" if d["correct"] else "the state of that commit",
-                    "-" if d["correct"] else "no",
-                )
-            )
         keys = list(depths)
-        mid, last = depths[keys[1]], depths[keys[-1]]
-        ratio = last["per_commit"] / mid["per_commit"]
+        return [
+            *(Row(f"at_{k}", f"at(seq) {int(k):,} commit{'s' if int(k) > 1 else ''} back, {r['n']:,}-item pvector "
+                  f"+ {r['appends']:,} appends", d["s"], "s", note=f"({fmt(d['per_commit'], 's')} per commit undone)"
+                  + ("" if d["correct"] else " (wrong state!)"), ok=d["correct"])
+              for k, d in depths.items()),
+            Row("at_flat", f"at() per commit undone: {int(keys[-1]):,} back / {int(keys[1]):,} back",
+                depths[keys[-1]]["per_commit"] / depths[keys[1]]["per_commit"], "x",
+                Target(2.0, note="(O(1) per commit undone)")),
+        ]  # fmt: skip
+    s, limits, paired = r["s"], r["limits"], r["paired"]
+    full = r["kept"] == limits  # every history at its bound while timed
+    bad = "" if full else f" (history kept {r['kept']}, not {limits}!)"
+    rows = []
+    for what, label in (("counter", "counter +1"), ("append", f"append to a {r['n']:,}-item pvector")):
+        off = s[f"{what}_off"]
         rows.append(
             Row(
-                "at_flat",
-                f"at() per commit undone: {int(keys[-1]):,} back / {int(keys[1]):,} back",
-                f"{ratio:.2f}x",
-                "≤ 2x (O(1) per commit undone)",
-                yes(ratio <= 2.0),
+                f"update_{what}_off",
+                f"update() from a thread, {label}, history off",
+                off,
+                "s",
+                note=bad,
+                ok=full,
             )
         )
-    elif item == "update":
-        s, limits, kept = r["s"], r["limits"], r["kept"]
-        for what, label in (("counter", "counter +1"), ("append", f"append to a {r['n']:,}-item pvector")):
-            off = s[f"{what}_off"]
-            rows.append(
-                Row(f"update_{what}_off", f"update() from a thread, {label}, history off", _t(off), "-", "-")
-            )
-            for variant in ("default", "big"):
-                on, ratio = s[f"{what}_{variant}"], r["paired"][f"{what}_{variant}"]
-                rows.append(
-                    Row(
-                        f"update_{what}_{variant}",
-                        f"update() from a thread, {label}, history={limits[variant]:,}",
-                        f"{_t(on)} ({ratio:.2f}x off, +{_t(off * (ratio - 1))} per commit)",
-                        "-",
-                        "-",
-                    )
-                )
-        full = kept == limits  # every history at its bound while timed
-        for row in rows:
-            if not full:
-                row.ours += f" (history kept {kept}, not {limits}!)"
-                row.met = "no"
-        rows.append(
-            Row(
-                "update_upstream",
-                "upstream ServerStateItem set_value(get_value() + 1), no history (info)",
-                f"{_t(s['upstream'])} (ours, history={limits['default']}: "
-                f"{s['counter_default'] / s['upstream']:.2f}x)",
-                "-",
-                "-",
-            )
-        )
-    return rows
+        rows += [
+            Row(f"update_{what}_{v}", f"update() from a thread, {label}, history={limits[v]:,}", s[f"{what}_{v}"], "s",
+                note=f"({paired[f'{what}_{v}']:.2f}x off, +{fmt(off * (paired[f'{what}_{v}'] - 1), 's')} per commit){bad}",
+                ok=full)
+            for v in ("default", "big")
+        ]  # fmt: skip
+    ratio = s["counter_default"] / s["upstream"]
+    label = "upstream ServerStateItem set_value(get_value() + 1), no history (info)"
+    return [
+        *rows,
+        Row(
+            "update_upstream",
+            label,
+            s["upstream"],
+            "s",
+            note=f"(ours, history={limits['default']}: {ratio:.2f}x)",
+        ),
+    ]
 
 
 NOTES = """\
@@ -465,33 +394,21 @@ History notes:
 """
 
 
-# ---------------------------------------------------------------------------
-# running: one child interpreter per item (benchmarks/_suite.py)
-# ---------------------------------------------------------------------------
-
-SUITE = ChildSuite(
+GROUP = Group(
     module="benchmarks.history_bench",
-    label="history",
     title="server_state history figures",
-    description=__doc__.split("\n\n")[0],
-    mode_help={"full": "the issue's sizes (default)", "smoke": "small sizes: does it run?"},
+    head=("history", "ours", "target", "met"),
     notes=lambda mode: NOTES.format(
         n=SIZES[mode]["vector"],
         appends=SIZES[mode]["appends"],
         repeats=SIZES[mode]["update_repeats"],
         ops=SIZES[mode]["update_ops"],
     ),
-    smoke=SMOKE_FIGURES,
     missed="History targets missed",
-    items=ITEMS,
     sizes=SIZES,
-    child_timeout={"full": 300.0, "smoke": 60.0},
     measures=MEASURES,
     rows_for=rows_for,
 )
-run_all = SUITE.run_all
-report = SUITE.report
-main = SUITE.main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(GROUP.main())

@@ -35,22 +35,28 @@ Exit status: 0 when the run completed with the outcome above; 1 otherwise.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
-import json
 import re
 import sys
 import time
+import traceback
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ._client import BenchSession, StreamlitServer
-from ._suite import Row, section, yes
-from .redis_bench import LocalRedis
-from .soak import cpu_seconds
+from ._client import (
+    BASE_OPTIONS,
+    ERROR_MARKS,
+    LOOP_WARNINGS,
+    BenchSession,
+    StreamlitServer,
+    log_lines,
+    redis_server,
+    redis_state,
+)  # fmt: skip
+from ._core import Group, Row, Target, cpu_seconds, logger, render
 
 APP = Path(__file__).resolve().parent / "apps" / "load_chat_app.py"
 
@@ -58,11 +64,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "full": {"replicas": 3, "sessions": 30, "rate": 20.0, "duration": 60.0},
     "smoke": {"replicas": 3, "sessions": 3, "rate": 10.0, "duration": 10.0},
 }
-OPTIONS = {"runner.magicEnabled": "false"}
 SESSION_TIMEOUT = 120.0
 CONVERGE_DEADLINE = 60.0  # seconds after the last post for every session to show the whole history
-ERROR_MARKS = ("Traceback", "ServerStateError")
-LOOP_WARNINGS = ("stopped rerunning", "stopped a rerun loop")
 NAMESPACE = "load-chat"
 
 _PAGE = re.compile(r"count=(\d+) digest=(\w+) last=(\S+)")
@@ -70,8 +73,7 @@ _POSTED = re.compile(r"posted=(\d+)")
 _WRITTEN = re.compile(r"^load-chat (posting|committed) (\S+)$", re.MULTILINE)
 
 
-def log(msg: str) -> None:
-    print(f"[load_chat {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = logger("load_chat")
 
 
 def page(s: BenchSession) -> tuple[int, str, str, int]:
@@ -104,7 +106,7 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
     namespace = f"{NAMESPACE}-{uuid.uuid4().hex[:8]}"
     env = {"SERVER_STATE_URL": redis_url, "SERVER_STATE_NAMESPACE": namespace}
     servers = [
-        StreamlitServer(APP, options=OPTIONS, env=env, cwd=APP.parent, keep_log=False)
+        StreamlitServer(APP, options=BASE_OPTIONS, env=env, cwd=APP.parent, keep_log=False)
         for _ in range(cfg["replicas"])
     ]
     client = redis.Redis.from_url(redis_url)
@@ -140,10 +142,7 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
 
         # Every session settles on the whole history, the one Redis has (a
         # replica of this process follows it): polled across sessions, with a deadline.
-        from server_state import ServerState
-        from server_state.backends.redis import RedisStore
-
-        follower = ServerState(RedisStore(redis_url, namespace=namespace))
+        follower, store = redis_state(redis_url, namespace)
         t0 = time.monotonic()
         converged = False
         try:
@@ -156,7 +155,7 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
                     break
                 await asyncio.sleep(0.05)  # polling the pages above, with a deadline
         finally:
-            follower._store.close()
+            store.close()
         if not converged:
             log(
                 "not every session showed the whole history: "
@@ -170,11 +169,11 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
         views = {(count, digest) for count, digest, _, _ in shown}
 
         # What a replica started now reads: the whole history, each session's posts once, in order.
-        late = ServerState(RedisStore(redis_url, namespace=namespace))
+        late, store = redis_state(redis_url, namespace)
         try:
             history = list(late.get("chat") or [])
         finally:
-            late._store.close()
+            store.close()
         ids = [m["id"] for m in history]
         logs = [server.log_text() for server in servers]
         written = _written(logs)
@@ -223,12 +222,8 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
                 int(stats1["total_net_output_bytes"]) - int(stats0["total_net_output_bytes"])
             )
             / messages,
-            "log_errors": [
-                line for text in logs for line in text.splitlines() if any(m in line for m in ERROR_MARKS)
-            ][:10],
-            "loop_warnings": [
-                line for text in logs for line in text.splitlines() if any(m in line for m in LOOP_WARNINGS)
-            ][:10],
+            "log_errors": [line for text in logs for line in log_lines(text, ERROR_MARKS)][:10],
+            "loop_warnings": [line for text in logs for line in log_lines(text, LOOP_WARNINGS)][:10],
         }
     finally:
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
@@ -268,89 +263,42 @@ def ok(r: dict[str, Any]) -> bool:
     )
 
 
-def report(mode: str, r: dict[str, Any]) -> str:
-    cpu = ", ".join(f"{c * 100:.0f}%" for c in r["cpu_per_replica"])
-    lines = [
-        f"server_state Redis load test ({mode}): {r['replicas']} replicas x {r['sessions'] // r['replicas']} "
-        f"sessions, {r['rate']:g} messages/s for {r['duration']:g} s",
-        f"- history: {r['count']} messages from {r['clicks']} clicks, "
-        f"{'the same in every session and in a new replica' if r['same_history'] else 'NOT the same everywhere'}; "
-        f"commits lost: {len(r['lost'])}, applied twice: {len(r['doubled'])} "
-        f"(ids posted by two clicks, the first one's callback stopped by the second: {len(r['reposted'])})",
-        f"- every session showed the whole history {r['converge_s']:.2f} s after the last click"
-        + ("" if r["converged"] else " (NOT reached: the deadline)"),
-        f"- CPU per replica (of one core, while writing): {cpu}",
-        f"- Redis memory: used_memory {r['redis_used_memory'] / 1e6:.1f} MB; the chat's list "
-        f"{r['redis_chat_bytes'] / 1e3:.0f} kB ({r['redis_chat_bytes'] / max(r['count'], 1):.0f} B per message)",
-        f"- bytes per message: {r['bytes_in_per_message']:,.0f} B received by Redis, "
-        f"{r['bytes_out_per_message']:,.0f} B sent by it (to every follower and session-less reader)",
-        f"- server logs: {len(r['log_errors'])} error lines, {len(r['loop_warnings'])} rerun-loop warnings",
-        f"- outcome: {'ok' if ok(r) else 'FAILED'}",
-    ]
-    return "\n".join(lines)
-
-
 def rows_for(mode: str, r: dict[str, Any]) -> list[Row]:
-    """The load test as a table for ``benchmarks.run`` (group ``load``)."""
-    full = mode == "full"
+    """The load test as a table (group ``load``)."""
     cpu = ", ".join(f"{c * 100:.0f}%" for c in r["cpu_per_replica"])
-    per = r["sessions"] // r["replicas"]
+    label = (f"{r['replicas']} replicas x {r['sessions'] // r['replicas']} sessions, {r['rate']:g} messages/s for "
+             f"{r['duration']:g} s: views of the history that differ from a new replica's")  # fmt: skip
+    same = "the same everywhere" if r["same_history"] else "NOT the same everywhere"
+    errors = len(r["log_errors"]) + len(r["page_errors"])
     return [
-        Row(
-            "load_history",
-            f"{r['replicas']} replicas x {per} sessions, {r['rate']:g} messages/s for {r['duration']:g} s: "
-            "the same full history in every session and a new replica",
-            f"{r['count']} messages from {r['clicks']} clicks, "
-            + ("the same everywhere" if r["same_history"] else "NOT the same everywhere"),
-            "all the same",
-            yes(r["same_history"] and r["count"] > 0.9 * r["clicks"]),
-        ),
-        Row(
-            "load_lost_doubled",
-            "commits lost / applied twice (the app's own log of each post)",
-            f"{len(r['lost'])} / {len(r['doubled'])} (ids posted by two clicks: {len(r['reposted'])})",
-            "0 / 0",
-            yes(not r["lost"] and not r["doubled"]),
-        ),
-        Row(
-            "load_converged",
-            "every session shows the whole history, after the last click",
-            f"{r['converge_s']:.2f} s" if r["converged"] else "NOT reached",
-            f"≤ {CONVERGE_DEADLINE:.0f} s",
-            yes(r["converged"]),
-        ),
-        Row("load_cpu", "CPU per replica while writing (of one core)", cpu, "-", "-"),
-        Row(
-            "load_redis_memory",
-            "Redis used_memory; the chat's list per message",
-            f"{r['redis_used_memory'] / 1e6:.1f} MB; {r['redis_chat_bytes'] / max(r['count'], 1):.0f} B",
-            "-",
-            "-",
-        ),
-        Row(
-            "load_bytes",
-            "bytes per message received / sent by Redis",
-            f"{r['bytes_in_per_message']:,.0f} / {r['bytes_out_per_message']:,.0f} B",
-            "O(message)" if full else "-",
-            "-",
-        ),
-        Row(
-            "load_logs",
-            "server logs: error lines, rerun-loop warnings",
-            f"{len(r['log_errors'])}, {len(r['loop_warnings'])}",
-            "0, 0",
-            yes(not r["log_errors"] and not r["page_errors"] and not r["loop_warnings"]),
-        ),
-    ]
+        Row("load_history", label, 0 if r["same_history"] else r["views"], "", Target(0, "=="),
+            f"({r['count']} messages from {r['clicks']} clicks, {same})", ok=r["count"] > 0.9 * r["clicks"]),
+        Row("load_lost_doubled", "commits lost + applied twice (the app's own log of each post)",
+            len(r["lost"]) + len(r["doubled"]), "", Target(0, "=="),
+            f"({len(r['lost'])} / {len(r['doubled'])}; ids posted by two clicks: {len(r['reposted'])})"),
+        Row("load_converged", "every session shows the whole history, after the last click",
+            r["converge_s"] if r["converged"] else None, "s", Target(CONVERGE_DEADLINE), "" if r["converged"] else "NOT reached"),
+        Row("load_cpu", "CPU per replica while writing (of one core)", None, note=cpu),
+        Row("load_redis_memory", "Redis used_memory; the chat's list per message", r["redis_used_memory"],
+            "B", None, f"; {r['redis_chat_bytes'] / max(r['count'], 1):.0f} B"),
+        Row("load_bytes", "bytes per message received / sent by Redis", None,
+            note=f"{r['bytes_in_per_message']:,.0f} / {r['bytes_out_per_message']:,.0f} B"),
+        Row("load_logs", "server logs: error lines + page errors, rerun-loop warnings", errors, "", Target(0, "=="),
+            f", {len(r['loop_warnings'])}", ok=not r["loop_warnings"]),
+    ]  # fmt: skip
+
+
+def report(mode: str, r: dict[str, Any]) -> str:
+    return render(rows_for(mode, r), GROUP.head)
 
 
 def run_all(mode: str) -> tuple[list[Row], dict[str, Any], list[str]]:
-    """For ``benchmarks.run``: the rows, the raw figures, the failures."""
+    """The rows, the raw figures, the failures."""
     try:
-        with LocalRedis() as server:
+        with redis_server() as server:
             result = asyncio.run(run_load(SETTINGS[mode], server.url))
-    except Exception as exc:
-        return [], {}, [f"load: {exc!r}"]
+    except Exception:
+        return [], {}, [f"load:\n{traceback.format_exc()}"]
     return (
         rows_for(mode, result),
         result,
@@ -358,40 +306,21 @@ def run_all(mode: str) -> tuple[list[Row], dict[str, Any], list[str]]:
     )
 
 
-HEAD = Row("", "redis load test", "ours", "target", "met")
 NOTES = """\
 Load notes:
 - One redis-server and N `streamlit run` replicas of apps/load_chat_app.py on 127.0.0.1, headless protocol sessions
   spread over them clicking "post" at the rate; lost / doubled from the app's own log lines around each update.
 - Bytes: Redis INFO stats (total_net_input_bytes / total_net_output_bytes) over the run, per message."""
 
-
-def table_report(mode: str, rows: list[Row], seconds: float) -> str:
-    smoke = "Smoke mode: 3 x 3 sessions for 10 s; its outcome is checked, its figures mean little."
-    return f"server_state Redis load test ({mode} mode, {seconds:.0f} s)\n\n" + section(
-        rows, HEAD, NOTES, smoke if mode == "smoke" else None, "Load targets missed"
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.load_chat", description=__doc__.split("\n\n")[0]
-    )
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--full", action="store_const", dest="mode", const="full", help="3 x 30 sessions, 60 s")
-    size.add_argument(
-        "--smoke", action="store_const", dest="mode", const="smoke", help="3 x 3 sessions, 10 s"
-    )
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args(argv)
-    mode = args.mode or "full"
-    with LocalRedis() as server:
-        result = asyncio.run(run_load(SETTINGS[mode], server.url))
-    print(report(mode, result))
-    if args.json:
-        args.json.write_text(json.dumps({"mode": mode, **result}, indent=1))
-    return 0 if ok(result) else 1
-
+GROUP = Group(
+    module="benchmarks.load_chat",
+    title="server_state Redis load test",
+    head=("redis load test", "ours", "target", "met"),
+    notes=lambda mode: NOTES,
+    smoke="Smoke mode: 3 x 3 sessions for 10 s; its outcome is checked, its figures mean little.",
+    missed="Load targets missed",
+    run=run_all,
+)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(GROUP.main())

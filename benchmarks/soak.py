@@ -41,7 +41,6 @@ one failed to run.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
 import threading
@@ -51,8 +50,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ._client import BenchSession, StreamlitServer
-from ._suite import Row, Suite, logger, yes
+from ._client import (
+    BASE_OPTIONS,
+    ERROR_MARKS,
+    LOOP_WARNINGS,
+    BenchSession,
+    StreamlitServer,
+    close_all,
+    connect_all,
+    log_lines,
+)
+from ._core import MB, Group, Row, Target, cpu_seconds, fmt, logger, rss
 
 SOAK_APP = Path(__file__).resolve().parent / "apps" / "soak_app.py"
 
@@ -77,18 +85,12 @@ SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 
-OPTIONS = {"runner.magicEnabled": "false"}  # otherwise Streamlit's defaults
 SESSION_TIMEOUT = 120.0  # seconds, per wait
 DRAIN_DEADLINE = 30.0  # seconds for the tracker to let go of closed sessions (liveness: every 1 s)
 CONVERGE_DEADLINE = 120.0  # seconds after the writer's end for every session to show its last value
 RSS_TOLERANCE = 0.10
 POLL = 0.25  # seconds between two looks of the probe while polling a condition
 SAMPLE = 0.05  # seconds between two RSS samples of the peak sampler
-
-LOOP_WARNINGS = ("stopped rerunning", "stopped a rerun loop")
-ERROR_MARKS = ("Traceback", "ServerStateError")
-
-MB = 1024 * 1024
 
 
 log = logger("soak")
@@ -97,22 +99,6 @@ log = logger("soak")
 # ---------------------------------------------------------------------------
 # the server's memory
 # ---------------------------------------------------------------------------
-
-
-def rss(pid: int) -> int:
-    """VmRSS of process ``pid`` now, in bytes."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise LookupError(f"no VmRSS in /proc/{pid}/status")
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) process ``pid`` has used so far, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        after_name = f.read().rsplit(")", 1)[1].split()
-    return (int(after_name[11]) + int(after_name[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class PeakSampler:
@@ -150,22 +136,6 @@ def session(server: StreamlitServer, query: str, name: str) -> BenchSession:
     return BenchSession(server, query_string=query, timeout=SESSION_TIMEOUT, name=name)
 
 
-async def connect_all(sessions: list[BenchSession]) -> None:
-    """Connect concurrently (each returns after its first run); on failure
-    close what connected and re-raise."""
-    results = await asyncio.wait_for(
-        asyncio.gather(*(s.connect() for s in sessions), return_exceptions=True), SESSION_TIMEOUT * 2
-    )
-    errors = [r for r in results if isinstance(r, BaseException)]
-    if errors:
-        await close_all(sessions)
-        raise errors[0]
-
-
-async def close_all(sessions: list[BenchSession]) -> None:
-    await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
-
-
 _FIELD = re.compile(r"(\w+)=(-?[\d.]+|\S+)")
 
 
@@ -201,7 +171,7 @@ async def drained(probe: BenchSession, deadline: float) -> tuple[dict[str, int],
 async def wave(server: StreamlitServer, n: int, tag: str) -> None:
     """``n`` sessions connect, read ``shared`` (their first run shows it) and disconnect."""
     sessions = [session(server, "role=reader&key=shared", f"{tag}-{i}") for i in range(n)]
-    await connect_all(sessions)
+    await connect_all(sessions, SESSION_TIMEOUT * 2)
     try:
         wrong = [s.name for s in sessions if "value=hello" not in s.texts()]
         if wrong:
@@ -272,9 +242,9 @@ async def phase_writer(server: StreamlitServer, cfg: dict[str, Any]) -> dict[str
     rate, duration = cfg["rate"], cfg["duration"]
     control = session(server, f"role=control&rate={rate}&duration={duration}", "control")
     readers = [session(server, "role=reader&key=live", f"live-{i}") for i in range(cfg["live_sessions"])]
-    await connect_all([control])
+    await connect_all([control], SESSION_TIMEOUT * 2)
     try:
-        await connect_all(readers)
+        await connect_all(readers, SESSION_TIMEOUT * 2)
         try:
             await asyncio.gather(*(s.wait_quiet(0.5, timeout=SESSION_TIMEOUT) for s in [control, *readers]))
             before = {k: int(v) for k, v in fields(control, "reruns").items()}
@@ -340,16 +310,14 @@ async def phase_writer(server: StreamlitServer, cfg: dict[str, Any]) -> dict[str
 
 
 def log_findings(text: str) -> dict[str, Any]:
-    lines = text.splitlines()
-    errors = [ln for ln in lines if any(m in ln for m in ERROR_MARKS)]
-    loops = [ln for ln in lines if any(m in ln for m in LOOP_WARNINGS)]
+    errors, loops = log_lines(text, ERROR_MARKS), log_lines(text, LOOP_WARNINGS)
     return {"error_lines": errors[:20], "errors": len(errors), "loop_lines": loops[:20], "loops": len(loops)}
 
 
 async def run_soak(mode: str, failures: list[str]) -> dict[str, Any]:
     cfg = SETTINGS[mode]
     results: dict[str, Any] = {"mode": mode}
-    server = StreamlitServer(SOAK_APP, options=OPTIONS, cwd=SOAK_APP.parent, keep_log=False)
+    server = StreamlitServer(SOAK_APP, options=BASE_OPTIONS, cwd=SOAK_APP.parent, keep_log=False)
     server.start()
     try:
         probe = session(server, "role=probe", "probe")
@@ -385,99 +353,44 @@ async def run_soak(mode: str, failures: list[str]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def _mb(b: float) -> str:
-    return f"{b / MB:.1f} MB"
-
-
 def rows_for(r: dict[str, Any]) -> list[Row]:
     """The rows of both phases, from their results (tests/test_soak.py lists every row id)."""
     rows: list[Row] = []
-    c = r.get("connect")
+    none = Target(0, "==")
+    c, w, lg = r.get("connect"), r.get("writer"), r.get("log")
     if c is not None:
-        rows.append(
-            Row(
-                "soak_dead_sessions",
-                f"{c['sessions']:,} sessions connect, read, disconnect (waves of {c['wave']}): "
-                "stats()['sessions'] left, probe excepted",
-                f"{c['dead']} (after {c['drain_s']:.1f} s; waves took {c['waves_s']:.0f} s)",
-                "0 dead sessions",
-                yes(c["dead"] == 0),
-            )
-        )
-        rows.append(
-            Row(
-                "soak_bound_sessions",
-                "the same: bound_sessions('shared') left; 'shared' written again",
-                f"{c['bound']}; {'no' if c['version_shared'] == c['version_shared_before'] else 'yes!'}",
-                "0, no",
-                yes(c["bound"] == 0 and c["version_shared"] == c["version_shared_before"]),
-            )
-        )
-        pct = (c["rss_ratio"] - 1) * 100
-        rows.append(
-            Row(
-                "soak_rss",
-                f"server RSS: after a warm-up of {c['warmup']} / peak / after the {c['sessions']:,}",
-                f"{_mb(c['rss_before'])} / {_mb(c['rss_peak'])} / {_mb(c['rss_after'])} "
-                f"({pct:+.1f}%, after {c['rss_after_s']:.1f} s)",
-                f"≤ +{RSS_TOLERANCE:.0%} RSS",
-                yes(c["rss_ratio"] <= 1 + RSS_TOLERANCE),
-            )
-        )
-        rows.append(
-            Row(
-                "soak_parked",
-                "disconnected sessions kept for a reconnect (tracker, private; info)",
-                str(c["parked"]) if c["parked"] >= 0 else "unknown",
-                "-",
-                "-",
-            )
-        )
-    w = r.get("writer")
+        written = c["version_shared"] != c["version_shared_before"]
+        rss_note = f"({fmt(c['rss_before'], 'B')} / {fmt(c['rss_peak'], 'B')} / {fmt(c['rss_after'], 'B')}, after {c['rss_after_s']:.1f} s)"
+        rows += [
+            Row("soak_dead_sessions", f"{c['sessions']:,} sessions connect, read, disconnect (waves of {c['wave']}): "
+                "stats()['sessions'] left, probe excepted", c["dead"], "", Target(0, "==", note="dead sessions"),
+                f"(after {c['drain_s']:.1f} s; waves took {c['waves_s']:.0f} s)"),
+            Row("soak_bound_sessions", "the same: bound_sessions('shared') left; 'shared' written again", c["bound"], "",
+                none, f"; {'yes!' if written else 'no'}", ok=not written),
+            Row("soak_rss", f"server RSS after the {c['sessions']:,} / after a warm-up of {c['warmup']} "
+                "(before / peak / after)", c["rss_ratio"], "x", Target(1 + RSS_TOLERANCE), rss_note),
+            Row("soak_parked", "disconnected sessions kept for a reconnect (tracker, private; info)",
+                c["parked"] if c["parked"] >= 0 else None, "", None, "" if c["parked"] >= 0 else "unknown"),
+        ]  # fmt: skip
     if w is not None:
-        conv = "-" if w["convergence_s"] is None else f"{w['convergence_s'] * 1000:.0f} ms"
-        rows.append(
-            Row(
-                "soak_converged",
-                f"{w['sessions']} sessions, a background writer at {w['rate']:g}/s for {w['duration']:g} s: "
-                "sessions showing the last value",
-                f"{w['converged']}/{w['sessions']} (still {w['still_showing_last']}), in {conv}",
-                "converged",
-                yes(w["converged"] == w["sessions"] == w["still_showing_last"]),
-            )
-        )
-        rows.append(
-            Row(
-                "soak_writes",
-                "the same: writes made; reruns requested (stats); runs the sessions saw; server CPU (info)",
-                f"{w['writes']:,} in {w['writer_span_s']:.1f} s; {w['reruns_requested']:,}; "
-                f"{w['client_runs']:,}; {w['server_cpu']:.2f} cores",
-                "-",
-                "-",
-            )
-        )
-    lg = r.get("log")
+        conv = "-" if w["convergence_s"] is None else fmt(w["convergence_s"], "ms")
+        rows += [
+            Row("soak_converged", f"{w['sessions']} sessions, a background writer at {w['rate']:g}/s for {w['duration']:g} s: "
+                "sessions not showing the last value", w["sessions"] - min(w["converged"], w["still_showing_last"]), "",
+                none, f"({w['converged']}/{w['sessions']} converged, still {w['still_showing_last']}, in {conv})"),
+            Row("soak_writes", "the same: writes made; reruns requested (stats); runs the sessions saw; server CPU (info)",
+                w["writes"], "", None, f"in {w['writer_span_s']:.1f} s; {w['reruns_requested']:,}; "
+                f"{w['client_runs']:,}; {w['server_cpu']:.2f} cores"),
+        ]  # fmt: skip
     if lg is not None:
         writer_errors = w["writer_errors"] + w["page_errors"] if w is not None else 0
-        rows.append(
-            Row(
-                "soak_errors",
-                "tracebacks in the server log (whole soak); writer and page errors",
-                f"{lg['errors']}; {writer_errors}",
-                "no error",
-                yes(lg["errors"] == 0 and writer_errors == 0),
-            )
-        )
         loops = w["loops_stopped"] if w is not None else 0
-        rows.append(
-            Row(
-                "soak_loop",
-                "rerun loops reported ('stopped rerunning' in the log; stats()['loops_stopped'])",
-                f"{lg['loops']}; {loops}",
-                "no loop",
-                yes(lg["loops"] == 0 and loops == 0),
-            )
-        )
+        rows += [
+            Row("soak_errors", "tracebacks in the server log (whole soak); writer and page errors", lg["errors"], "",
+                none, f"; {writer_errors}", ok=writer_errors == 0),
+            Row("soak_loop", "rerun loops reported ('stopped rerunning' in the log; stats()['loops_stopped'])",
+                lg["loops"], "", none, f"; {loops}", ok=loops == 0),
+        ]  # fmt: skip
     return rows
 
 
@@ -510,12 +423,10 @@ def run_all(mode: str) -> tuple[list[Row], dict[str, Any], list[str]]:
     return rows, results, failures
 
 
-SUITE = Suite(
+GROUP = Group(
     module="benchmarks.soak",
-    label="soak",
     title="server_state soak",
-    description=__doc__.split("\n\n")[0],
-    mode_help={"full": "1,000 sessions, 2 min (default)", "smoke": "100 sessions, 10 s"},
+    head=("soak", "ours", "target", "met"),
     notes=lambda mode: NOTES.format(
         poll=POLL,
         drain=DRAIN_DEADLINE,
@@ -527,8 +438,6 @@ SUITE = Suite(
     missed="Soak targets missed",
     run=run_all,
 )
-report = SUITE.report
-main = SUITE.main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(GROUP.main())

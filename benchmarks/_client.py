@@ -145,7 +145,7 @@ async def one_write(writer: BenchSession, readers: list[BenchSession]) -> list[f
             for s, m in zip(everyone, marks, strict=True)
         )
     )
-    latencies = [r.first_finish_showing(expected, m) - t0 for r, m in zip(readers, marks, strict=True)]  # type: ignore[operator]
+    latencies = [r.first_finish_showing(expected, m) - t0 for r, m in zip(readers, marks[:-1], strict=True)]  # type: ignore[operator]
     await quiet_all(everyone)
     return latencies
 

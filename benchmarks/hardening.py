@@ -32,49 +32,18 @@ from typing import Any
 from ._core import MB, Group, Row, Target, fmt, median_calls, rss, timed
 
 SIZES: dict[str, dict[str, Any]] = {
-    "full": {
-        "equal_ints": 1_000_000,
-        "equal_floats": 1_000_000,
-        "equal_dicts": 100_000,
-        "equal_repeat": 5,
-        "transact_keys": (100, 10_000, 100_000),
-        "transact_budget": 1.0,  # seconds of timed calls per size
-        "progress_keys": 50_000,
-        "progress_bound": 20.0,  # seconds before the transact counts as not finishing
-        "burst_writes": 300_000,
-        "burst_keys": 1_000,
-        "burst_trials": 3,
-        "churn": 1_000_000,
-        "vector_replaced": 2_000_000,
-        "vector_first_read": 100_000,
-        "first_read_threads": 8,
-        "first_read_trials": 5,
-        "append_items": 100_000,
-        "append_repeat": 20,
-        "named_keys": 200_000,
-    },
-    "smoke": {
-        "equal_ints": 100_000,
-        "equal_floats": 100_000,
-        "equal_dicts": 10_000,
-        "equal_repeat": 2,
-        "transact_keys": (100, 1_000, 10_000),
-        "transact_budget": 0.2,
-        "progress_keys": 5_000,
-        "progress_bound": 3.0,
-        "burst_writes": 30_000,
-        "burst_keys": 1_000,
-        "burst_trials": 1,
-        "churn": 50_000,
-        "vector_replaced": 200_000,
-        "vector_first_read": 10_000,
-        "first_read_threads": 8,
-        "first_read_trials": 2,
-        "append_items": 10_000,
-        "append_repeat": 5,
-        "named_keys": 20_000,
-    },
-}
+    "full": {"equal_ints": 1_000_000, "equal_floats": 1_000_000, "equal_dicts": 100_000, "equal_repeat": 5,
+        "transact_keys": (100, 10_000, 100_000), "transact_budget": 1.0, "progress_keys": 50_000,
+        "progress_bound": 20.0, "burst_writes": 300_000, "burst_keys": 1_000, "burst_trials": 3,
+        "churn": 1_000_000, "vector_replaced": 2_000_000, "vector_first_read": 100_000,
+        "first_read_threads": 8, "first_read_trials": 5, "append_items": 100_000, "append_repeat": 20,
+        "named_keys": 200_000},
+    "smoke": {"equal_ints": 100_000, "equal_floats": 100_000, "equal_dicts": 10_000, "equal_repeat": 2,
+        "transact_keys": (100, 1_000, 10_000), "transact_budget": 0.2, "progress_keys": 5_000,
+        "progress_bound": 3.0, "burst_writes": 30_000, "burst_keys": 1_000, "burst_trials": 1,
+        "churn": 50_000, "vector_replaced": 200_000, "vector_first_read": 10_000, "first_read_threads": 8,
+        "first_read_trials": 2, "append_items": 10_000, "append_repeat": 5, "named_keys": 20_000},
+}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------

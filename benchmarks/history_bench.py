@@ -50,25 +50,11 @@ from typing import Any
 from ._core import Group, Row, Target, fmt, median_calls
 
 SIZES: dict[str, dict[str, Any]] = {
-    "full": {
-        "vector": 100_000,
-        "appends": 10_000,
-        "history_sizes": (10, 1_000, 10_000),
-        "at_depths": (1, 100, 1_000, 9_999),
-        "budget": 0.5,  # seconds of timed calls per figure
-        "update_ops": 1_000,  # per timed loop
-        "update_repeats": 41,
-    },
-    "smoke": {
-        "vector": 10_000,
-        "appends": 1_000,
-        "history_sizes": (10, 100, 1_000),
-        "at_depths": (1, 10, 100, 999),
-        "budget": 0.05,
-        "update_ops": 200,
-        "update_repeats": 3,
-    },
-}
+    "full": {"vector": 100_000, "appends": 10_000, "history_sizes": (10, 1_000, 10_000),
+        "at_depths": (1, 100, 1_000, 9_999), "budget": 0.5, "update_ops": 1_000, "update_repeats": 41},
+    "smoke": {"vector": 10_000, "appends": 1_000, "history_sizes": (10, 100, 1_000),
+        "at_depths": (1, 10, 100, 999), "budget": 0.05, "update_ops": 200, "update_repeats": 3},
+}  # fmt: skip
 
 
 AGE = 1e9  # seconds: the age bound never drops a commit here

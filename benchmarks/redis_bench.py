@@ -1,36 +1,9 @@
-"""Redis backend figures: each one beside its floor, measured in the same run.
+"""Redis backend figures (group ``redis``), each beside its floor measured in the
+same run, on a redis-server of the run's own: mirror reads, commits, cross-replica
+latency, resyncs, big values as patches, and a click rendered across two
+``streamlit run`` replicas. Rows, method and results: benchmarks/README.md.
 
     python -m benchmarks.redis_bench [--full|--smoke] [--json out.json] [--only read,write,...]
-
-The run starts its own ``redis-server`` (127.0.0.1, a free port, no
-persistence), stopped by its PID at the end; every figure uses a namespace of
-its own on it. ``benchmarks.run`` prints this table after its first one
-(group ``redis``); ``--full`` (the default) takes about two minutes on 2
-cores, ``--smoke`` well under 30 s: it proves that every figure runs, its
-figures and "met" mean nothing.
-
-- ``read``: ``state["k"]`` and ``state.peek("k")`` on a ``RedisStore`` (reads
-  its local mirror) against the same reads on the memory backend, timed loops,
-  repeats interleaved.
-- ``write``: ``state.update("c", lambda v: v + 1)`` and ``state["k"] = i``
-  against the floor of any commit: a bare redis-py ``EVALSHA`` of
-  ``return 1`` on a client made the same way (``redis.Redis.from_url``).
-- ``cross``: two replicas in two processes; a commit in replica 1 until the
-  ``watch`` callback of replica 2 runs (its mirror has it), p50 and p99.
-- ``resync``: a new store on a Redis holding N keys of small values, the time
-  of its first use; and a resync when 1 key changed (the incremental cost),
-  both beside the bare read of the same hashes by redis-py.
-- ``click``: the seed counter app (``apps/counter_app.py``) on two
-  ``streamlit run`` replicas sharing the Redis (``SERVER_STATE_URL``): a click
-  in a session of replica 1 until a session of replica 2 finished a run showing
-  the new value; beside the same on one server with the memory backend.
-
-``read``, ``write``, ``cross`` and ``resync`` each run in a child process of
-their own (``--measure ITEM``), like benchmarks/hardening.py; ``click`` runs in
-this process (it starts the Streamlit servers and stops them by PID).
-
-Exit status: 0 when every figure ran, whether or not targets were met; 1 when
-one failed to run.
 """
 
 from __future__ import annotations
@@ -45,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import timeit
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -61,7 +35,7 @@ from ._client import (
     redis_state,
     servers,
 )  # fmt: skip
-from ._core import ROOT, Group, Row, Target, logger, pct
+from ._core import ROOT, Group, Row, Target, logger, pct, timed
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"read_loop": 50_000, "read_repeats": 41, "write_loop": 500, "write_repeats": 21,
@@ -83,54 +57,13 @@ CHUNK = 1_000  # keys per transact when filling the state for the resync figures
 log = logger("redis")
 
 
-# The timed loops: one function per operation, so each loop body is the
-# operation alone. Each returns nanoseconds per operation.
+_next_value = iter(range(1, 1 << 62))  # a new value for every set
 
 
-def _loop_get(state: Any, k: int) -> float:
-    t0 = time.perf_counter_ns()
-    for _ in range(k):
-        state["k"]
-    return (time.perf_counter_ns() - t0) / k
-
-
-def _loop_peek(state: Any, k: int) -> float:
-    t0 = time.perf_counter_ns()
-    for _ in range(k):
-        state.peek("k")
-    return (time.perf_counter_ns() - t0) / k
-
-
-def _loop_empty(state: Any, k: int) -> float:
-    t0 = time.perf_counter_ns()
-    for _ in range(k):
-        pass
-    return (time.perf_counter_ns() - t0) / k
-
-
-def _loop_update(state: Any, k: int) -> float:
-    t0 = time.perf_counter_ns()
-    for _ in range(k):
-        state.update("c", lambda v: v + 1)
-    return (time.perf_counter_ns() - t0) / k
-
-
-_next_value = iter(range(1, 1 << 62))
-
-
-def _loop_set(state: Any, k: int) -> float:
-    values = [next(_next_value) for _ in range(k)]  # a new value every time, made before the timing
-    t0 = time.perf_counter_ns()
-    for i in values:
-        state["k"] = i
-    return (time.perf_counter_ns() - t0) / k
-
-
-def _loop_floor(script: Any, k: int) -> float:
-    t0 = time.perf_counter_ns()
-    for _ in range(k):
-        script()
-    return (time.perf_counter_ns() - t0) / k
+def _ns_per_op(stmt: str, k: int, **names: Any) -> float:
+    """Nanoseconds per ``stmt`` over a loop of ``k`` whose body is ``stmt`` alone
+    (timeit's loop), the cyclic GC on, as in an app."""
+    return timeit.Timer(stmt, "gc.enable()", globals={"gc": gc, **names}).timeit(k) / k * 1e9
 
 
 # ---------------------------------------------------------------------------
@@ -149,16 +82,16 @@ def measure_read(url: str, z: dict[str, Any]) -> dict[str, Any]:
             state["k"] = 1
             assert state["k"] == 1 and state.peek("k") == 1
         k, repeats = z["read_loop"], z["read_repeats"]
-        loops = {"get": _loop_get, "peek": _loop_peek, "empty": _loop_empty}
+        loops = {"get": "state['k']", "peek": "state.peek('k')", "empty": "pass"}
         samples: dict[str, dict[str, list[float]]] = {b: {op: [] for op in loops} for b in states}
         for name in states:  # one untimed round: warm caches
-            for fn in loops.values():
-                fn(states[name], k // 10 or 1)
+            for stmt in loops.values():
+                _ns_per_op(stmt, k // 10 or 1, state=states[name])
         for rep in range(repeats):
             order = list(states) if rep % 2 == 0 else list(states)[::-1]
             for name in order:
-                for op, fn in loops.items():
-                    samples[name][op].append(fn(states[name], k))
+                for op, stmt in loops.items():
+                    samples[name][op].append(_ns_per_op(stmt, k, state=states[name]))
         med = {b: {op: statistics.median(v) for op, v in ops.items()} for b, ops in samples.items()}
         out: dict[str, Any] = {"loop": k, "repeats": repeats}
         for op in ("get", "peek"):
@@ -185,9 +118,9 @@ def measure_write(url: str, z: dict[str, Any]) -> dict[str, Any]:
         assert floor() == 1  # loads the script: from now on every call is one EVALSHA
         k, repeats = z["write_loop"], z["write_repeats"]
         runs: dict[str, Callable[[], float]] = {
-            "floor": lambda: _loop_floor(floor, k),
-            "update": lambda: _loop_update(state, k),
-            "set": lambda: _loop_set(state, k),
+            "floor": lambda: _ns_per_op("floor()", k, floor=floor),
+            "update": lambda: _ns_per_op("state.update('c', lambda v: v + 1)", k, state=state),
+            "set": lambda: _ns_per_op("state['k'] = next(values)", k, state=state, values=_next_value),
         }
         for fn in runs.values():  # untimed: connections made, code warm
             fn()
@@ -259,26 +192,28 @@ def _replica_two(url: str, namespace: str) -> Iterator[IO[str]]:
             proc.wait()
 
 
-def measure_cross(url: str, z: dict[str, Any]) -> dict[str, Any]:
-    """Commit in replica 1 (this process) until replica 2 (another process)
-    has it in its mirror: its watch callback's clock minus ours."""
-    ns = namespace("cross")
+def _cross(
+    url: str, name: str, first: Any, write: Callable[[Any, int], int], warmup: int, writes: int
+) -> dict[str, Any]:
+    """``state["x"] = first``, then ``write(state, i)`` in replica 1 (this process) until replica 2
+    (another process) has it in its mirror: its watch callback reports the value ``write`` returns
+    (of a sequence: its length). The next write after 0.5-2.5 ms idle. Seconds from before the
+    commit to replica 2's clock (CLOCK_MONOTONIC in both), and of the commit call."""
+    ns = namespace(name)
     state, store = redis_state(url, ns)
-    state["x"] = -1
+    state["x"] = first
     rng = random.Random(3)
     latency: list[float] = []
     commit: list[float] = []
     try:
         with _replica_two(url, ns) as seen:
-            warmup, n = z["cross_warmup"], z["cross_writes"]
-            for i in range(warmup + n):
+            for i in range(warmup + writes):
                 t0 = time.monotonic_ns()
-                state["x"] = i
+                expected = write(state, i)
                 t1 = time.monotonic_ns()
-                line = seen.readline()
-                value, seen_ns = (int(x) for x in line.split())
-                if value != i:
-                    raise RuntimeError(f"replica 2 saw {value}, expected {i}")
+                value, seen_ns = (int(x) for x in seen.readline().split())
+                if value != expected:
+                    raise RuntimeError(f"replica 2 saw {value}, expected {expected}")
                 if i >= warmup:
                     latency.append((seen_ns - t0) / 1e9)
                     commit.append((t1 - t0) / 1e9)
@@ -293,6 +228,16 @@ def measure_cross(url: str, z: dict[str, Any]) -> dict[str, Any]:
         "commit_p50": pct(commit, 0.5),
         "commit_p99": pct(commit, 0.99),
     }
+
+
+def measure_cross(url: str, z: dict[str, Any]) -> dict[str, Any]:
+    """Commit ``state["x"] = i`` in replica 1 until replica 2 has it in its mirror."""
+
+    def write(state: Any, i: int) -> int:
+        state["x"] = i
+        return i
+
+    return _cross(url, "cross", -1, write, z["cross_warmup"], z["cross_writes"])
 
 
 def measure_resync(url: str, z: dict[str, Any]) -> dict[str, Any]:
@@ -377,15 +322,6 @@ def _net_in(client: Any) -> int:
     return int(client.info("stats")["total_net_input_bytes"])
 
 
-def _timed(fn: Callable[[], Any], k: int) -> list[float]:
-    out = []
-    for _ in range(k):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 def _write_figures(state: Any, client: Any, fn: Callable[[], Any], warmup: int, k: int) -> dict[str, float]:
     """p50 of ``k`` writes after ``warmup`` untimed ones, and the bytes Redis
     received per write (every client of the run's Redis: the commit, plus
@@ -394,7 +330,7 @@ def _write_figures(state: Any, client: Any, fn: Callable[[], Any], warmup: int, 
         fn()
     gc.collect()
     before = _net_in(client)
-    times = _timed(fn, k)
+    times = [timed(fn) for _ in range(k)]
     return {"p50": statistics.median(times), "p99": pct(times, 0.99), "bytes": (_net_in(client) - before) / k}
 
 
@@ -418,40 +354,36 @@ def measure_patch(url: str, z: dict[str, Any]) -> dict[str, Any]:
         store._patches = not whole
         return state
 
-    out: dict[str, Any] = {"sizes": list(z["patch_sizes"]), "append": [], "map": {}}
+    out: dict[str, Any] = {"sizes": list(z["patch_sizes"]), "append": []}
     counter = iter(range(10**9))
 
-    def append_to(state: Any) -> Callable[[], Any]:
-        return lambda: state.update("log", lambda v: v.append(_message(next(counter))))
+    def patch_and_whole(
+        key: str, value: Any, write: Callable[[Any, int], Any], k_whole: int
+    ) -> dict[str, Any]:
+        """``write(state, j)`` on ``state[key] = value``, with patches and with the whole value sent."""
+        row: dict[str, Any] = {}
+        for mode in ("patch", "whole"):
+            state = fresh(whole=mode == "whole")
+            state[key] = value
+            k, warmup = (z["patch_appends"], z["patch_warmup"]) if mode == "patch" else (k_whole, 1)
+            row[mode] = _write_figures(state, client, lambda s=state: write(s, next(counter)), warmup, k)
+            assert state.version(key) >= 1 + warmup + k, (key, mode)  # each write committed
+        return row
+
+    def append(state: Any, j: int) -> None:
+        state.update("log", lambda v: v.append(_message(j)))
 
     try:
-        for n, whole_k in zip(z["patch_sizes"], z["patch_whole"], strict=True):
-            row: dict[str, Any] = {}
-            for mode in ("patch", "whole"):
-                state = fresh(whole=mode == "whole")
-                state["log"] = pvector(_message(i) for i in range(n))
-                k = z["patch_appends"] if mode == "patch" else whole_k
-                row[mode] = _write_figures(
-                    state, client, append_to(state), z["patch_warmup"] if mode == "patch" else 1, k
-                )
-                assert len(state.peek("log")) >= n + k
+        for n, k_whole in zip(z["patch_sizes"], z["patch_whole"], strict=True):
+            row = patch_and_whole("log", pvector(_message(i) for i in range(n)), append, k_whole)
             out["append"].append(row)
             log(
                 f"patch: append at {n:,}: {row['patch']['p50'] * 1e3:.2f} ms vs whole {row['whole']['p50'] * 1e3:.2f} ms"
             )
         n = z["patch_sizes"][-1]
-        for mode in ("patch", "whole"):
-            state = fresh(whole=mode == "whole")
-            state["board"] = pmap({f"player{i}": i for i in range(n)})
-            k = z["patch_appends"] if mode == "patch" else z["patch_whole"][-1]
-            step = iter(range(10**9))
-
-            def set_one(state: Any = state, step: Any = step) -> None:
-                j = next(step)
-                state.update("board", lambda m: m.set(f"player{j % n}", -1 - j))
-
-            warmup = z["patch_warmup"] if mode == "patch" else 1
-            out["map"][mode] = _write_figures(state, client, set_one, warmup, k)
+        board = pmap({f"player{i}": i for i in range(n)})
+        set_one = lambda state, j: state.update("board", lambda m: m.set(f"player{j % n}", -1 - j))  # noqa: E731
+        out["map"] = patch_and_whole("board", board, set_one, z["patch_whole"][-1])
         # The classic assignment of v + [m], on Redis and on memory.
         classic: dict[str, Any] = {}
         for mode in ("redis", "memory"):
@@ -491,37 +423,19 @@ def measure_patch(url: str, z: dict[str, Any]) -> dict[str, Any]:
         out["resync_items"] = m
         out["resync_s"] = statistics.median(resync)
         out["redis_memory_big"] = int(client.memory_usage(big) or 0)
+
         # Cross-replica: an append at n items until another process' mirror has it.
-        out["cross"] = _patch_cross(url, n, z["patch_cross"])
+        def append(state: Any, i: int) -> int:
+            state.update("x", lambda v: v.append(_message(n + i)))
+            return n + i + 1  # the length replica 2 must report
+
+        first = pvector(_message(i) for i in range(n))
+        out["cross"] = {"items": n, **_cross(url, "patch-cross", first, append, 10, z["patch_cross"])}
         return out
     finally:
         for store in stores:
             store.close()
         client.close()
-
-
-def _patch_cross(url: str, n: int, writes: int) -> dict[str, Any]:
-    from pyrsistent import pvector
-
-    ns = namespace("patch-cross")
-    state, store = redis_state(url, ns)
-    state["x"] = pvector(_message(i) for i in range(n))
-    rng = random.Random(5)
-    latency: list[float] = []
-    try:
-        with _replica_two(url, ns) as seen:
-            for i in range(writes + 10):
-                t0 = time.monotonic_ns()
-                state.update("x", lambda v, i=i: v.append(_message(n + i)))
-                length, seen_ns = (int(x) for x in seen.readline().split())
-                if length != n + i + 1:
-                    raise RuntimeError(f"replica 2 saw {length} items, expected {n + i + 1}")
-                if i >= 10:
-                    latency.append((seen_ns - t0) / 1e9)
-                time.sleep(rng.uniform(*CROSS_GAP))  # both replicas idle again before the next write
-    finally:
-        store.close()
-    return {"items": n, "writes": len(latency), "p50": pct(latency, 0.5), "p99": pct(latency, 0.99)}
 
 
 async def measure_click(url: str, z: dict[str, Any]) -> dict[str, Any]:

@@ -1,20 +1,8 @@
-"""Hardening figures: in-process costs of the items of the hardening round.
+"""Hardening figures (group ``hardening``): in-process costs of the items of the
+hardening round (#6 ... #17), fresh ``ServerState()`` instances, public API only,
+each item in a child process. Rows and method: benchmarks/README.md.
 
     python -m benchmarks.hardening [--full|--smoke] [--json out.json] [--only 6,9,...]
-
-No Streamlit server: each figure uses fresh ``ServerState()`` instances and the
-public API only (plus the process's RSS and tracemalloc). Each item runs in a
-child process of its own (``--measure ITEM``), so that memory figures start
-from a clean heap, one item's garbage does not slow the next, and a hang is
-cut off by a timeout instead of stopping the run.
-
-``benchmarks.run`` prints this table after its own, in both modes. ``--full``
-(the default) uses the sizes of the hardening items and takes under two
-minutes on 2 cores; ``--smoke`` uses small sizes (well under 30 s): it proves
-that every figure runs; its figures and "met" mean nothing.
-
-Exit status: 0 when every item ran, whether or not targets were met; 1 when
-one failed to run.
 """
 
 from __future__ import annotations
@@ -30,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._core import MB, Group, Row, Target, fmt, median_calls, rss, timed
+from .history_bench import appended
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"equal_ints": 1_000_000, "equal_floats": 1_000_000, "equal_dicts": 100_000, "equal_repeat": 5,
@@ -366,17 +355,8 @@ def item_16(z: dict[str, Any]) -> dict[str, Any]:
     n, repeat = z["append_items"], z["append_repeat"]
     out: dict[str, Any] = {}
     for kind, make in APPEND_KINDS.items():
-        state = _fresh()
-        state["msgs"] = [make(i) for i in range(n)]
-        gc.collect()
-        samples = []
-        for j in range(repeat):
-            m = make(n + j)
-            t0 = time.perf_counter()
-            state["msgs"] = state["msgs"] + [m]
-            samples.append(time.perf_counter() - t0)
+        samples = appended(_fresh(), n, repeat, make, key="msgs", classic=True)
         out[kind] = {"n": n, "s": statistics.median(samples)}
-        del state
     return out
 
 

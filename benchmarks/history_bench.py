@@ -1,38 +1,9 @@
-"""History figures: what keeping the last commits costs, and what reading them costs.
+"""History figures (group ``history``): what keeping the last commits costs
+(memory, ``update()``) and what reading them costs (``history()``, ``at()``),
+in-process on the memory backend, each item in a child process. Rows, method
+and results: benchmarks/README.md.
 
     python -m benchmarks.history_bench [--full|--smoke] [--json out.json] [--only memory,history,at,update]
-
-No Streamlit server: fresh ``ServerState()`` instances (memory backend), the
-public API only (``configure(history=...)``, ``update``, ``history``, ``at``),
-plus tracemalloc. Each item runs in a child process of its own (``--measure
-ITEM``), as in benchmarks/hardening.py, so that memory figures start from a
-clean heap and one item's garbage does not slow the next.
-
-- ``memory``: a 100,000-item pvector (of ints, then of 30-character
-  strings), then 10,000 appends with ``update()`` from a plain thread, with ``history=10,000`` (every append kept) and with
-  ``history=0``; bytes still allocated (tracemalloc) with history over
-  without it, i.e. over one copy of the state. Target ≤ 2x.
-- ``history``: ``history()`` listing every entry of a history of 10, 1,000
-  and 10,000 commits, per entry (O(1) per entry: flat); and, for
-  information, ``history(key)`` of a key that 1 of 10,000 commits changed.
-- ``at``: ``at(seq)`` 1, 100, 1,000 and 9,999 commits back in the state of
-  ``memory``: the newest state with the newer commits undone, so O(commits
-  undone); the figure is the time per commit undone (flat).
-- ``update``: ``update()`` from a plain thread with history off, kept (the
-  default 100) and 10,000, repeats interleaved in one run; a counter +1 and
-  an append to the 100,000-item pvector. Beside them, for scale, upstream's
-  assignment (streamlit-server-state 0.20.2 ``ServerStateItem``
-  ``set_value(get_value() + 1)``: what its ``server_state[k] = v`` does
-  once it has found its server, which it cannot outside a running one; it
-  keeps no history).
-
-``benchmarks.run`` prints this table after its own (group ``history``), in
-both modes. ``--full`` (the default) uses the sizes above (about 20 s on
-2 cores); ``--smoke`` uses a tenth of them (a few seconds): it proves that
-every figure runs; its figures and "met" mean nothing.
-
-Exit status: 0 when every item ran, whether or not targets were met; 1 when
-one failed to run.
 """
 
 from __future__ import annotations
@@ -119,21 +90,33 @@ def _message(i: int) -> Any:
 ITEM_KINDS: dict[str, Callable[[int], Any]] = {"ints": _int, "strings": _message}
 
 
-def _appended(history: int, n: int, appends: int, make: Callable[[int], Any] = _int) -> Any:
-    """A state holding an ``n``-item pvector of ``make(i)``, then ``appends``
-    appends to it with ``update()`` from a plain thread."""
+def appended(
+    state: Any, n: int, appends: int, make: Callable[[int], Any], *, key: str = "log", classic: bool = False
+) -> list[float]:
+    """In a plain thread (no session, as a background worker): ``state[key]``, an ``n``-item
+    pvector of ``make(i)`` (``classic``: a list), then ``appends`` appends of ``make(n)``, ...:
+    ``update()`` with ``v.append(m)`` (``classic``: ``state[key] = state[key] + [m]``), each
+    timed, ``m`` made before; their seconds."""
+    return _in_thread(functools.partial(_append, state, n, appends, make, key, classic))
+
+
+def _append(
+    state: Any, n: int, appends: int, make: Callable[[int], Any], key: str, classic: bool
+) -> list[float]:
     from pyrsistent import pvector
 
-    state = _fresh(history)
-
-    def work() -> None:
-        state["log"] = pvector(make(i) for i in range(n))
-        for i in range(n, n + appends):
-            item = make(i)
-            state.update("log", lambda v, item=item: v.append(item))
-
-    _in_thread(work)
-    return state
+    state[key] = [make(i) for i in range(n)] if classic else pvector(make(i) for i in range(n))
+    gc.collect()
+    times = []
+    for i in range(n, n + appends):
+        m = make(i)
+        t0 = time.perf_counter()
+        if classic:
+            state[key] = state[key] + [m]
+        else:
+            state.update(key, lambda v, m=m: v.append(m))
+        times.append(time.perf_counter() - t0)
+    return times
 
 
 # ---------------------------------------------------------------------------
@@ -145,7 +128,7 @@ def item_memory(z: dict[str, Any]) -> dict[str, Any]:
     """Bytes held after the appends, with every append kept and with none,
     for ints (the smallest items: the largest ratio) and short strings."""
     n, appends = z["vector"], z["appends"]
-    _appended(appends, 1_000, 100)  # untraced: imports and first-use set-up are not the state's
+    appended(_fresh(appends), 1_000, 100, _int)  # untraced: imports and first-use set-up are not the state's
     out: dict[str, Any] = {"n": n, "appends": appends}
     for kind, make in ITEM_KINDS.items():
         held: dict[str, int] = {}
@@ -154,7 +137,8 @@ def item_memory(z: dict[str, Any]) -> dict[str, Any]:
             gc.collect()
             tracemalloc.start()
             base = tracemalloc.get_traced_memory()[0]
-            state = _appended(limit, n, appends, make)
+            state = _fresh(limit)
+            appended(state, n, appends, make)
             gc.collect()
             held[label] = tracemalloc.get_traced_memory()[0] - base
             tracemalloc.stop()
@@ -193,7 +177,8 @@ def item_history(z: dict[str, Any]) -> dict[str, Any]:
 def item_at(z: dict[str, Any]) -> dict[str, Any]:
     """at(seq) d commits back, in the state of ``memory`` with every append kept."""
     n, appends = z["vector"], z["appends"]
-    state = _appended(appends, n, appends)
+    state = _fresh(appends)
+    appended(state, n, appends, _int)
     newest = state.history(limit=1)[0].seq
     gc.collect()
     out: dict[str, Any] = {"n": n, "appends": appends, "depths": {}}

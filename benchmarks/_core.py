@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ SMOKE_FIGURES = "Smoke mode: small sizes, figures and 'met' are meaningless; onl
 Results = dict[str, Any]
 Sizes = dict[str, Any]
 Outcome = tuple[list["Row"], Results, list[str]]  # rows, raw results, failures
+Measure = Callable[[str], Results]  # an item's figures, by its name
 OPS = {"<=": ("≤", float.__le__), "<": ("<", float.__lt__), "==": ("=", float.__eq__)}
 
 
@@ -249,21 +251,21 @@ class Group:
         result: Results = json.loads(proc.stdout.strip().splitlines()[-1])
         return result
 
-    def run_items(self, mode: str, items: Sequence[str] | None = None, **env: str) -> Outcome:
-        """Every item (each in a child process unless ``run_here``): rows, raw results, failures."""
+    def run_items(
+        self, mode: str, items: Sequence[str] | None = None, measure: Measure | None = None, **env: str
+    ) -> Outcome:
+        """Every item, each in a child process (or by ``measure(item)``): rows, raw results, failures."""
         assert self.rows_for is not None
         rows: list[Row] = []
         results: Results = {}
         failures: list[str] = []
         for item in items or self.measures:
-            started = time.monotonic()
-            try:
-                results[item] = self.measure_in_child(item, mode, env)
-                rows += self.rows_for(item, results[item])
-                self.log(f"{self.item_prefix}{item}: {time.monotonic() - started:.1f} s")
-            except Exception as exc:
-                failures.append(f"{self.label} {self.item_prefix}{item}: {exc}")
-                self.log(f"{self.item_prefix}{item} FAILED")
+
+            def one(item: str = item) -> list[Row]:
+                results[item] = measure(item) if measure else self.measure_in_child(item, mode, env)
+                return self.rows_for(item, results[item])  # type: ignore[misc]
+
+            rows += attempt(self.log, f"{self.label} {self.item_prefix}{item}", one, failures) or []
         return rows, results, failures
 
     def run_all(self, mode: str, items: Sequence[str] | None = None) -> Outcome:
@@ -295,6 +297,19 @@ class Group:
         return finish(
             args.json, {"mode": mode, "rows": rows_json, "results": results, "failures": failures}, failures
         )
+
+
+def attempt(log: Callable[[str], None], what: str, fn: Callable[[], Any], failures: list[str]) -> Any:
+    """``fn()``, its seconds logged; when it raises: None, and ``what`` with the traceback in ``failures``."""
+    started = time.monotonic()
+    try:
+        out = fn()
+    except Exception:
+        failures.append(f"{what}:\n{traceback.format_exc()}")
+        log(f"{what} FAILED")
+        return None
+    log(f"{what}: {time.monotonic() - started:.1f} s")
+    return out
 
 
 def add_mode_args(parser: argparse.ArgumentParser) -> None:

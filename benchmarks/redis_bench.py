@@ -35,7 +35,7 @@ from ._client import (
     redis_state,
     servers,
 )  # fmt: skip
-from ._core import ROOT, Group, Row, Target, logger, pct, timed
+from ._core import ROOT, Group, Row, Target, attempt, logger, pct, timed
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"read_loop": 50_000, "read_repeats": 41, "write_loop": 500, "write_repeats": 21,
@@ -66,9 +66,7 @@ def _ns_per_op(stmt: str, k: int, **names: Any) -> float:
     return timeit.Timer(stmt, "gc.enable()", globals={"gc": gc, **names}).timeit(k) / k * 1e9
 
 
-# ---------------------------------------------------------------------------
-# the figures; each returns a JSON-able dict (seconds, nanoseconds)
-# ---------------------------------------------------------------------------
+# -- the figures; each returns a JSON-able dict (seconds, nanoseconds) ---------------
 
 
 def measure_read(url: str, z: dict[str, Any]) -> dict[str, Any]:
@@ -489,9 +487,7 @@ MEASURES: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-# ---------------------------------------------------------------------------
-# the table
-# ---------------------------------------------------------------------------
+# -- the table -----------------------------------------------------------------------
 
 MS2, MS5 = Target(0.002), Target(0.005)
 
@@ -603,6 +599,11 @@ def _versions() -> dict[str, str]:
     return {"redis_py": version("redis"), "redis_server": server}
 
 
+def _click_rows(url: str, mode: str, results: dict[str, Any]) -> list[Row]:
+    results["click"] = asyncio.run(measure_click(url, SIZES[mode]))
+    return rows_for("click", results["click"])
+
+
 def run_all(mode: str) -> tuple[list[Row], dict[str, Any], list[str]]:
     """Every figure, on a redis-server of our own: rows, raw results, failures (``click`` runs here)."""
     try:
@@ -612,13 +613,9 @@ def run_all(mode: str) -> tuple[list[Row], dict[str, Any], list[str]]:
     try:
         GROUP.log(f"redis-server on 127.0.0.1:{server.port}")
         rows, results, failures = GROUP.run_items(mode, BENCH_REDIS_URL=server.url)
-        started = time.monotonic()
-        try:
-            results["click"] = asyncio.run(measure_click(server.url, SIZES[mode]))
-            rows += rows_for("click", results["click"])
-            GROUP.log(f"click: {time.monotonic() - started:.1f} s")
-        except Exception as exc:
-            failures.append(f"redis click: {exc}")
+        rows += (
+            attempt(GROUP.log, "redis click", lambda: _click_rows(server.url, mode, results), failures) or []
+        )
     finally:
         server.close()
     return rows, results, failures

@@ -1,41 +1,10 @@
-"""Soak: many sessions over time on one real ``streamlit run`` server.
+"""Soak (group ``soak``): many sessions over time on one ``streamlit run`` server
+of ``apps/soak_app.py``, in two phases: 1,000 sessions connect, read and
+disconnect (no dead session, RSS back within 10%), then a background writer
+under 50 sessions (every session converges, no error, no rerun loop). Rows,
+method and results: benchmarks/README.md.
 
     python -m benchmarks.soak [--full|--smoke] [--json out.json]
-
-The app is ``apps/soak_app.py``; sessions are the headless protocol client
-(``benchmarks/_client.py``). The server binds 127.0.0.1 on a free port and is
-stopped by its PID. Two phases on that one server:
-
-1. **Connect, read, disconnect.** A probe session (it reads no key) shows
-   ``server_state.stats()["sessions"]``, ``bound_sessions("shared")`` and
-   ``version("shared")``; the soak reruns it to look. A warm-up wave of
-   sessions connects, reads ``shared`` (set once when the server's first
-   session ran, never written again) and disconnects; once the probe shows
-   only itself, the server's RSS (``VmRSS`` of ``/proc/<pid>/status``) is the
-   baseline. Then ``sessions`` more do the same, ``wave`` at a time (a
-   sampler thread keeps the peak RSS). Afterwards, with no key written, the
-   tracker must hold no dead session (the probe shows ``sessions=1``,
-   ``bound_shared=0``) and the RSS must come back within 10% of the baseline;
-   both are polled (each probe run ends with Streamlit's ``gc.collect``) until
-   met or a deadline.
-2. **A background writer.** ``live_sessions`` sessions read ``live``; a
-   control session starts a thread in the server (a ``cache_resource``)
-   writing ``live`` at ``rate`` writes/s for ``duration`` s. Then every
-   session must show the last value (convergence time: from the last write,
-   ``time.monotonic()`` in the server, to the end of the last session's first
-   run showing it; both processes read CLOCK_MONOTONIC), with no traceback in
-   the server log and no rerun loop reported ("stopped rerunning", "stopped a
-   rerun loop", ``stats()["loops_stopped"]``).
-
-``benchmarks.run`` prints this table after its own (group ``soak``), in both
-modes. ``--full`` (the default): 1,000 sessions in waves of 50, then 50
-sessions and 2 minutes of writes (~4 min on 2 cores). ``--smoke``: 100
-sessions in waves of 25, then 25 sessions and 10 s of writes (well under a
-minute). Unlike the other groups' smoke figures, the smoke soak's targets are
-real (tests/test_soak.py asserts them); only its timings mean little.
-
-Exit status: 0 when both phases ran, whether or not targets were met; 1 when
-one failed to run.
 """
 
 from __future__ import annotations
@@ -46,7 +15,6 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +28,7 @@ from ._client import (
     connect_all,
     log_lines,
 )
-from ._core import MB, Group, Row, Target, cpu_seconds, fmt, logger, rss
+from ._core import MB, Group, Outcome, Row, Target, cpu_seconds, fmt, logger, rss
 
 SOAK_APP = Path(__file__).resolve().parent / "apps" / "soak_app.py"
 
@@ -82,9 +50,7 @@ SAMPLE = 0.05  # seconds between two RSS samples of the peak sampler
 log = logger("soak")
 
 
-# ---------------------------------------------------------------------------
-# the server's memory
-# ---------------------------------------------------------------------------
+# -- the server's memory -------------------------------------------------------------
 
 
 class PeakSampler:
@@ -113,9 +79,7 @@ class PeakSampler:
         self.peak = max(self.peak, rss(self.pid))
 
 
-# ---------------------------------------------------------------------------
-# sessions
-# ---------------------------------------------------------------------------
+# -- sessions ------------------------------------------------------------------------
 
 
 def session(server: StreamlitServer, query: str, name: str) -> BenchSession:
@@ -166,9 +130,7 @@ async def wave(server: StreamlitServer, n: int, tag: str) -> None:
         await close_all(sessions)
 
 
-# ---------------------------------------------------------------------------
-# the two phases
-# ---------------------------------------------------------------------------
+# -- the two phases ------------------------------------------------------------------
 
 
 async def phase_connect(server: StreamlitServer, probe: BenchSession, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -223,7 +185,7 @@ async def phase_connect(server: StreamlitServer, probe: BenchSession, cfg: dict[
     }
 
 
-async def phase_writer(server: StreamlitServer, cfg: dict[str, Any]) -> dict[str, Any]:
+async def phase_writer(server: StreamlitServer, probe: BenchSession, cfg: dict[str, Any]) -> dict[str, Any]:
     assert server.pid is not None
     rate, duration = cfg["rate"], cfg["duration"]
     control = session(server, f"role=control&rate={rate}&duration={duration}", "control")
@@ -300,51 +262,53 @@ def log_findings(text: str) -> dict[str, Any]:
     return {"error_lines": errors[:20], "errors": len(errors), "loop_lines": loops[:20], "loops": len(loops)}
 
 
-async def run_soak(mode: str, failures: list[str]) -> dict[str, Any]:
-    cfg = SETTINGS[mode]
+PHASES = {"connect": phase_connect, "writer": phase_writer}
+
+
+def run_all(mode: str) -> Outcome:
+    """Both phases on one server, as the items of the group (``Group.run_items``), then the
+    server log's findings: rows, raw results, failures."""
+    failures: list[str] = []
     results: dict[str, Any] = {"mode": mode}
+    rows: list[Row] = []
     server = StreamlitServer(SOAK_APP, options=BASE_OPTIONS, cwd=SOAK_APP.parent, keep_log=False)
-    server.start()
+    loop = asyncio.new_event_loop()
     try:
+        server.start()
         probe = session(server, "role=probe", "probe")
-        await probe.connect()
+        loop.run_until_complete(probe.connect())
         try:
-            phases: list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]] = [
-                ("connect", lambda: phase_connect(server, probe, cfg)),
-                ("writer", lambda: phase_writer(server, cfg)),
-            ]
-            for name, phase in phases:
-                started = time.monotonic()
-                try:
-                    results[name] = await phase()
-                    log(f"phase {name}: {time.monotonic() - started:.1f} s")
-                except Exception:
-                    failures.append(
-                        f"soak {name}:\n{traceback.format_exc()}\n--- server log tail\n{server.log_tail(40)}"
-                    )
-                    log(f"phase {name} FAILED")
+            phase = lambda name: loop.run_until_complete(PHASES[name](server, probe, SETTINGS[mode]))  # noqa: E731
+            rows, phases, failures = GROUP.run_items(mode, list(PHASES), phase)
+            results.update(phases)
         finally:
-            await probe.close()
+            loop.run_until_complete(probe.close())
         results["log"] = log_findings(server.log_text())
         if results["log"]["errors"] or results["log"]["loops"]:
             server.keep_log = True
             results["log"]["path"] = str(server.log_path)
+        rows += rows_for("log", {**results["log"], "writer": results.get("writer")})
+    except Exception:
+        failures.append(f"soak:\n{traceback.format_exc()}")
     finally:
+        if failures:
+            failures.append(f"soak: the server log's tail\n{server.log_tail(40)}")
         server.stop()
-    return results
+        loop.close()
+    return rows, results, failures
 
 
-# ---------------------------------------------------------------------------
-# the table
-# ---------------------------------------------------------------------------
+# -- the table -----------------------------------------------------------------------
 
 
-def rows_for(r: dict[str, Any]) -> list[Row]:
-    """The rows of both phases, from their results (tests/test_soak.py lists every row id)."""
+def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
+    """The rows of a phase (or of the server log: ``log``), from its results (tests/test_soak.py
+    lists every row id)."""
     rows: list[Row] = []
     none = Target(0, "==")
-    c, w, lg = r.get("connect"), r.get("writer"), r.get("log")
-    if c is not None:
+    c = lg = r
+    w = r if item == "writer" else r.get("writer")
+    if item == "connect":
         written = c["version_shared"] != c["version_shared_before"]
         rss_note = f"({fmt(c['rss_before'], 'B')} / {fmt(c['rss_peak'], 'B')} / {fmt(c['rss_after'], 'B')}, after {c['rss_after_s']:.1f} s)"
         rows += [
@@ -358,7 +322,7 @@ def rows_for(r: dict[str, Any]) -> list[Row]:
             Row("soak_parked", "disconnected sessions kept for a reconnect (tracker, private; info)",
                 c["parked"] if c["parked"] >= 0 else None, "", None, "" if c["parked"] >= 0 else "unknown"),
         ]  # fmt: skip
-    if w is not None:
+    if item == "writer":
         conv = "-" if w["convergence_s"] is None else fmt(w["convergence_s"], "ms")
         rows += [
             Row("soak_converged", f"{w['sessions']} sessions, a background writer at {w['rate']:g}/s for {w['duration']:g} s: "
@@ -368,7 +332,7 @@ def rows_for(r: dict[str, Any]) -> list[Row]:
                 w["writes"], "", None, f"in {w['writer_span_s']:.1f} s; {w['reruns_requested']:,}; "
                 f"{w['client_runs']:,}; {w['server_cpu']:.2f} cores"),
         ]  # fmt: skip
-    if lg is not None:
+    if item == "log":
         writer_errors = w["writer_errors"] + w["page_errors"] if w is not None else 0
         loops = w["loops_stopped"] if w is not None else 0
         rows += [
@@ -393,22 +357,6 @@ Soak notes:
 """
 
 
-def run_all(mode: str) -> tuple[list[Row], dict[str, Any], list[str]]:
-    """Both phases on one server: rows, raw results, failures."""
-    failures: list[str] = []
-    try:
-        results = asyncio.run(run_soak(mode, failures))
-    except Exception:
-        failures.append(f"soak:\n{traceback.format_exc()}")
-        return [], {}, failures
-    try:
-        rows = rows_for(results)
-    except Exception:
-        failures.append(f"soak table:\n{traceback.format_exc()}")
-        rows = []
-    return rows, results, failures
-
-
 GROUP = Group(
     module="benchmarks.soak",
     title="server_state soak",
@@ -423,6 +371,7 @@ GROUP = Group(
     smoke="Smoke mode: fewer sessions and a shorter writer; the targets hold all the same.",
     missed="Soak targets missed",
     run=run_all,
+    rows_for=rows_for,
 )
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import platform
 import subprocess
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -38,7 +37,7 @@ from ._client import (
     servers,
     shown_count,
 )  # fmt: skip
-from ._core import ROOT, Row, Target, logger, pct, render
+from ._core import ROOT, Row, Target, attempt, logger, pct, render
 
 GROUPS = ("micro", "propagation", "fanout", "unbound")
 LIBS = ("ours", "upstream")
@@ -163,37 +162,31 @@ async def run_unbound(srv: dict[str, Any], cfg: dict[str, int]) -> dict[str, Any
     return out
 
 
-async def run_cross(mode: str, groups: set[str], results: dict[str, Any], failures: list[str]) -> None:
+def run_cross(mode: str, groups: set[str], results: dict[str, Any], failures: list[str]) -> None:
     cfg = SETTINGS[mode]
+    loop = asyncio.new_event_loop()
 
-    async def guarded(name: str, fn: Callable[[], Any]) -> None:
-        started = time.monotonic()
-        try:
-            results[name] = await fn()
-            log(f"{name}: {time.monotonic() - started:.1f} s")
-        except Exception:
-            failures.append(f"{name}:\n{traceback.format_exc()}")
-            log(f"{name} FAILED")
+    def guarded(name: str, fn: Callable[[], Any]) -> None:
+        results[name] = attempt(log, name, lambda: loop.run_until_complete(fn()), failures)
 
-    if groups & {"propagation", "fanout"}:
-        with servers(COUNTER_APP, LIB_ENV, {}) as srv:  # postScriptGC on: Streamlit's default
-            if "propagation" in groups:
-                await guarded("propagation", lambda: run_writes(srv, cfg, "prop", 1))
-            if "fanout" in groups:
-                await guarded("fanout_gc_on", lambda: run_writes(srv, cfg, "fan_on", cfg["fanout_sessions"]))
-    if groups & {"fanout", "unbound"}:
-        with servers(COUNTER_APP, LIB_ENV, {"runner.postScriptGC": "false"}) as srv:
-            if "fanout" in groups:
-                await guarded(
-                    "fanout_gc_off", lambda: run_writes(srv, cfg, "fan_off", cfg["fanout_sessions"])
-                )
-            if "unbound" in groups:
-                await guarded("unbound", lambda: run_unbound(srv, cfg))
+    try:
+        if groups & {"propagation", "fanout"}:
+            with servers(COUNTER_APP, LIB_ENV, {}) as srv:  # postScriptGC on: Streamlit's default
+                if "propagation" in groups:
+                    guarded("propagation", lambda: run_writes(srv, cfg, "prop", 1))
+                if "fanout" in groups:
+                    guarded("fanout_gc_on", lambda: run_writes(srv, cfg, "fan_on", cfg["fanout_sessions"]))
+        if groups & {"fanout", "unbound"}:
+            with servers(COUNTER_APP, LIB_ENV, {"runner.postScriptGC": "false"}) as srv:
+                if "fanout" in groups:
+                    guarded("fanout_gc_off", lambda: run_writes(srv, cfg, "fan_off", cfg["fanout_sessions"]))
+                if "unbound" in groups:
+                    guarded("unbound", lambda: run_unbound(srv, cfg))
+    finally:
+        loop.close()
 
 
-# ---------------------------------------------------------------------------
-# the table
-# ---------------------------------------------------------------------------
+# -- the table -----------------------------------------------------------------------
 
 HALF, NOT_WORSE = Target(0.5, of="upstream"), Target(1.0, of="upstream")
 
@@ -322,19 +315,15 @@ def run(mode: str, groups: set[str]) -> tuple[list[Row], dict[str, Any], list[st
     results: dict[str, Any] = {}
     failures: list[str] = []
     if "micro" in groups:
-        try:
-            results["micro"] = asyncio.run(run_micro(mode))
-        except Exception:
-            failures.append(f"micro:\n{traceback.format_exc()}")
-            log("micro FAILED")
-    asyncio.run(run_cross(mode, groups, results, failures))
-    rows: list[Row] = []
-    if "micro" in results:
-        try:
-            rows += micro_rows(results["micro"])
-        except Exception:
-            failures.append(f"micro table:\n{traceback.format_exc()}")
-    return rows + cross_rows(results), results, failures
+        results["micro"] = attempt(log, "micro", lambda: asyncio.run(run_micro(mode)), failures)
+    run_cross(mode, groups, results, failures)
+    results = {name: r for name, r in results.items() if r is not None}  # those that ran
+    rows = (
+        attempt(log, "micro table", lambda: micro_rows(results["micro"]), failures)
+        if "micro" in results
+        else []
+    )
+    return (rows or []) + cross_rows(results), results, failures
 
 
 def report(mode: str, rows: list[Row], env: dict[str, str]) -> str:

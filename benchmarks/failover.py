@@ -1,21 +1,9 @@
-"""Tabs that outlive their server: how long a tab takes to show the current
-state after its replica stops, and what 100 tabs landing on the survivor at
-once cost it.
+"""Tabs that outlive their server (group ``failover``): how long a tab takes to
+show the current state after its replica stops (one tab in Chromium, behind
+nginx), and what 100 tabs landing on the survivor at once cost it. Method:
+benchmarks/README.md.
 
     python -m benchmarks.failover [--full|--smoke] [--json out.json]
-
-- **One tab, in Chromium:** nginx (round-robin, websocket upgrade) in front
-  of two replicas of the counter (``tests/apps/failover_app.py``) on one
-  redis-server. Tab A goes through nginx, tab B straight to the other
-  replica; A's replica is stopped (SIGTERM) and B clicks. Measured: from the
-  stop to A's new websocket, and from that websocket to A showing B's count
-  without any action in A. Each repetition starts its replicas afresh.
-- **100 tabs (protocol clients):** 100 sessions on one replica, which stops;
-  all reconnect to the survivor at once, naming their old sessions and asking
-  for nothing (the browser from Streamlit 1.38 on). Measured: until all show
-  the current count, the runs they get, and the most runs started in any
-  100 ms, with the default spread (``SERVER_STATE_RECONNECT_RATE``, 50 a
-  second) and without (a rate of 100,000).
 """
 
 from __future__ import annotations

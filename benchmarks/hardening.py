@@ -35,9 +35,7 @@ SIZES: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-# ---------------------------------------------------------------------------
-# helpers
-# ---------------------------------------------------------------------------
+# -- helpers -------------------------------------------------------------------------
 
 
 def _fresh() -> Any:
@@ -51,9 +49,7 @@ def _fill(state: Any, n: int, prefix: str = "k") -> None:
         state[f"{prefix}{i}"] = i
 
 
-# ---------------------------------------------------------------------------
-# the items; each returns a JSON-able dict of raw figures (seconds, bytes)
-# ---------------------------------------------------------------------------
+# -- the items; each returns a JSON-able dict of raw figures (seconds, bytes) --------
 
 
 def item_6(z: dict[str, Any]) -> dict[str, Any]:
@@ -398,9 +394,7 @@ MEASURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-# ---------------------------------------------------------------------------
-# the table
-# ---------------------------------------------------------------------------
+# -- the table -----------------------------------------------------------------------
 
 
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:

@@ -31,9 +31,7 @@ SIZES: dict[str, dict[str, Any]] = {
 AGE = 1e9  # seconds: the age bound never drops a commit here
 
 
-# ---------------------------------------------------------------------------
-# helpers
-# ---------------------------------------------------------------------------
+# -- helpers -------------------------------------------------------------------------
 
 
 def _fresh(history: int) -> Any:
@@ -119,9 +117,7 @@ def _append(
     return times
 
 
-# ---------------------------------------------------------------------------
-# the items; each returns a JSON-able dict of raw figures (seconds, bytes)
-# ---------------------------------------------------------------------------
+# -- the items; each returns a JSON-able dict of raw figures (seconds, bytes) --------
 
 
 def item_memory(z: dict[str, Any]) -> dict[str, Any]:
@@ -273,9 +269,7 @@ MEASURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-# ---------------------------------------------------------------------------
-# the table
-# ---------------------------------------------------------------------------
+# -- the table -----------------------------------------------------------------------
 
 
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:

@@ -1,41 +1,17 @@
-"""Redis at scale: one chat, several replicas, many sessions writing it.
+"""Redis at scale (group ``load``): ``replicas`` ``streamlit run`` servers of
+``apps/load_chat_app.py`` on one redis-server, ``sessions`` headless sessions
+each, posting to one chat at ``rate`` messages/s for ``duration`` s; then every
+session and a replica started afterwards must show the same full history, no
+commit lost or applied twice, no error or rerun-loop warning in any log. What
+it checks and prints, and the results: benchmarks/README.md.
 
     python -m benchmarks.load_chat [--full|--smoke] [--json out.json]
-
-``replicas`` ``streamlit run`` servers of ``apps/load_chat_app.py`` share one
-redis-server of the run's own (127.0.0.1, a free port, no persistence;
-``SERVER_STATE_URL``); each serves ``sessions`` headless sessions
-(benchmarks/_client.py). For ``duration`` seconds the run clicks "Post" at
-``rate`` messages/s, session after session, round robin over the replicas;
-every post appends one message to the shared history with ``update`` (on
-Redis, a patch: the new item). Then, once every session is quiet:
-
-- every session shows the same full history: the same count and digest (of
-  every message id in order) as a replica started afterwards (a fresh
-  resync, in this process) reads;
-- every post the app saw commit is in it, and no message more often than the
-  app posted it: the app logs ``load-chat posting <id>`` before its
-  ``update`` and ``load-chat committed <id>`` after it (a message posted
-  twice with one id, by two clicks of one session whose first callback the
-  second stopped, fastReruns, before it recorded its number, is counted
-  apart, as information: the app takes its number before the update);
-- no server log has a traceback or a ServerStateError, and none reports a
-  stopped rerun loop.
-
-It prints the CPU each replica used (per wall second of the writing),
-Redis' memory (``used_memory``, and ``MEMORY USAGE`` of the chat's list) and
-the bytes Redis received and sent per message (``INFO stats``).
-
-``--full`` (the default): 3 replicas x 30 sessions, 20 messages/s for 60 s.
-``--smoke``: 3 replicas x 3 sessions, 10 messages/s for 10 s
-(tests/test_redis_load.py runs it and asserts the same outcome).
-
-Exit status: 0 when the run completed with the outcome above; 1 otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import sys
@@ -132,7 +108,7 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
         for i in range(total):
             delay = wall0 + i / cfg["rate"] - time.monotonic()
             if delay > 0:
-                with _suppress_timeout():
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(pace.wait(), delay)
             clicks.append(asyncio.create_task(sessions[i % len(sessions)].click("Post")))
         await asyncio.gather(*clicks)
@@ -230,14 +206,6 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
         for server in servers:
             server.stop()
         client.close()
-
-
-class _suppress_timeout:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, *rest: object) -> bool:
-        return kind is TimeoutError
 
 
 def _written(logs: list[str]) -> dict[str, Counter[str]]:

@@ -304,17 +304,15 @@ def item_15(z: dict[str, Any]) -> dict[str, Any]:
         results: list[Any] = [None] * threads
         ends = [0.0] * threads
 
-        def reader(
-            i: int,
-            barrier: threading.Barrier = barrier,
-            results: list[Any] = results,
-            ends: list[float] = ends,
-        ) -> None:
+        def reader(i: int, barrier: threading.Barrier, results: list[Any], ends: list[float]) -> None:
             barrier.wait()
             results[i] = state["v"]
             ends[i] = time.perf_counter()
 
-        workers = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(threads)]
+        workers = [
+            threading.Thread(target=reader, args=(i, barrier, results, ends), daemon=True)
+            for i in range(threads)
+        ]
         for w in workers:
             w.start()
         barrier.wait()
@@ -382,16 +380,8 @@ def item_17(z: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-MEASURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "6": item_6,
-    "9": item_9,
-    "10": item_10,
-    "13": item_13,
-    "14": item_14,
-    "15": item_15,
-    "16": item_16,
-    "17": item_17,
-}
+# Every item_<name> function above, in the order defined: the items, by name.
+MEASURES = {name.removeprefix("item_"): f for name, f in list(globals().items()) if name.startswith("item_")}
 
 
 # -- the table -----------------------------------------------------------------------

@@ -261,12 +261,8 @@ def item_update(z: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-MEASURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "memory": item_memory,
-    "history": item_history,
-    "at": item_at,
-    "update": item_update,
-}
+# Every item_<name> function above, in the order defined: the items, by name.
+MEASURES = {name.removeprefix("item_"): f for name, f in list(globals().items()) if name.startswith("item_")}
 
 
 # -- the table -----------------------------------------------------------------------
@@ -310,37 +306,23 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     s, limits, paired = r["s"], r["limits"], r["paired"]
     full = r["kept"] == limits  # every history at its bound while timed
     bad = "" if full else f" (history kept {r['kept']}, not {limits}!)"
-    rows = []
-    for what, label in (("counter", "counter +1"), ("append", f"append to a {r['n']:,}-item pvector")):
-        off = s[f"{what}_off"]
-        rows.append(
-            Row(
-                f"update_{what}_off",
-                f"update() from a thread, {label}, history off",
-                off,
-                "s",
-                note=bad,
-                ok=full,
-            )
+    history = {"off": " off", "default": f"={limits['default']:,}", "big": f"={limits['big']:,}"}
+
+    def note(what: str, v: str) -> str:  # "(1.25x off, +540 ns per commit)"
+        x = paired.get(f"{what}_{v}", 1.0)
+        return (
+            bad if v == "off" else f"({x:.2f}x off, +{fmt(s[f'{what}_off'] * (x - 1), 's')} per commit){bad}"
         )
-        rows += [
-            Row(f"update_{what}_{v}", f"update() from a thread, {label}, history={limits[v]:,}", s[f"{what}_{v}"], "s",
-                note=f"({paired[f'{what}_{v}']:.2f}x off, +{fmt(off * (paired[f'{what}_{v}'] - 1), 's')} per commit){bad}",
-                ok=full)
-            for v in ("default", "big")
-        ]  # fmt: skip
+
     ratio = s["counter_default"] / s["upstream"]
-    label = "upstream ServerStateItem set_value(get_value() + 1), no history (info)"
     return [
-        *rows,
-        Row(
-            "update_upstream",
-            label,
-            s["upstream"],
-            "s",
-            note=f"(ours, history={limits['default']}: {ratio:.2f}x)",
-        ),
-    ]
+        *(Row(f"update_{what}_{v}", f"update() from a thread, {label}, history{history[v]}",
+              s[f"{what}_{v}"], "s", note=note(what, v), ok=full)
+          for what, label in (("counter", "counter +1"), ("append", f"append to a {r['n']:,}-item pvector"))
+          for v in history),
+        Row("update_upstream", "upstream ServerStateItem set_value(get_value() + 1), no history (info)",
+            s["upstream"], "s", note=f"(ours, history={limits['default']}: {ratio:.2f}x)"),
+    ]  # fmt: skip
 
 
 NOTES = """\

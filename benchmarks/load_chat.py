@@ -168,6 +168,10 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
         memory = client.info("memory")
         chat_key = "{ss:" + namespace + "}:l:chat"
         messages = max(len(history), 1)
+        per_message = {
+            d: (int(stats1[f"total_net_{d}_bytes"]) - int(stats0[f"total_net_{d}_bytes"])) / messages
+            for d in ("input", "output")
+        }
         return {
             "replicas": len(servers),
             "sessions": len(sessions),
@@ -190,14 +194,8 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
             "cpu_per_replica": cpu,
             "redis_used_memory": int(memory["used_memory"]),
             "redis_chat_bytes": int(client.memory_usage(chat_key) or 0),
-            "bytes_in_per_message": (
-                int(stats1["total_net_input_bytes"]) - int(stats0["total_net_input_bytes"])
-            )
-            / messages,
-            "bytes_out_per_message": (
-                int(stats1["total_net_output_bytes"]) - int(stats0["total_net_output_bytes"])
-            )
-            / messages,
+            "bytes_in_per_message": per_message["input"],
+            "bytes_out_per_message": per_message["output"],
             "log_errors": [line for text in logs for line in log_lines(text, ERROR_MARKS)][:10],
             "loop_warnings": [line for text in logs for line in log_lines(text, LOOP_WARNINGS)][:10],
         }

@@ -3,27 +3,10 @@ the tables of the groups of ours alone.
 
     python -m benchmarks.run [--full|--smoke] [--json out.json] [--only GROUPS]
 
-``--full`` (the default; ``make bench``) uses the sizes of issue #3 and
-takes about eleven minutes on 2 cores. ``--smoke`` (run by ``make test``) uses
-tiny counts and few sessions: it proves that every benchmark runs and
-prints, and checks one correctness property exactly (unbound sessions are
-never rerun); its figures mean nothing.
-
-- ``micro``, ``propagation``, ``fanout``, ``unbound``: ours beside upstream
-  (``benchmarks/upstream.py``), the first table.
-- ``redis``: ``benchmarks/redis_bench.py``, the Redis backend beside its
-  floors, on a redis-server the run starts and stops.
-- ``load``: ``benchmarks/load_chat.py``, 3 replicas x 30 sessions of a chat
-  on one redis-server, 20 messages/s for 60 s.
-- ``soak``: ``benchmarks/soak.py``, 1,000 sessions connect, read and
-  disconnect, then a background writer under 50 sessions; its smoke targets are real.
-- ``failover``: ``benchmarks/failover.py``, tabs that outlive their replica.
-- ``hardening``, ``history``, ``purepy``: in-process figures of ours alone
-  (``benchmarks/hardening.py``, ``history_bench.py``, ``purepy_bench.py``),
-  each item in a child process.
-
-Exit status: 0 when every benchmark ran, whether or not targets were met;
-1 when one failed to run.
+Only the entry point: the groups are ``upstream.GROUPS`` (the first table) and
+the ``GROUP`` of each module in ``TABLES``; what each measures, the modes and
+the results are in benchmarks/README.md. Exit status: 0 when every benchmark
+ran, whether or not targets were met; 1 when one failed to run.
 """
 
 from __future__ import annotations

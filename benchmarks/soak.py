@@ -10,11 +10,13 @@ method and results: benchmarks/README.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,30 +55,26 @@ log = logger("soak")
 # -- the server's memory -------------------------------------------------------------
 
 
-class PeakSampler:
-    """Samples a process's RSS in a thread, keeping the highest."""
+@contextlib.contextmanager
+def peak_rss(pid: int) -> Iterator[list[int]]:
+    """Samples process ``pid``'s RSS in a thread while inside; yields ``[the highest so far]``."""
+    peak, stop = [rss(pid)], threading.Event()
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = rss(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(SAMPLE):
+    def sample() -> None:
+        while not stop.wait(SAMPLE):
             try:
-                self.peak = max(self.peak, rss(self.pid))
+                peak[0] = max(peak[0], rss(pid))
             except (OSError, LookupError):
                 return
 
-    def __enter__(self) -> PeakSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.peak = max(self.peak, rss(self.pid))
+    thread = threading.Thread(target=sample, name="rss-sampler", daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        thread.join(5)
+        peak[0] = max(peak[0], rss(pid))
 
 
 # -- sessions ------------------------------------------------------------------------
@@ -144,7 +142,7 @@ async def phase_connect(server: StreamlitServer, probe: BenchSession, cfg: dict[
 
     n = cfg["sessions"]
     started = time.monotonic()
-    with PeakSampler(pid) as sampler:
+    with peak_rss(pid) as peak:
         for i in range(0, n, size):
             await wave(server, min(size, n - i), f"w{i // size}")
             if (i // size) % 5 == 4:
@@ -177,7 +175,7 @@ async def phase_connect(server: StreamlitServer, probe: BenchSession, cfg: dict[
         "version_shared": final["version_shared"],
         "parked": final["parked"],
         "rss_before": before,
-        "rss_peak": max(sampler.peak, after),
+        "rss_peak": max(peak[0], after),
         "rss_after": after,
         "rss_lowest": lowest,
         "rss_after_s": rss_s,
@@ -210,20 +208,18 @@ async def phase_writer(server: StreamlitServer, probe: BenchSession, cfg: dict[s
             done = fields(control, "writer")
             last, last_at = int(done["last"]), float(done["last_at"])
             expected = f"value={last}"
-            converged = 0
 
             async def converge(r: BenchSession, mark: int) -> None:
-                nonlocal converged
                 await r.wait_until(
                     lambda: r.first_finish_showing(expected, mark) is not None,
                     CONVERGE_DEADLINE,
                     what=f"a run showing {expected}",
                 )
-                converged += 1
 
             outcome = await asyncio.gather(
                 *(converge(r, m) for r, m in zip(readers, marks, strict=True)), return_exceptions=True
             )
+            converged = sum(1 for o in outcome if not isinstance(o, BaseException))
             finishes = [r.first_finish_showing(expected, m) for r, m in zip(readers, marks, strict=True)]
             convergence_s = max(f for f in finishes if f is not None) - last_at if converged else None
             await asyncio.gather(*(s.wait_quiet(1.0, timeout=SESSION_TIMEOUT) for s in [control, *readers]))

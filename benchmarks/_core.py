@@ -314,12 +314,8 @@ def attempt(log: Callable[[str], None], what: str, fn: Callable[[], Any], failur
 
 def add_mode_args(parser: argparse.ArgumentParser) -> None:
     size = parser.add_mutually_exclusive_group()
-    size.add_argument(
-        "--full", action="store_const", dest="mode", const="full", help="the stable sizes (default)"
-    )
-    size.add_argument(
-        "--smoke", action="store_const", dest="mode", const="smoke", help="tiny sizes: does it run?"
-    )
+    for mode, what in (("full", "the stable sizes (default)"), ("smoke", "tiny sizes: does it run?")):
+        size.add_argument(f"--{mode}", action="store_const", dest="mode", const=mode, help=what)
     parser.add_argument("--json", type=Path, help="also write rows and raw results here")
 
 

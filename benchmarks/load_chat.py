@@ -31,6 +31,7 @@ from ._client import (
     log_lines,
     redis_server,
     redis_state,
+    start_all,
 )  # fmt: skip
 from ._core import Group, Row, Target, cpu_seconds, logger, render
 
@@ -76,7 +77,7 @@ def digest_of(ids: list[str]) -> str:
 
 async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
     """The load run on the Redis at ``redis_url``: figures and findings (see
-    the module docstring); raises when a session or a server fails."""
+    benchmarks/README.md); raises when a session or a server fails."""
     import redis
 
     namespace = f"{NAMESPACE}-{uuid.uuid4().hex[:8]}"
@@ -88,15 +89,12 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
     client = redis.Redis.from_url(redis_url)
     sessions: list[BenchSession] = []
     try:
-        for server in servers:
-            server.start()
-        for s in range(cfg["sessions"]):  # interleaved: the round robin alternates replicas
-            for r, server in enumerate(servers):
-                sessions.append(
-                    BenchSession(
-                        server, query_string=f"tag=r{r}s{s}", timeout=SESSION_TIMEOUT, name=f"r{r}s{s}"
-                    )
-                )
+        start_all(servers)
+        sessions += [  # interleaved: the round robin alternates replicas
+            BenchSession(server, query_string=f"tag=r{r}s{s}", timeout=SESSION_TIMEOUT, name=f"r{r}s{s}")
+            for s in range(cfg["sessions"])
+            for r, server in enumerate(servers)
+        ]
         await asyncio.gather(*(s.connect() for s in sessions))
         log(f"{len(servers)} replicas x {cfg['sessions']} sessions connected")
         stats0 = client.info("stats")

@@ -1,21 +1,9 @@
-"""Tabs that outlive their server: how long a tab takes to show the current
-state after its replica stops, and what 100 tabs landing on the survivor at
-once cost it.
+"""Tabs that outlive their server (group ``failover``): how long a tab takes to
+show the current state after its replica stops (one tab in Chromium, behind
+nginx), and what 100 tabs landing on the survivor at once cost it. Method:
+benchmarks/README.md.
 
     python -m benchmarks.failover [--full|--smoke] [--json out.json]
-
-- **One tab, in Chromium:** nginx (round-robin, websocket upgrade) in front
-  of two replicas of the counter (``tests/apps/failover_app.py``) on one
-  redis-server. Tab A goes through nginx, tab B straight to the other
-  replica; A's replica is stopped (SIGTERM) and B clicks. Measured: from the
-  stop to A's new websocket, and from that websocket to A showing B's count
-  without any action in A. Each repetition starts its replicas afresh.
-- **100 tabs (protocol clients):** 100 sessions on one replica, which stops;
-  all reconnect to the survivor at once, naming their old sessions and asking
-  for nothing (the browser from Streamlit 1.38 on). Measured: until all show
-  the current count, the runs they get, and the most runs started in any
-  100 ms, with the default spread (``SERVER_STATE_RECONNECT_RATE``, 50 a
-  second) and without (a rate of 100,000).
 """
 
 from __future__ import annotations
@@ -29,8 +17,8 @@ import traceback
 import uuid
 from typing import Any
 
-from ._client import TESTS, BenchSession, StreamlitServer
-from ._suite import Outcome, Row, Suite, yes
+from ._client import TESTS, BenchSession, StreamlitServer, redis_server, start_all
+from ._core import Group, Outcome, Row, Target
 
 APP = TESTS / "apps" / "failover_app.py"
 SETTINGS: dict[str, dict[str, int]] = {"full": {"reps": 10, "tabs": 100}, "smoke": {"reps": 1, "tabs": 20}}
@@ -39,7 +27,12 @@ COUNT_RE = re.compile(r"Count =\s+`(-?\d+)`")
 
 
 def _env(url: str, replica: str, namespace: str, **extra: str) -> dict[str, str]:
-    return {"SERVER_STATE_URL": url, "SERVER_STATE_NAMESPACE": namespace, "FAILOVER_REPLICA": replica, **extra}
+    return {
+        "SERVER_STATE_URL": url,
+        "SERVER_STATE_NAMESPACE": namespace,
+        "FAILOVER_REPLICA": replica,
+        **extra,
+    }
 
 
 # -- one tab in Chromium -----------------------------------------------------------
@@ -51,7 +44,6 @@ def _opened(sockets: list[float], url: str) -> None:
 
 
 def browser_failover(redis_url: str, reps: int) -> dict[str, Any]:
-    from harness import start_all
     from harness.browser import sync_chromium, wait_for_app_idle
     from nginx_support import Nginx
     from playwright.sync_api import Page, expect
@@ -111,12 +103,13 @@ def _count(session: BenchSession) -> int | None:
 
 
 async def many_tabs(redis_url: str, n: int, rate: str | None) -> dict[str, Any]:
-    from harness import start_all
-
     namespace = f"bench-failover-{uuid.uuid4().hex[:8]}"
     extra = {} if rate is None else {"SERVER_STATE_RECONNECT_RATE": rate}
     doomed, survivor = start_all(
-        [StreamlitServer(APP, env=_env(redis_url, name, namespace, **extra)) for name in ("doomed", "survivor")]
+        [
+            StreamlitServer(APP, env=_env(redis_url, name, namespace, **extra))
+            for name in ("doomed", "survivor")
+        ]
     )
     left: list[BenchSession] = []
     back: list[BenchSession] = []
@@ -145,62 +138,37 @@ async def many_tabs(redis_url: str, n: int, rate: str | None) -> dict[str, Any]:
 # -- the table ----------------------------------------------------------------------
 
 
-def _s(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} s (max {max(values):.2f} s)"
-
-
 def rows_for(r: dict[str, Any]) -> list[Row]:
-    reps = len(r["browser"]["shown"])
-    spread, burst = r["spread"], r["burst"]
-    n = spread["tabs"]
-    shown_p50 = statistics.median(r["browser"]["shown"])
+    b, spread, burst = r["browser"], r["spread"], r["burst"]
+    n, reps = spread["tabs"], len(b["shown"])
+
+    def p50(key: str) -> tuple[float, str]:
+        return statistics.median(b[key]), f"(max {max(b[key]):.2f} s)"
+
+    def many(x: dict[str, Any]) -> str:
+        return f"; at most {x['peak_100ms']} runs started in 100 ms"
+
+    (ws, ws_max), (shown, shown_max) = p50("ws_back"), p50("shown")
     return [
-        Row(
-            "failover_ws",
-            f"replica stopped -> tab A's websocket back through nginx (Chromium), p50 of {reps}",
-            _s(r["browser"]["ws_back"]),
-            "-",
-            "-",
-        ),
-        Row(
-            "failover_shown",
-            f"tab A's websocket back -> A shows the current count by itself, p50 of {reps}",
-            _s(r["browser"]["shown"]),
-            f"<= {TARGET_SHOWN:.0f} s",
-            yes(shown_p50 <= TARGET_SHOWN),
-        ),
-        Row(
-            "failover_many",
-            f"{n} tabs of a stopped replica back on the survivor -> all show the current count",
-            f"{spread['all_shown']:.2f} s; at most {spread['peak_100ms']} runs started in 100 ms",
-            "-",
-            "-",
-        ),
-        Row(
-            "failover_many_runs",
-            f"runs of those {n} tabs on the survivor",
-            str(spread["runs"]),
-            f"exactly {n}",
-            yes(spread["runs"] == n and burst["runs"] == n),
-        ),
-        Row(
-            "failover_burst",
-            "the same without spreading (RECONNECT_RATE 100,000) (info)",
-            f"{burst['all_shown']:.2f} s; at most {burst['peak_100ms']} runs started in 100 ms",
-            "-",
-            "-",
-        ),
-    ]
+        Row("failover_ws", f"replica stopped -> tab A's websocket back through nginx (Chromium), p50 of {reps}",
+            ws, "s", None, ws_max),
+        Row("failover_shown", f"tab A's websocket back -> A shows the current count by itself, p50 of {reps}",
+            shown, "s", Target(TARGET_SHOWN), shown_max),
+        Row("failover_many", f"{n} tabs of a stopped replica back on the survivor -> all show the current count",
+            spread["all_shown"], "s", None, many(spread)),
+        Row("failover_many_runs", f"runs of those {n} tabs on the survivor", spread["runs"], "", Target(n, "=="),
+            ok=burst["runs"] == n),
+        Row("failover_burst", "the same without spreading (RECONNECT_RATE 100,000) (info)", burst["all_shown"], "s",
+            None, many(burst)),
+    ]  # fmt: skip
 
 
 def run_all(mode: str) -> Outcome:
-    from redis_support import RedisServer
-
     cfg = SETTINGS[mode]
     failures: list[str] = []
     results: dict[str, Any] = {}
     try:
-        with RedisServer() as redis:
+        with redis_server() as redis:
             results["browser"] = browser_failover(redis.url, cfg["reps"])
             results["spread"] = asyncio.run(many_tabs(redis.url, cfg["tabs"], None))
             results["burst"] = asyncio.run(many_tabs(redis.url, cfg["tabs"], "100000"))
@@ -217,19 +185,15 @@ NOTES = (
     "(SERVER_STATE_RECONNECT_GRACE), at most 50 a second per server (SERVER_STATE_RECONNECT_RATE)."
 )
 
-SUITE = Suite(
+GROUP = Group(
     module="benchmarks.failover",
-    label="failover",
     title="server_state failover figures",
-    description=__doc__.split("\n\n")[0],
-    mode_help={"full": "10 repetitions in Chromium, 100 tabs (default)", "smoke": "1 repetition, 20 tabs"},
+    head=("failover", "ours", "target", "met"),
     notes=lambda mode: NOTES,
     smoke="Smoke mode: one repetition and 20 tabs; figures only prove that every row ran.",
     missed="Failover targets missed",
     run=run_all,
 )
-report = SUITE.report
-main = SUITE.main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(GROUP.main())

@@ -1,20 +1,8 @@
-"""Hardening figures: in-process costs of the items of the hardening round.
+"""Hardening figures (group ``hardening``): in-process costs of the items of the
+hardening round (#6 ... #17), fresh ``ServerState()`` instances, public API only,
+each item in a child process. Rows and method: benchmarks/README.md.
 
     python -m benchmarks.hardening [--full|--smoke] [--json out.json] [--only 6,9,...]
-
-No Streamlit server: each figure uses fresh ``ServerState()`` instances and the
-public API only (plus the process's RSS and tracemalloc). Each item runs in a
-child process of its own (``--measure ITEM``), so that memory figures start
-from a clean heap, one item's garbage does not slow the next, and a hang is
-cut off by a timeout instead of stopping the run.
-
-``benchmarks.run`` prints this table after its own, in both modes. ``--full``
-(the default) uses the sizes of the hardening items and takes under two
-minutes on 2 cores; ``--smoke`` uses small sizes (well under 30 s): it proves
-that every figure runs; its figures and "met" mean nothing.
-
-Exit status: 0 when every item ran, whether or not targets were met; 1 when
-one failed to run.
 """
 
 from __future__ import annotations
@@ -29,62 +17,25 @@ from collections import namedtuple
 from collections.abc import Callable
 from typing import Any
 
-from ._suite import SMOKE_FIGURES, ChildSuite, Row, yes
-
-ITEMS = ("6", "9", "10", "13", "14", "15", "16", "17")
+from ._core import MB, Group, Row, Target, fmt, median_calls, rss, timed
+from .history_bench import appended
 
 SIZES: dict[str, dict[str, Any]] = {
-    "full": {
-        "equal_ints": 1_000_000,
-        "equal_floats": 1_000_000,
-        "equal_dicts": 100_000,
-        "equal_repeat": 5,
-        "transact_keys": (100, 10_000, 100_000),
-        "transact_budget": 1.0,  # seconds of timed calls per size
-        "progress_keys": 50_000,
-        "progress_bound": 20.0,  # seconds before the transact counts as not finishing
-        "burst_writes": 300_000,
-        "burst_keys": 1_000,
-        "burst_trials": 3,
-        "churn": 1_000_000,
-        "vector_replaced": 2_000_000,
-        "vector_first_read": 100_000,
-        "first_read_threads": 8,
-        "first_read_trials": 5,
-        "append_items": 100_000,
-        "append_repeat": 20,
-        "named_keys": 200_000,
-    },
-    "smoke": {
-        "equal_ints": 100_000,
-        "equal_floats": 100_000,
-        "equal_dicts": 10_000,
-        "equal_repeat": 2,
-        "transact_keys": (100, 1_000, 10_000),
-        "transact_budget": 0.2,
-        "progress_keys": 5_000,
-        "progress_bound": 3.0,
-        "burst_writes": 30_000,
-        "burst_keys": 1_000,
-        "burst_trials": 1,
-        "churn": 50_000,
-        "vector_replaced": 200_000,
-        "vector_first_read": 10_000,
-        "first_read_threads": 8,
-        "first_read_trials": 2,
-        "append_items": 10_000,
-        "append_repeat": 5,
-        "named_keys": 20_000,
-    },
-}
+    "full": {"equal_ints": 1_000_000, "equal_floats": 1_000_000, "equal_dicts": 100_000, "equal_repeat": 5,
+        "transact_keys": (100, 10_000, 100_000), "transact_budget": 1.0, "progress_keys": 50_000,
+        "progress_bound": 20.0, "burst_writes": 300_000, "burst_keys": 1_000, "burst_trials": 3,
+        "churn": 1_000_000, "vector_replaced": 2_000_000, "vector_first_read": 100_000,
+        "first_read_threads": 8, "first_read_trials": 5, "append_items": 100_000, "append_repeat": 20,
+        "named_keys": 200_000},
+    "smoke": {"equal_ints": 100_000, "equal_floats": 100_000, "equal_dicts": 10_000, "equal_repeat": 2,
+        "transact_keys": (100, 1_000, 10_000), "transact_budget": 0.2, "progress_keys": 5_000,
+        "progress_bound": 3.0, "burst_writes": 30_000, "burst_keys": 1_000, "burst_trials": 1,
+        "churn": 50_000, "vector_replaced": 200_000, "vector_first_read": 10_000, "first_read_threads": 8,
+        "first_read_trials": 2, "append_items": 10_000, "append_repeat": 5, "named_keys": 20_000},
+}  # fmt: skip
 
 
-MB = 1024 * 1024
-
-
-# ---------------------------------------------------------------------------
-# helpers
-# ---------------------------------------------------------------------------
+# -- helpers -------------------------------------------------------------------------
 
 
 def _fresh() -> Any:
@@ -93,47 +44,12 @@ def _fresh() -> Any:
     return ServerState()
 
 
-def _rss() -> int:
-    """Resident set size of this process now, in bytes (VmRSS)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource  # peak, not current: an upper bound where /proc is missing
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def _median_calls(
-    fn: Callable[[], Any], budget: float, *, min_calls: int = 3, max_calls: int = 20_000
-) -> float:
-    """Median seconds of one ``fn()`` over as many calls as fit in ``budget``."""
-    samples: list[float] = []
-    deadline = time.perf_counter() + budget
-    while len(samples) < max_calls and (len(samples) < min_calls or time.perf_counter() < deadline):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
-
-
 def _fill(state: Any, n: int, prefix: str = "k") -> None:
     for i in range(n):
         state[f"{prefix}{i}"] = i
 
 
-# ---------------------------------------------------------------------------
-# the items; each returns a JSON-able dict of raw figures (seconds, bytes)
-# ---------------------------------------------------------------------------
+# -- the items; each returns a JSON-able dict of raw figures (seconds, bytes) --------
 
 
 def item_6(z: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +69,7 @@ def item_6(z: dict[str, Any]) -> dict[str, Any]:
         for _ in range(z["equal_repeat"]):
             again = make(n)  # equal, distinct, built outside the timing
             gc.collect()
-            samples.append(_timed(lambda again=again, state=state: state.__setitem__("v", again)))
+            samples.append(timed(lambda again=again, state=state: state.__setitem__("v", again)))
             del again
         out[kind] = {
             "n": n,
@@ -176,7 +92,9 @@ def item_9(z: dict[str, Any]) -> dict[str, Any]:
         state["a"], state["b"] = 10**9, 0
         state.transact(move)  # untimed: the first one takes every pending write
         gc.collect()
-        cost[str(n)] = _median_calls(lambda state=state: state.transact(move), z["transact_budget"])
+        cost[str(n)] = median_calls(
+            lambda state=state: state.transact(move), z["transact_budget"], min_calls=3
+        )
         del state
 
     n = z["progress_keys"]
@@ -315,7 +233,7 @@ def item_13(z: dict[str, Any]) -> dict[str, Any]:
     state = _fresh()
     state["live"] = 1
     gc.collect()
-    rss0 = _rss()
+    rss0 = rss()
     t0 = time.perf_counter()
     for i in range(n):
         key = f"user:{i}"
@@ -323,11 +241,11 @@ def item_13(z: dict[str, Any]) -> dict[str, Any]:
         del state[key]
     churn_s = time.perf_counter() - t0
     gc.collect()
-    rss1 = _rss()
+    rss1 = rss()
     assert state.keys() == ["live"], state.keys()[:5]
 
     def best(fn: Callable[[], Any]) -> float:
-        return min(_timed(fn) for _ in range(3))
+        return min(timed(fn) for _ in range(3))
 
     return {
         "n": n,
@@ -377,7 +295,7 @@ def item_15(z: dict[str, Any]) -> dict[str, Any]:
     singles = []
     for _ in range(trials):
         new_version()
-        singles.append(_timed(lambda: state["v"]))
+        singles.append(timed(lambda: state["v"]))
 
     ratios, totals, distinct = [], [], []
     for _ in range(trials):
@@ -386,17 +304,15 @@ def item_15(z: dict[str, Any]) -> dict[str, Any]:
         results: list[Any] = [None] * threads
         ends = [0.0] * threads
 
-        def reader(
-            i: int,
-            barrier: threading.Barrier = barrier,
-            results: list[Any] = results,
-            ends: list[float] = ends,
-        ) -> None:
+        def reader(i: int, barrier: threading.Barrier, results: list[Any], ends: list[float]) -> None:
             barrier.wait()
             results[i] = state["v"]
             ends[i] = time.perf_counter()
 
-        workers = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(threads)]
+        workers = [
+            threading.Thread(target=reader, args=(i, barrier, results, ends), daemon=True)
+            for i in range(threads)
+        ]
         for w in workers:
             w.start()
         barrier.wait()
@@ -433,17 +349,8 @@ def item_16(z: dict[str, Any]) -> dict[str, Any]:
     n, repeat = z["append_items"], z["append_repeat"]
     out: dict[str, Any] = {}
     for kind, make in APPEND_KINDS.items():
-        state = _fresh()
-        state["msgs"] = [make(i) for i in range(n)]
-        gc.collect()
-        samples = []
-        for j in range(repeat):
-            m = make(n + j)
-            t0 = time.perf_counter()
-            state["msgs"] = state["msgs"] + [m]
-            samples.append(time.perf_counter() - t0)
+        samples = appended(_fresh(), n, repeat, make, key="msgs", classic=True)
         out[kind] = {"n": n, "s": statistics.median(samples)}
-        del state
     return out
 
 
@@ -460,7 +367,7 @@ def item_17(z: dict[str, Any]) -> dict[str, Any]:
     state["a1"] = "set again: last in first-set order"
     state.snapshot()  # untimed: takes the pending writes
     gc.collect()
-    named_s = _median_calls(lambda: dict(state.snapshot("name", "email")), 0.5, min_calls=5)
+    named_s = median_calls(lambda: dict(state.snapshot("name", "email")), 0.5, min_calls=5)
     keys = state.keys()
     full_order = list(state.snapshot()) == keys
     named_order = list(state.snapshot("name", "email")) == [k for k in keys if k in ("name", "email")]
@@ -473,198 +380,84 @@ def item_17(z: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-MEASURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "6": item_6,
-    "9": item_9,
-    "10": item_10,
-    "13": item_13,
-    "14": item_14,
-    "15": item_15,
-    "16": item_16,
-    "17": item_17,
-}
+# Every item_<name> function above, in the order defined: the items, by name.
+MEASURES = {name.removeprefix("item_"): f for name, f in list(globals().items()) if name.startswith("item_")}
 
 
-# ---------------------------------------------------------------------------
-# the table
-# ---------------------------------------------------------------------------
-
-
-def _t(s: float) -> str:
-    if s < 1e-3:
-        return f"{s * 1e6:.2f} µs"
-    if s < 1.0:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s:.2f} s"
-
-
-def _mb(b: float) -> str:
-    return f"{b / MB:+.1f} MB"
+# -- the table -----------------------------------------------------------------------
 
 
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     """The rows of one item, from its figures (tests/test_benchmarks_smoke.py lists every row id)."""
-    rows: list[Row] = []
+    ms1 = Target(0.001)
     if item == "6":
-        for kind in ("ints", "floats", "dicts"):
-            k = r[kind]
-            what = {"ints": "ints", "floats": "floats", "dicts": "small dicts"}[kind]
-            fig = _t(k["s"]) + (" (version advanced!)" if k["version_advanced"] else "")
-            target, met = (
-                ("≤ 60 ms", yes(k["s"] <= 0.060 and not k["version_advanced"]))
-                if kind == "ints"
-                else ("-", "-")
-            )
-            rows.append(
-                Row(
-                    f"equal_write_{kind}",
-                    f"#6 equal write of a list of {k['n']:,} {what} (2nd write)",
-                    fig,
-                    target,
-                    met,
-                )
-            )
-    elif item == "9":
-        cost = r["cost"]
-        sizes = list(cost)
-        for label, n in zip(("small", "mid", "large"), sizes, strict=True):
-            rows.append(
-                Row(
-                    f"transact_{label}",
-                    f"#9 transact() touching 2 keys, {int(n):,} keys in the state",
-                    _t(cost[n]),
-                    "-",
-                    "-",
-                )
-            )
-        ratio = cost[sizes[-1]] / cost[sizes[0]]
-        rows.append(
-            Row(
-                "transact_flat",
-                f"#9 transact(): {int(sizes[-1]):,} keys / {int(sizes[0]):,} keys",
-                f"{ratio:.1f}x",
-                "≤ 2x",
-                yes(ratio <= 2.0),
-            )
+        what = {"ints": "ints", "floats": "floats", "dicts": "small dicts"}
+        return [
+            Row(f"equal_write_{kind}", f"#6 equal write of a list of {r[kind]['n']:,} {what[kind]} (2nd write)",
+                r[kind]["s"], "s", Target(0.060) if kind == "ints" else None,
+                "(version advanced!)" if r[kind]["version_advanced"] else "", ok=not r[kind]["version_advanced"])
+            for kind in what
+        ]  # fmt: skip
+    if item == "9":
+        cost, p = r["cost"], r["progress"]
+        n = list(cost)
+        fig = (
+            f"({p['attempts']} attempts)"
+            if p["finished"]
+            else f"(not finished in {p['bound']:.0f} s, {p['attempts']} attempts)"
         )
-        p = r["progress"]
-        if p["finished"]:
-            fig = f"{_t(p['s'])}, {p['attempts']} attempts"
-        else:
-            fig = f"not finished in {p['bound']:.0f} s, {p['attempts']} attempts"
-        rows.append(
-            Row(
-                "transact_progress",
-                f"#9 transact() on a/b, {p['keys']:,} keys, another key written every 3 ms",
-                fig,
-                "finishes, < 1 s",
-                yes(p["finished"] and p["s"] < 1.0),
-            )
-        )
-    elif item == "10":
+        return [
+            *(Row(f"transact_{label}", f"#9 transact() touching 2 keys, {int(k):,} keys in the state", cost[k], "s")
+              for label, k in zip(("small", "mid", "large"), n, strict=True)),
+            Row("transact_flat", f"#9 transact(): {int(n[-1]):,} keys / {int(n[0]):,} keys", cost[n[-1]] / cost[n[0]],
+                "x", Target(2.0)),
+            Row("transact_progress", f"#9 transact() on a/b, {p['keys']:,} keys, another key written every 3 ms",
+                p["s"] if p["finished"] else None, "s", Target(1.0, "<", note="(finishes)"), fig, ok=p["finished"]),
+        ]  # fmt: skip
+    if item == "10":
+        rows = []
         for variant, keys in (("few", f"{r['keys']:,} keys"), ("distinct", "distinct keys")):
             v = r[variant]
-            rows.append(
-                Row(
-                    f"burst_snapshot_{variant}",
-                    f"#10 first snapshot() after {r['writes']:,} writes to {keys}",
-                    _t(v["snapshot_s"]),
-                    "-",
-                    "-",
-                )
-            )
-            rows.append(
-                Row(
-                    f"burst_writer_blocked_{variant}",
-                    f"#10 longest write of another thread during it ({keys})",
-                    f"{_t(v['max_blocked_s'])} (no lock held: {_t(v['control_max_s'])})",
-                    "≤ 1 ms",
-                    yes(v["max_blocked_s"] <= 0.001),
-                )
-            )
-    elif item == "13":
-        rows.append(
-            Row(
-                "churn_rss",
-                f"#13 RSS growth after {r['n']:,} set+del of distinct keys",
-                _mb(r["rss_growth"]) + f" ({r['churn_s'] / r['n'] * 1e6:.1f} µs per set+del)",
-                "≤ 20 MB" if r["n"] >= 1_000_000 else f"≤ {20 * r['n'] / 1_000_000:.1f} MB",
-                yes(r["rss_growth"] <= 20 * MB * r["n"] / 1_000_000),
-            )
-        )
-        for rid, call, key in (
+            rows += [
+                Row(f"burst_snapshot_{variant}", f"#10 first snapshot() after {r['writes']:,} writes to {keys}",
+                    v["snapshot_s"], "s"),
+                Row(f"burst_writer_blocked_{variant}", f"#10 longest write of another thread during it ({keys})",
+                    v["max_blocked_s"], "s", ms1, f"(no lock held: {fmt(v['control_max_s'], 's')})"),
+            ]  # fmt: skip
+        return rows
+    if item == "13":
+        calls = (
             ("churn_keys", "keys()", "keys_s"),
             ("churn_iter", "list(state)", "list_s"),
             ("churn_repr", "repr(state)", "repr_s"),
-        ):
-            rows.append(
-                Row(
-                    rid,
-                    f"#13 {call} after that churn, 1 live key",
-                    _t(r[key]),
-                    "< 1 ms",
-                    yes(r[key] < 0.001),
-                )
-            )
-    elif item == "14":
-        rows.append(
-            Row(
-                "replaced_vector_held",
-                f"#14 memory held after a read {r['n']:,}-item pvector is replaced by []",
-                f"{_mb(r['held_bytes'])} (stored {r['stored_bytes'] / MB:.0f} MB, read {r['after_read_bytes'] / MB:.0f} MB)",
-                "≤ 1 MB",
-                yes(r["held_bytes"] <= MB),
-            )
         )
-    elif item == "15":
-        rows.append(
-            Row(
-                "first_read_concurrent",
-                f"#15 {r['threads']} threads' first read of a new {r['n']:,}-item pvector / 1 thread's",
-                f"{r['ratio']:.1f}x ({_t(r['concurrent_s'])} vs {_t(r['single_s'])}; "
-                f"{r['distinct_results']} distinct results)",
-                "≤ 1.5x",
-                yes(r["ratio"] <= 1.5),
-            )
-        )
-    elif item == "16":
+        return [
+            Row("churn_rss", f"#13 RSS growth after {r['n']:,} set+del of distinct keys", r["rss_growth"], "B",
+                Target(20 * MB * r["n"] / 1_000_000), f"({r['churn_s'] / r['n'] * 1e6:.1f} µs per set+del)"),
+            *(Row(rid, f"#13 {call} after that churn, 1 live key", r[key], "s", Target(0.001, "<")) for rid, call, key in calls),
+        ]  # fmt: skip
+    if item == "14":
+        note = f"(stored {r['stored_bytes'] / MB:.0f} MB, read {r['after_read_bytes'] / MB:.0f} MB)"
+        label = f"#14 memory held after a read {r['n']:,}-item pvector is replaced by []"
+        return [Row("replaced_vector_held", label, r["held_bytes"], "B", Target(MB), note)]
+    if item == "15":
+        label = f"#15 {r['threads']} threads' first read of a new {r['n']:,}-item pvector / 1 thread's"
+        note = f"({fmt(r['concurrent_s'], 's')} vs {fmt(r['single_s'], 's')}; {r['distinct_results']} distinct results)"
+        return [Row("first_read_concurrent", label, r["ratio"], "x", Target(1.5), note)]
+    if item == "16":
         base = r["ints"]["s"]
-        for kind in APPEND_KINDS:
-            k = r[kind]
-            label = f"#16 state['msgs'] = state['msgs'] + [m], {k['n']:,} {kind}"
-            if kind == "ints":
-                rows.append(Row(f"append_{kind}", label, _t(k["s"]), "-", "-"))
-            else:
-                rows.append(
-                    Row(
-                        f"append_{kind}",
-                        label,
-                        f"{_t(k['s'])} ({k['s'] / base:.1f}x ints)",
-                        "≤ 2x ints",
-                        yes(k["s"] <= 2 * base),
-                    )
-                )
-    elif item == "17":
-        rows.append(
-            Row(
-                "named_snapshot",
-                f"#17 dict(snapshot('name', 'email')), {r['n']:,} keys",
-                _t(r["named_s"]),
-                "≤ 1 ms",
-                yes(r["named_s"] <= 0.001),
-            )
-        )
-        both = r["full_order_equal"] and r["named_order_equal"]
-        rows.append(
-            Row(
-                "snapshot_order",
-                "#17 snapshot iteration order == keys() order",
-                f"{yes(r['full_order_equal'])} (named: {yes(r['named_order_equal'])})",
-                "yes",
-                yes(both),
-            )
-        )
-    return rows
+        return [
+            Row(f"append_{kind}", f"#16 state['msgs'] = state['msgs'] + [m], {r[kind]['n']:,} {kind}", r[kind]["s"], "s",
+                None if kind == "ints" else Target(2.0, of="ints"),
+                "" if kind == "ints" else f"({r[kind]['s'] / base:.1f}x ints)", base=None if kind == "ints" else base)
+            for kind in APPEND_KINDS
+        ]  # fmt: skip
+    orders = f"full: {r['full_order_equal']}, named: {r['named_order_equal']}"
+    return [
+        Row("named_snapshot", f"#17 dict(snapshot('name', 'email')), {r['n']:,} keys", r["named_s"], "s", ms1),
+        Row("snapshot_order", "#17 snapshot iteration order == keys() order: orders that differ",
+            2 - r["full_order_equal"] - r["named_order_equal"], "", Target(0, "=="), f"({orders})"),
+    ]  # fmt: skip
 
 
 NOTES = """\
@@ -682,34 +475,23 @@ Hardening notes:
 """
 
 
-# ---------------------------------------------------------------------------
-# running: one child interpreter per item (benchmarks/_suite.py)
-# ---------------------------------------------------------------------------
-
-SUITE = ChildSuite(
+GROUP = Group(
     module="benchmarks.hardening",
-    label="hardening",
     title="server_state hardening figures",
-    description=__doc__.split("\n\n")[0],
-    mode_help={"full": "the items' sizes (default)", "smoke": "small sizes: does it run?"},
+    head=("hardening", "ours", "target", "met"),
     notes=lambda mode: NOTES.format(
         bound=SIZES[mode]["progress_bound"],
         threads=SIZES[mode]["first_read_threads"],
         burst_keys=SIZES[mode]["burst_keys"],
         burst_trials=SIZES[mode]["burst_trials"],
     ),
-    smoke=SMOKE_FIGURES,
     missed="Hardening targets missed",
-    items=ITEMS,
     item_prefix="#",
     sizes=SIZES,
     child_timeout={"full": 150.0, "smoke": 60.0},
     measures=MEASURES,
     rows_for=rows_for,
 )
-run_all = SUITE.run_all
-report = SUITE.report
-main = SUITE.main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(GROUP.main())

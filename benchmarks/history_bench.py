@@ -1,38 +1,9 @@
-"""History figures: what keeping the last commits costs, and what reading them costs.
+"""History figures (group ``history``): what keeping the last commits costs
+(memory, ``update()``) and what reading them costs (``history()``, ``at()``),
+in-process on the memory backend, each item in a child process. Rows, method
+and results: benchmarks/README.md.
 
     python -m benchmarks.history_bench [--full|--smoke] [--json out.json] [--only memory,history,at,update]
-
-No Streamlit server: fresh ``ServerState()`` instances (memory backend), the
-public API only (``configure(history=...)``, ``update``, ``history``, ``at``),
-plus tracemalloc. Each item runs in a child process of its own (``--measure
-ITEM``), as in benchmarks/hardening.py, so that memory figures start from a
-clean heap and one item's garbage does not slow the next.
-
-- ``memory``: a 100,000-item pvector (of ints, then of 30-character
-  strings), then 10,000 appends with ``update()`` from a plain thread, with ``history=10,000`` (every append kept) and with
-  ``history=0``; bytes still allocated (tracemalloc) with history over
-  without it, i.e. over one copy of the state. Target ≤ 2x.
-- ``history``: ``history()`` listing every entry of a history of 10, 1,000
-  and 10,000 commits, per entry (O(1) per entry: flat); and, for
-  information, ``history(key)`` of a key that 1 of 10,000 commits changed.
-- ``at``: ``at(seq)`` 1, 100, 1,000 and 9,999 commits back in the state of
-  ``memory``: the newest state with the newer commits undone, so O(commits
-  undone); the figure is the time per commit undone (flat).
-- ``update``: ``update()`` from a plain thread with history off, kept (the
-  default 100) and 10,000, repeats interleaved in one run; a counter +1 and
-  an append to the 100,000-item pvector. Beside them, for scale, upstream's
-  assignment (streamlit-server-state 0.20.2 ``ServerStateItem``
-  ``set_value(get_value() + 1)``: what its ``server_state[k] = v`` does
-  once it has found its server, which it cannot outside a running one; it
-  keeps no history).
-
-``benchmarks.run`` prints this table after its own (group ``history``), in
-both modes. ``--full`` (the default) uses the sizes above (about 20 s on
-2 cores); ``--smoke`` uses a tenth of them (a few seconds): it proves that
-every figure runs; its figures and "met" mean nothing.
-
-Exit status: 0 when every item ran, whether or not targets were met; 1 when
-one failed to run.
 """
 
 from __future__ import annotations
@@ -47,39 +18,20 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from ._suite import SMOKE_FIGURES, ChildSuite, Row, yes
-
-ITEMS = ("memory", "history", "at", "update")
+from ._core import Group, Row, Target, fmt, median_calls
 
 SIZES: dict[str, dict[str, Any]] = {
-    "full": {
-        "vector": 100_000,
-        "appends": 10_000,
-        "history_sizes": (10, 1_000, 10_000),
-        "at_depths": (1, 100, 1_000, 9_999),
-        "budget": 0.5,  # seconds of timed calls per figure
-        "update_ops": 1_000,  # per timed loop
-        "update_repeats": 41,
-    },
-    "smoke": {
-        "vector": 10_000,
-        "appends": 1_000,
-        "history_sizes": (10, 100, 1_000),
-        "at_depths": (1, 10, 100, 999),
-        "budget": 0.05,
-        "update_ops": 200,
-        "update_repeats": 3,
-    },
-}
+    "full": {"vector": 100_000, "appends": 10_000, "history_sizes": (10, 1_000, 10_000),
+        "at_depths": (1, 100, 1_000, 9_999), "budget": 0.5, "update_ops": 1_000, "update_repeats": 41},
+    "smoke": {"vector": 10_000, "appends": 1_000, "history_sizes": (10, 100, 1_000),
+        "at_depths": (1, 10, 100, 999), "budget": 0.05, "update_ops": 200, "update_repeats": 3},
+}  # fmt: skip
 
 
-MB = 1024 * 1024
 AGE = 1e9  # seconds: the age bound never drops a commit here
 
 
-# ---------------------------------------------------------------------------
-# helpers
-# ---------------------------------------------------------------------------
+# -- helpers -------------------------------------------------------------------------
 
 
 def _fresh(history: int) -> Any:
@@ -88,19 +40,6 @@ def _fresh(history: int) -> Any:
     state = ServerState()
     state.configure(history=history, history_age=AGE)
     return state
-
-
-def _median_calls(
-    fn: Callable[[], Any], budget: float, *, min_calls: int = 5, max_calls: int = 20_000
-) -> float:
-    """Median seconds of one ``fn()`` over as many calls as fit in ``budget``."""
-    samples: list[float] = []
-    deadline = time.perf_counter() + budget
-    while len(samples) < max_calls and (len(samples) < min_calls or time.perf_counter() < deadline):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
 
 
 def _interleaved(
@@ -149,33 +88,43 @@ def _message(i: int) -> Any:
 ITEM_KINDS: dict[str, Callable[[int], Any]] = {"ints": _int, "strings": _message}
 
 
-def _appended(history: int, n: int, appends: int, make: Callable[[int], Any] = _int) -> Any:
-    """A state holding an ``n``-item pvector of ``make(i)``, then ``appends``
-    appends to it with ``update()`` from a plain thread."""
+def appended(
+    state: Any, n: int, appends: int, make: Callable[[int], Any], *, key: str = "log", classic: bool = False
+) -> list[float]:
+    """In a plain thread (no session, as a background worker): ``state[key]``, an ``n``-item
+    pvector of ``make(i)`` (``classic``: a list), then ``appends`` appends of ``make(n)``, ...:
+    ``update()`` with ``v.append(m)`` (``classic``: ``state[key] = state[key] + [m]``), each
+    timed, ``m`` made before; their seconds."""
+    return _in_thread(functools.partial(_append, state, n, appends, make, key, classic))
+
+
+def _append(
+    state: Any, n: int, appends: int, make: Callable[[int], Any], key: str, classic: bool
+) -> list[float]:
     from pyrsistent import pvector
 
-    state = _fresh(history)
+    state[key] = [make(i) for i in range(n)] if classic else pvector(make(i) for i in range(n))
+    gc.collect()
+    times = []
+    for i in range(n, n + appends):
+        m = make(i)
+        t0 = time.perf_counter()
+        if classic:
+            state[key] = state[key] + [m]
+        else:
+            state.update(key, lambda v, m=m: v.append(m))
+        times.append(time.perf_counter() - t0)
+    return times
 
-    def work() -> None:
-        state["log"] = pvector(make(i) for i in range(n))
-        for i in range(n, n + appends):
-            item = make(i)
-            state.update("log", lambda v, item=item: v.append(item))
 
-    _in_thread(work)
-    return state
-
-
-# ---------------------------------------------------------------------------
-# the items; each returns a JSON-able dict of raw figures (seconds, bytes)
-# ---------------------------------------------------------------------------
+# -- the items; each returns a JSON-able dict of raw figures (seconds, bytes) --------
 
 
 def item_memory(z: dict[str, Any]) -> dict[str, Any]:
     """Bytes held after the appends, with every append kept and with none,
     for ints (the smallest items: the largest ratio) and short strings."""
     n, appends = z["vector"], z["appends"]
-    _appended(appends, 1_000, 100)  # untraced: imports and first-use set-up are not the state's
+    appended(_fresh(appends), 1_000, 100, _int)  # untraced: imports and first-use set-up are not the state's
     out: dict[str, Any] = {"n": n, "appends": appends}
     for kind, make in ITEM_KINDS.items():
         held: dict[str, int] = {}
@@ -184,7 +133,8 @@ def item_memory(z: dict[str, Any]) -> dict[str, Any]:
             gc.collect()
             tracemalloc.start()
             base = tracemalloc.get_traced_memory()[0]
-            state = _appended(limit, n, appends, make)
+            state = _fresh(limit)
+            appended(state, n, appends, make)
             gc.collect()
             held[label] = tracemalloc.get_traced_memory()[0] - base
             tracemalloc.stop()
@@ -216,14 +166,15 @@ def item_history(z: dict[str, Any]) -> dict[str, Any]:
         state[f"k{i % 100}"] = i
     assert [c.keys for c in state.history("rare")] == [("rare",)]
     gc.collect()
-    rare = _median_calls(lambda: state.history("rare", limit=1), z["budget"])
+    rare = median_calls(lambda: state.history("rare", limit=1), z["budget"])
     return {"per_entry": per_entry, "rare": {"size": size, "s": rare}}
 
 
 def item_at(z: dict[str, Any]) -> dict[str, Any]:
     """at(seq) d commits back, in the state of ``memory`` with every append kept."""
     n, appends = z["vector"], z["appends"]
-    state = _appended(appends, n, appends)
+    state = _fresh(appends)
+    appended(state, n, appends, _int)
     newest = state.history(limit=1)[0].seq
     gc.collect()
     out: dict[str, Any] = {"n": n, "appends": appends, "depths": {}}
@@ -310,143 +261,68 @@ def item_update(z: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-MEASURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "memory": item_memory,
-    "history": item_history,
-    "at": item_at,
-    "update": item_update,
-}
+# Every item_<name> function above, in the order defined: the items, by name.
+MEASURES = {name.removeprefix("item_"): f for name, f in list(globals().items()) if name.startswith("item_")}
 
 
-# ---------------------------------------------------------------------------
-# the table
-# ---------------------------------------------------------------------------
-
-
-def _t(s: float) -> str:
-    if s < 1e-6:
-        return f"{s * 1e9:.0f} ns"
-    if s < 1e-3:
-        return f"{s * 1e6:.2f} µs"
-    if s < 1.0:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s:.2f} s"
+# -- the table -----------------------------------------------------------------------
 
 
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     """The rows of one item, from its figures (tests/test_history_bench.py lists every row id)."""
-    rows: list[Row] = []
+    flat = Target(2.0, note="(O(1) per entry)")
     if item == "memory":
-        for kind in ITEM_KINDS:
-            k = r[kind]
-            held, kept = k["held"], k["kept"]
-            what = {"ints": "ints", "strings": "30-char strs"}[kind]
-            rows.append(
-                Row(
-                    f"history_memory_{kind}",
-                    f"memory: {r['appends']:,} appends to a {r['n']:,}-item pvector of {what}, "
-                    f"history={r['appends']:,} vs 0",
-                    f"{k['ratio']:.2f}x one copy ({held['on'] / MB:.1f} MB vs {held['off'] / MB:.1f} MB; "
-                    f"{kept['on']:,} commits kept)",
-                    "≤ 2x one copy",
-                    yes(k["ratio"] <= 2.0 and kept["on"] == r["appends"] and kept["off"] == 0),
-                )
-            )
-    elif item == "history":
-        per = r["per_entry"]
-        sizes = list(per)
-        for size in sizes:
-            rows.append(
-                Row(
-                    f"history_list_{size}",
-                    f"history(), {int(size):,} commits kept: per entry",
-                    _t(per[size]),
-                    "-",
-                    "-",
-                )
-            )
-        ratio = per[sizes[-1]] / per[sizes[0]]
-        rows.append(
-            Row(
-                "history_list_flat",
-                f"history() per entry: {int(sizes[-1]):,} commits / {int(sizes[0]):,}",
-                f"{ratio:.2f}x",
-                "≤ 2x (O(1) per entry)",
-                yes(ratio <= 2.0),
-            )
-        )
-        rare = r["rare"]
-        rows.append(
-            Row(
-                "history_key_rare",
-                f"history(key, limit=1), key changed by the oldest of {rare['size']:,} commits (info)",
-                f"{_t(rare['s'])} ({_t(rare['s'] / rare['size'])} per commit looked at)",
-                "-",
-                "-",
-            )
-        )
-    elif item == "at":
+        what = {"ints": "ints", "strings": "30-char strs"}
+        return [
+            Row(f"history_memory_{kind}",
+                f"memory: {r['appends']:,} appends to a {r['n']:,}-item pvector of {what[kind]}, history={r['appends']:,} vs 0",
+                r[kind]["ratio"], "x", Target(2.0, note="one copy"),
+                f"one copy ({fmt(r[kind]['held']['on'], 'B')} vs {fmt(r[kind]['held']['off'], 'B')}; "
+                f"{r[kind]['kept']['on']:,} commits kept)",
+                ok=r[kind]["kept"] == {"on": r["appends"], "off": 0})
+            for kind in ITEM_KINDS
+        ]  # fmt: skip
+    if item == "history":
+        per, rare = r["per_entry"], r["rare"]
+        lo, hi = min(per, key=int), max(per, key=int)
+        return [
+            *(Row(f"history_list_{n}", f"history(), {int(n):,} commits kept: per entry", per[n], "s") for n in per),
+            Row("history_list_flat", f"history() per entry: {int(hi):,} commits / {int(lo):,}", per[hi] / per[lo], "x", flat),
+            Row("history_key_rare", f"history(key, limit=1), key changed by the oldest of {rare['size']:,} commits (info)",
+                rare["s"], "s", note=f"({fmt(rare['s'] / rare['size'], 's')} per commit looked at)"),
+        ]  # fmt: skip
+    if item == "at":
         depths = r["depths"]
-        for depth, d in depths.items():
-            fig = f"{_t(d['s'])} ({_t(d['per_commit'])} per commit undone)"
-            if not d["correct"]:
-                fig += " (wrong state!)"
-            rows.append(
-                Row(
-                    f"at_{depth}",
-                    f"at(seq) {int(depth):,} commit{'s' if int(depth) > 1 else ''} back, {r['n']:,}-item pvector "
-                    f"+ {r['appends']:,} appends",
-                    fig,
-                    "-" if d["correct"] else "the state of that commit",
-                    "-" if d["correct"] else "no",
-                )
-            )
         keys = list(depths)
-        mid, last = depths[keys[1]], depths[keys[-1]]
-        ratio = last["per_commit"] / mid["per_commit"]
-        rows.append(
-            Row(
-                "at_flat",
-                f"at() per commit undone: {int(keys[-1]):,} back / {int(keys[1]):,} back",
-                f"{ratio:.2f}x",
-                "≤ 2x (O(1) per commit undone)",
-                yes(ratio <= 2.0),
-            )
+        return [
+            *(Row(f"at_{k}", f"at(seq) {int(k):,} commit{'s' if int(k) > 1 else ''} back, {r['n']:,}-item pvector "
+                  f"+ {r['appends']:,} appends", d["s"], "s", note=f"({fmt(d['per_commit'], 's')} per commit undone)"
+                  + ("" if d["correct"] else " (wrong state!)"), ok=d["correct"])
+              for k, d in depths.items()),
+            Row("at_flat", f"at() per commit undone: {int(keys[-1]):,} back / {int(keys[1]):,} back",
+                depths[keys[-1]]["per_commit"] / depths[keys[1]]["per_commit"], "x",
+                Target(2.0, note="(O(1) per commit undone)")),
+        ]  # fmt: skip
+    s, limits, paired = r["s"], r["limits"], r["paired"]
+    full = r["kept"] == limits  # every history at its bound while timed
+    bad = "" if full else f" (history kept {r['kept']}, not {limits}!)"
+    history = {"off": " off", "default": f"={limits['default']:,}", "big": f"={limits['big']:,}"}
+
+    def note(what: str, v: str) -> str:  # "(1.25x off, +540 ns per commit)"
+        x = paired.get(f"{what}_{v}", 1.0)
+        return (
+            bad if v == "off" else f"({x:.2f}x off, +{fmt(s[f'{what}_off'] * (x - 1), 's')} per commit){bad}"
         )
-    elif item == "update":
-        s, limits, kept = r["s"], r["limits"], r["kept"]
-        for what, label in (("counter", "counter +1"), ("append", f"append to a {r['n']:,}-item pvector")):
-            off = s[f"{what}_off"]
-            rows.append(
-                Row(f"update_{what}_off", f"update() from a thread, {label}, history off", _t(off), "-", "-")
-            )
-            for variant in ("default", "big"):
-                on, ratio = s[f"{what}_{variant}"], r["paired"][f"{what}_{variant}"]
-                rows.append(
-                    Row(
-                        f"update_{what}_{variant}",
-                        f"update() from a thread, {label}, history={limits[variant]:,}",
-                        f"{_t(on)} ({ratio:.2f}x off, +{_t(off * (ratio - 1))} per commit)",
-                        "-",
-                        "-",
-                    )
-                )
-        full = kept == limits  # every history at its bound while timed
-        for row in rows:
-            if not full:
-                row.ours += f" (history kept {kept}, not {limits}!)"
-                row.met = "no"
-        rows.append(
-            Row(
-                "update_upstream",
-                "upstream ServerStateItem set_value(get_value() + 1), no history (info)",
-                f"{_t(s['upstream'])} (ours, history={limits['default']}: "
-                f"{s['counter_default'] / s['upstream']:.2f}x)",
-                "-",
-                "-",
-            )
-        )
-    return rows
+
+    ratio = s["counter_default"] / s["upstream"]
+    return [
+        *(Row(f"update_{what}_{v}", f"update() from a thread, {label}, history{history[v]}",
+              s[f"{what}_{v}"], "s", note=note(what, v), ok=full)
+          for what, label in (("counter", "counter +1"), ("append", f"append to a {r['n']:,}-item pvector"))
+          for v in history),
+        Row("update_upstream", "upstream ServerStateItem set_value(get_value() + 1), no history (info)",
+            s["upstream"], "s", note=f"(ours, history={limits['default']}: {ratio:.2f}x)"),
+    ]  # fmt: skip
 
 
 NOTES = """\
@@ -465,33 +341,21 @@ History notes:
 """
 
 
-# ---------------------------------------------------------------------------
-# running: one child interpreter per item (benchmarks/_suite.py)
-# ---------------------------------------------------------------------------
-
-SUITE = ChildSuite(
+GROUP = Group(
     module="benchmarks.history_bench",
-    label="history",
     title="server_state history figures",
-    description=__doc__.split("\n\n")[0],
-    mode_help={"full": "the issue's sizes (default)", "smoke": "small sizes: does it run?"},
+    head=("history", "ours", "target", "met"),
     notes=lambda mode: NOTES.format(
         n=SIZES[mode]["vector"],
         appends=SIZES[mode]["appends"],
         repeats=SIZES[mode]["update_repeats"],
         ops=SIZES[mode]["update_ops"],
     ),
-    smoke=SMOKE_FIGURES,
     missed="History targets missed",
-    items=ITEMS,
     sizes=SIZES,
-    child_timeout={"full": 300.0, "smoke": 60.0},
     measures=MEASURES,
     rows_for=rows_for,
 )
-run_all = SUITE.run_all
-report = SUITE.report
-main = SUITE.main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(GROUP.main())

@@ -1,56 +1,39 @@
-"""Redis at scale: one chat, several replicas, many sessions writing it.
+"""Redis at scale (group ``load``): ``replicas`` ``streamlit run`` servers of
+``apps/load_chat_app.py`` on one redis-server, ``sessions`` headless sessions
+each, posting to one chat at ``rate`` messages/s for ``duration`` s; then every
+session and a replica started afterwards must show the same full history, no
+commit lost or applied twice, no error or rerun-loop warning in any log. What
+it checks and prints, and the results: benchmarks/README.md.
 
     python -m benchmarks.load_chat [--full|--smoke] [--json out.json]
-
-``replicas`` ``streamlit run`` servers of ``apps/load_chat_app.py`` share one
-redis-server of the run's own (127.0.0.1, a free port, no persistence;
-``SERVER_STATE_URL``); each serves ``sessions`` headless sessions
-(benchmarks/_client.py). For ``duration`` seconds the run clicks "Post" at
-``rate`` messages/s, session after session, round robin over the replicas;
-every post appends one message to the shared history with ``update`` (on
-Redis, a patch: the new item). Then, once every session is quiet:
-
-- every session shows the same full history: the same count and digest (of
-  every message id in order) as a replica started afterwards (a fresh
-  resync, in this process) reads;
-- every post the app saw commit is in it, and no message more often than the
-  app posted it: the app logs ``load-chat posting <id>`` before its
-  ``update`` and ``load-chat committed <id>`` after it (a message posted
-  twice with one id, by two clicks of one session whose first callback the
-  second stopped, fastReruns, before it recorded its number, is counted
-  apart, as information: the app takes its number before the update);
-- no server log has a traceback or a ServerStateError, and none reports a
-  stopped rerun loop.
-
-It prints the CPU each replica used (per wall second of the writing),
-Redis' memory (``used_memory``, and ``MEMORY USAGE`` of the chat's list) and
-the bytes Redis received and sent per message (``INFO stats``).
-
-``--full`` (the default): 3 replicas x 30 sessions, 20 messages/s for 60 s.
-``--smoke``: 3 replicas x 3 sessions, 10 messages/s for 10 s
-(tests/test_redis_load.py runs it and asserts the same outcome).
-
-Exit status: 0 when the run completed with the outcome above; 1 otherwise.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import contextlib
 import hashlib
-import json
 import re
 import sys
 import time
+import traceback
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ._client import BenchSession, StreamlitServer
-from ._suite import Row, section, yes
-from .redis_bench import LocalRedis
-from .soak import cpu_seconds
+from ._client import (
+    BASE_OPTIONS,
+    ERROR_MARKS,
+    LOOP_WARNINGS,
+    BenchSession,
+    StreamlitServer,
+    log_lines,
+    redis_server,
+    redis_state,
+    start_all,
+)  # fmt: skip
+from ._core import Group, Row, Target, cpu_seconds, logger, render
 
 APP = Path(__file__).resolve().parent / "apps" / "load_chat_app.py"
 
@@ -58,11 +41,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "full": {"replicas": 3, "sessions": 30, "rate": 20.0, "duration": 60.0},
     "smoke": {"replicas": 3, "sessions": 3, "rate": 10.0, "duration": 10.0},
 }
-OPTIONS = {"runner.magicEnabled": "false"}
 SESSION_TIMEOUT = 120.0
 CONVERGE_DEADLINE = 60.0  # seconds after the last post for every session to show the whole history
-ERROR_MARKS = ("Traceback", "ServerStateError")
-LOOP_WARNINGS = ("stopped rerunning", "stopped a rerun loop")
 NAMESPACE = "load-chat"
 
 _PAGE = re.compile(r"count=(\d+) digest=(\w+) last=(\S+)")
@@ -70,8 +50,7 @@ _POSTED = re.compile(r"posted=(\d+)")
 _WRITTEN = re.compile(r"^load-chat (posting|committed) (\S+)$", re.MULTILINE)
 
 
-def log(msg: str) -> None:
-    print(f"[load_chat {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = logger("load_chat")
 
 
 def page(s: BenchSession) -> tuple[int, str, str, int]:
@@ -98,27 +77,24 @@ def digest_of(ids: list[str]) -> str:
 
 async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
     """The load run on the Redis at ``redis_url``: figures and findings (see
-    the module docstring); raises when a session or a server fails."""
+    benchmarks/README.md); raises when a session or a server fails."""
     import redis
 
     namespace = f"{NAMESPACE}-{uuid.uuid4().hex[:8]}"
     env = {"SERVER_STATE_URL": redis_url, "SERVER_STATE_NAMESPACE": namespace}
     servers = [
-        StreamlitServer(APP, options=OPTIONS, env=env, cwd=APP.parent, keep_log=False)
+        StreamlitServer(APP, options=BASE_OPTIONS, env=env, cwd=APP.parent, keep_log=False)
         for _ in range(cfg["replicas"])
     ]
     client = redis.Redis.from_url(redis_url)
     sessions: list[BenchSession] = []
     try:
-        for server in servers:
-            server.start()
-        for s in range(cfg["sessions"]):  # interleaved: the round robin alternates replicas
-            for r, server in enumerate(servers):
-                sessions.append(
-                    BenchSession(
-                        server, query_string=f"tag=r{r}s{s}", timeout=SESSION_TIMEOUT, name=f"r{r}s{s}"
-                    )
-                )
+        start_all(servers)
+        sessions += [  # interleaved: the round robin alternates replicas
+            BenchSession(server, query_string=f"tag=r{r}s{s}", timeout=SESSION_TIMEOUT, name=f"r{r}s{s}")
+            for s in range(cfg["sessions"])
+            for r, server in enumerate(servers)
+        ]
         await asyncio.gather(*(s.connect() for s in sessions))
         log(f"{len(servers)} replicas x {cfg['sessions']} sessions connected")
         stats0 = client.info("stats")
@@ -130,7 +106,7 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
         for i in range(total):
             delay = wall0 + i / cfg["rate"] - time.monotonic()
             if delay > 0:
-                with _suppress_timeout():
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(pace.wait(), delay)
             clicks.append(asyncio.create_task(sessions[i % len(sessions)].click("Post")))
         await asyncio.gather(*clicks)
@@ -140,10 +116,7 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
 
         # Every session settles on the whole history, the one Redis has (a
         # replica of this process follows it): polled across sessions, with a deadline.
-        from server_state import ServerState
-        from server_state.backends.redis import RedisStore
-
-        follower = ServerState(RedisStore(redis_url, namespace=namespace))
+        follower, store = redis_state(redis_url, namespace)
         t0 = time.monotonic()
         converged = False
         try:
@@ -156,7 +129,7 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
                     break
                 await asyncio.sleep(0.05)  # polling the pages above, with a deadline
         finally:
-            follower._store.close()
+            store.close()
         if not converged:
             log(
                 "not every session showed the whole history: "
@@ -170,11 +143,11 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
         views = {(count, digest) for count, digest, _, _ in shown}
 
         # What a replica started now reads: the whole history, each session's posts once, in order.
-        late = ServerState(RedisStore(redis_url, namespace=namespace))
+        late, store = redis_state(redis_url, namespace)
         try:
             history = list(late.get("chat") or [])
         finally:
-            late._store.close()
+            store.close()
         ids = [m["id"] for m in history]
         logs = [server.log_text() for server in servers]
         written = _written(logs)
@@ -193,6 +166,10 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
         memory = client.info("memory")
         chat_key = "{ss:" + namespace + "}:l:chat"
         messages = max(len(history), 1)
+        per_message = {
+            d: (int(stats1[f"total_net_{d}_bytes"]) - int(stats0[f"total_net_{d}_bytes"])) / messages
+            for d in ("input", "output")
+        }
         return {
             "replicas": len(servers),
             "sessions": len(sessions),
@@ -215,34 +192,16 @@ async def run_load(cfg: dict[str, Any], redis_url: str) -> dict[str, Any]:
             "cpu_per_replica": cpu,
             "redis_used_memory": int(memory["used_memory"]),
             "redis_chat_bytes": int(client.memory_usage(chat_key) or 0),
-            "bytes_in_per_message": (
-                int(stats1["total_net_input_bytes"]) - int(stats0["total_net_input_bytes"])
-            )
-            / messages,
-            "bytes_out_per_message": (
-                int(stats1["total_net_output_bytes"]) - int(stats0["total_net_output_bytes"])
-            )
-            / messages,
-            "log_errors": [
-                line for text in logs for line in text.splitlines() if any(m in line for m in ERROR_MARKS)
-            ][:10],
-            "loop_warnings": [
-                line for text in logs for line in text.splitlines() if any(m in line for m in LOOP_WARNINGS)
-            ][:10],
+            "bytes_in_per_message": per_message["input"],
+            "bytes_out_per_message": per_message["output"],
+            "log_errors": [line for text in logs for line in log_lines(text, ERROR_MARKS)][:10],
+            "loop_warnings": [line for text in logs for line in log_lines(text, LOOP_WARNINGS)][:10],
         }
     finally:
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
         for server in servers:
             server.stop()
         client.close()
-
-
-class _suppress_timeout:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, *rest: object) -> bool:
-        return kind is TimeoutError
 
 
 def _written(logs: list[str]) -> dict[str, Counter[str]]:
@@ -268,89 +227,42 @@ def ok(r: dict[str, Any]) -> bool:
     )
 
 
-def report(mode: str, r: dict[str, Any]) -> str:
-    cpu = ", ".join(f"{c * 100:.0f}%" for c in r["cpu_per_replica"])
-    lines = [
-        f"server_state Redis load test ({mode}): {r['replicas']} replicas x {r['sessions'] // r['replicas']} "
-        f"sessions, {r['rate']:g} messages/s for {r['duration']:g} s",
-        f"- history: {r['count']} messages from {r['clicks']} clicks, "
-        f"{'the same in every session and in a new replica' if r['same_history'] else 'NOT the same everywhere'}; "
-        f"commits lost: {len(r['lost'])}, applied twice: {len(r['doubled'])} "
-        f"(ids posted by two clicks, the first one's callback stopped by the second: {len(r['reposted'])})",
-        f"- every session showed the whole history {r['converge_s']:.2f} s after the last click"
-        + ("" if r["converged"] else " (NOT reached: the deadline)"),
-        f"- CPU per replica (of one core, while writing): {cpu}",
-        f"- Redis memory: used_memory {r['redis_used_memory'] / 1e6:.1f} MB; the chat's list "
-        f"{r['redis_chat_bytes'] / 1e3:.0f} kB ({r['redis_chat_bytes'] / max(r['count'], 1):.0f} B per message)",
-        f"- bytes per message: {r['bytes_in_per_message']:,.0f} B received by Redis, "
-        f"{r['bytes_out_per_message']:,.0f} B sent by it (to every follower and session-less reader)",
-        f"- server logs: {len(r['log_errors'])} error lines, {len(r['loop_warnings'])} rerun-loop warnings",
-        f"- outcome: {'ok' if ok(r) else 'FAILED'}",
-    ]
-    return "\n".join(lines)
-
-
 def rows_for(mode: str, r: dict[str, Any]) -> list[Row]:
-    """The load test as a table for ``benchmarks.run`` (group ``load``)."""
-    full = mode == "full"
+    """The load test as a table (group ``load``)."""
     cpu = ", ".join(f"{c * 100:.0f}%" for c in r["cpu_per_replica"])
-    per = r["sessions"] // r["replicas"]
+    label = (f"{r['replicas']} replicas x {r['sessions'] // r['replicas']} sessions, {r['rate']:g} messages/s for "
+             f"{r['duration']:g} s: views of the history that differ from a new replica's")  # fmt: skip
+    same = "the same everywhere" if r["same_history"] else "NOT the same everywhere"
+    errors = len(r["log_errors"]) + len(r["page_errors"])
     return [
-        Row(
-            "load_history",
-            f"{r['replicas']} replicas x {per} sessions, {r['rate']:g} messages/s for {r['duration']:g} s: "
-            "the same full history in every session and a new replica",
-            f"{r['count']} messages from {r['clicks']} clicks, "
-            + ("the same everywhere" if r["same_history"] else "NOT the same everywhere"),
-            "all the same",
-            yes(r["same_history"] and r["count"] > 0.9 * r["clicks"]),
-        ),
-        Row(
-            "load_lost_doubled",
-            "commits lost / applied twice (the app's own log of each post)",
-            f"{len(r['lost'])} / {len(r['doubled'])} (ids posted by two clicks: {len(r['reposted'])})",
-            "0 / 0",
-            yes(not r["lost"] and not r["doubled"]),
-        ),
-        Row(
-            "load_converged",
-            "every session shows the whole history, after the last click",
-            f"{r['converge_s']:.2f} s" if r["converged"] else "NOT reached",
-            f"≤ {CONVERGE_DEADLINE:.0f} s",
-            yes(r["converged"]),
-        ),
-        Row("load_cpu", "CPU per replica while writing (of one core)", cpu, "-", "-"),
-        Row(
-            "load_redis_memory",
-            "Redis used_memory; the chat's list per message",
-            f"{r['redis_used_memory'] / 1e6:.1f} MB; {r['redis_chat_bytes'] / max(r['count'], 1):.0f} B",
-            "-",
-            "-",
-        ),
-        Row(
-            "load_bytes",
-            "bytes per message received / sent by Redis",
-            f"{r['bytes_in_per_message']:,.0f} / {r['bytes_out_per_message']:,.0f} B",
-            "O(message)" if full else "-",
-            "-",
-        ),
-        Row(
-            "load_logs",
-            "server logs: error lines, rerun-loop warnings",
-            f"{len(r['log_errors'])}, {len(r['loop_warnings'])}",
-            "0, 0",
-            yes(not r["log_errors"] and not r["page_errors"] and not r["loop_warnings"]),
-        ),
-    ]
+        Row("load_history", label, 0 if r["same_history"] else r["views"], "", Target(0, "=="),
+            f"({r['count']} messages from {r['clicks']} clicks, {same})", ok=r["count"] > 0.9 * r["clicks"]),
+        Row("load_lost_doubled", "commits lost + applied twice (the app's own log of each post)",
+            len(r["lost"]) + len(r["doubled"]), "", Target(0, "=="),
+            f"({len(r['lost'])} / {len(r['doubled'])}; ids posted by two clicks: {len(r['reposted'])})"),
+        Row("load_converged", "every session shows the whole history, after the last click",
+            r["converge_s"] if r["converged"] else None, "s", Target(CONVERGE_DEADLINE), "" if r["converged"] else "NOT reached"),
+        Row("load_cpu", "CPU per replica while writing (of one core)", None, note=cpu),
+        Row("load_redis_memory", "Redis used_memory; the chat's list per message", r["redis_used_memory"],
+            "B", None, f"; {r['redis_chat_bytes'] / max(r['count'], 1):.0f} B"),
+        Row("load_bytes", "bytes per message received / sent by Redis", None,
+            note=f"{r['bytes_in_per_message']:,.0f} / {r['bytes_out_per_message']:,.0f} B"),
+        Row("load_logs", "server logs: error lines + page errors, rerun-loop warnings", errors, "", Target(0, "=="),
+            f", {len(r['loop_warnings'])}", ok=not r["loop_warnings"]),
+    ]  # fmt: skip
+
+
+def report(mode: str, r: dict[str, Any]) -> str:
+    return render(rows_for(mode, r), GROUP.head)
 
 
 def run_all(mode: str) -> tuple[list[Row], dict[str, Any], list[str]]:
-    """For ``benchmarks.run``: the rows, the raw figures, the failures."""
+    """The rows, the raw figures, the failures."""
     try:
-        with LocalRedis() as server:
+        with redis_server() as server:
             result = asyncio.run(run_load(SETTINGS[mode], server.url))
-    except Exception as exc:
-        return [], {}, [f"load: {exc!r}"]
+    except Exception:
+        return [], {}, [f"load:\n{traceback.format_exc()}"]
     return (
         rows_for(mode, result),
         result,
@@ -358,40 +270,21 @@ def run_all(mode: str) -> tuple[list[Row], dict[str, Any], list[str]]:
     )
 
 
-HEAD = Row("", "redis load test", "ours", "target", "met")
 NOTES = """\
 Load notes:
 - One redis-server and N `streamlit run` replicas of apps/load_chat_app.py on 127.0.0.1, headless protocol sessions
   spread over them clicking "post" at the rate; lost / doubled from the app's own log lines around each update.
 - Bytes: Redis INFO stats (total_net_input_bytes / total_net_output_bytes) over the run, per message."""
 
-
-def table_report(mode: str, rows: list[Row], seconds: float) -> str:
-    smoke = "Smoke mode: 3 x 3 sessions for 10 s; its outcome is checked, its figures mean little."
-    return f"server_state Redis load test ({mode} mode, {seconds:.0f} s)\n\n" + section(
-        rows, HEAD, NOTES, smoke if mode == "smoke" else None, "Load targets missed"
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.load_chat", description=__doc__.split("\n\n")[0]
-    )
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--full", action="store_const", dest="mode", const="full", help="3 x 30 sessions, 60 s")
-    size.add_argument(
-        "--smoke", action="store_const", dest="mode", const="smoke", help="3 x 3 sessions, 10 s"
-    )
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args(argv)
-    mode = args.mode or "full"
-    with LocalRedis() as server:
-        result = asyncio.run(run_load(SETTINGS[mode], server.url))
-    print(report(mode, result))
-    if args.json:
-        args.json.write_text(json.dumps({"mode": mode, **result}, indent=1))
-    return 0 if ok(result) else 1
-
+GROUP = Group(
+    module="benchmarks.load_chat",
+    title="server_state Redis load test",
+    head=("redis load test", "ours", "target", "met"),
+    notes=lambda mode: NOTES,
+    smoke="Smoke mode: 3 x 3 sessions for 10 s; its outcome is checked, its figures mean little.",
+    missed="Load targets missed",
+    run=run_all,
+)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(GROUP.main())

@@ -17,9 +17,7 @@ import sys
 import time
 from typing import Any
 
-from ._suite import SMOKE_FIGURES, ChildSuite, Row, yes
-
-ITEMS = ("append", "unchanged")
+from ._core import Group, Row, Target
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"sizes": (1_000, 10_000, 100_000), "ops": 2_000, "repeats": 7, "vector": 100_000},
@@ -92,34 +90,18 @@ MEASURES = {"append": item_append, "unchanged": item_unchanged}
 
 
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
-    rows: list[Row] = []
     if item == "append":
-        us = r["us"]
-        for n, t in us.items():
-            rows.append(Row(f"purepy_append_{n}", f"append update(), pure-Python pvector, n={int(n):,}", f"{t:.1f} µs", "-", "-"))
+        us = {n: t / 1e6 for n, t in r["us"].items()}
         lo, hi = min(us, key=int), max(us, key=int)
-        ratio = us[hi] / us[lo]
-        rows.append(
-            Row(
-                "purepy_append_flat",
-                f"append update(), pure-Python pvector: n={int(hi):,} / n={int(lo):,}",
-                f"{ratio:.2f}x",
-                f"≤ {FLAT:g}x (O(log n))",
-                yes(ratio <= FLAT),
-            )
-        )
-    elif item == "unchanged":
-        ok = r["same_object"] and r["version_kept"]
-        rows.append(
-            Row(
-                "purepy_unchanged_write",
-                f"unchanged pyrsistent write, pure-Python pvector, n={r['n']:,}",
-                f"{r['us']:.1f} µs, stored as the same object: {r['same_object']}, version kept: {r['version_kept']}",
-                f"no change, ≤ {UNCHANGED_US:g} µs",
-                yes(ok and r["us"] <= UNCHANGED_US),
-            )
-        )
-    return rows
+        return [
+            *(Row(f"purepy_append_{n}", f"append update(), pure-Python pvector, n={int(n):,}", t, "s") for n, t in us.items()),
+            Row("purepy_append_flat", f"append update(), pure-Python pvector: n={int(hi):,} / n={int(lo):,}",
+                us[hi] / us[lo], "x", Target(FLAT, note="(O(log n))")),
+        ]  # fmt: skip
+    note = f"(stored as the same object: {r['same_object']}, version kept: {r['version_kept']})"
+    return [Row("purepy_unchanged_write", f"unchanged pyrsistent write, pure-Python pvector, n={r['n']:,}",
+                r["us"] / 1e6, "s", Target(UNCHANGED_US / 1e6, note="(no change)"), note,
+                ok=r["same_object"] and r["version_kept"])]  # fmt: skip
 
 
 NOTES = """\
@@ -130,25 +112,17 @@ Pure-Python pyrsistent notes:
 - unchanged write: the stored value assigned again, {ops:,} times; "version kept": no commit, so no rerun.
 """
 
-SUITE = ChildSuite(
+GROUP = Group(
     module="benchmarks.purepy_bench",
-    label="purepy",
     title="server_state on pyrsistent's pure-Python vector",
-    description=__doc__.split("\n\n")[0],
-    mode_help={"full": "the issue's sizes (default)", "smoke": "small sizes: does it run?"},
+    head=("purepy", "ours", "target", "met"),
     notes=lambda mode: NOTES.format(repeats=SIZES[mode]["repeats"], ops=SIZES[mode]["ops"]),
-    smoke=SMOKE_FIGURES,
     missed="Pure-Python pyrsistent targets missed",
-    items=ITEMS,
     sizes=SIZES,
-    child_timeout={"full": 300.0, "smoke": 60.0},
     measures=MEASURES,
     rows_for=rows_for,
     child_env={"PYRSISTENT_NO_C_EXTENSION": "1"},
 )
-run_all = SUITE.run_all
-report = SUITE.report
-main = SUITE.main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(GROUP.main())

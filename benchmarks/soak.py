@@ -1,83 +1,46 @@
-"""Soak: many sessions over time on one real ``streamlit run`` server.
+"""Soak (group ``soak``): many sessions over time on one ``streamlit run`` server
+of ``apps/soak_app.py``, in two phases: 1,000 sessions connect, read and
+disconnect (no dead session, RSS back within 10%), then a background writer
+under 50 sessions (every session converges, no error, no rerun loop). Rows,
+method and results: benchmarks/README.md.
 
     python -m benchmarks.soak [--full|--smoke] [--json out.json]
-
-The app is ``apps/soak_app.py``; sessions are the headless protocol client
-(``benchmarks/_client.py``). The server binds 127.0.0.1 on a free port and is
-stopped by its PID. Two phases on that one server:
-
-1. **Connect, read, disconnect.** A probe session (it reads no key) shows
-   ``server_state.stats()["sessions"]``, ``bound_sessions("shared")`` and
-   ``version("shared")``; the soak reruns it to look. A warm-up wave of
-   sessions connects, reads ``shared`` (set once when the server's first
-   session ran, never written again) and disconnects; once the probe shows
-   only itself, the server's RSS (``VmRSS`` of ``/proc/<pid>/status``) is the
-   baseline. Then ``sessions`` more do the same, ``wave`` at a time (a
-   sampler thread keeps the peak RSS). Afterwards, with no key written, the
-   tracker must hold no dead session (the probe shows ``sessions=1``,
-   ``bound_shared=0``) and the RSS must come back within 10% of the baseline;
-   both are polled (each probe run ends with Streamlit's ``gc.collect``) until
-   met or a deadline.
-2. **A background writer.** ``live_sessions`` sessions read ``live``; a
-   control session starts a thread in the server (a ``cache_resource``)
-   writing ``live`` at ``rate`` writes/s for ``duration`` s. Then every
-   session must show the last value (convergence time: from the last write,
-   ``time.monotonic()`` in the server, to the end of the last session's first
-   run showing it; both processes read CLOCK_MONOTONIC), with no traceback in
-   the server log and no rerun loop reported ("stopped rerunning", "stopped a
-   rerun loop", ``stats()["loops_stopped"]``).
-
-``benchmarks.run`` prints this table after its own (group ``soak``), in both
-modes. ``--full`` (the default): 1,000 sessions in waves of 50, then 50
-sessions and 2 minutes of writes (~4 min on 2 cores). ``--smoke``: 100
-sessions in waves of 25, then 25 sessions and 10 s of writes (well under a
-minute). Unlike the other groups' smoke figures, the smoke soak's targets are
-real (tests/test_soak.py asserts them); only its timings mean little.
-
-Exit status: 0 when both phases ran, whether or not targets were met; 1 when
-one failed to run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import re
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._client import BenchSession, StreamlitServer
-from ._suite import Row, Suite, logger, yes
+from ._client import (
+    BASE_OPTIONS,
+    ERROR_MARKS,
+    LOOP_WARNINGS,
+    BenchSession,
+    StreamlitServer,
+    close_all,
+    connect_all,
+    log_lines,
+)
+from ._core import MB, Group, Outcome, Row, Target, cpu_seconds, fmt, logger, rss
 
 SOAK_APP = Path(__file__).resolve().parent / "apps" / "soak_app.py"
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "full": {
-        "sessions": 1_000,
-        "wave": 50,
-        "warmup": 50,
-        "live_sessions": 50,
-        "rate": 20.0,
-        "duration": 120.0,
-        "rss_deadline": 60.0,
-    },
-    "smoke": {
-        "sessions": 100,
-        "wave": 25,
-        "warmup": 25,
-        "live_sessions": 25,
-        "rate": 20.0,
-        "duration": 10.0,
-        "rss_deadline": 30.0,
-    },
-}
+    "full": {"sessions": 1_000, "wave": 50, "warmup": 50, "live_sessions": 50, "rate": 20.0,
+        "duration": 120.0, "rss_deadline": 60.0},
+    "smoke": {"sessions": 100, "wave": 25, "warmup": 25, "live_sessions": 25, "rate": 20.0,
+        "duration": 10.0, "rss_deadline": 30.0},
+}  # fmt: skip
 
-OPTIONS = {"runner.magicEnabled": "false"}  # otherwise Streamlit's defaults
 SESSION_TIMEOUT = 120.0  # seconds, per wait
 DRAIN_DEADLINE = 30.0  # seconds for the tracker to let go of closed sessions (liveness: every 1 s)
 CONVERGE_DEADLINE = 120.0  # seconds after the writer's end for every session to show its last value
@@ -85,85 +48,40 @@ RSS_TOLERANCE = 0.10
 POLL = 0.25  # seconds between two looks of the probe while polling a condition
 SAMPLE = 0.05  # seconds between two RSS samples of the peak sampler
 
-LOOP_WARNINGS = ("stopped rerunning", "stopped a rerun loop")
-ERROR_MARKS = ("Traceback", "ServerStateError")
-
-MB = 1024 * 1024
-
 
 log = logger("soak")
 
 
-# ---------------------------------------------------------------------------
-# the server's memory
-# ---------------------------------------------------------------------------
+# -- the server's memory -------------------------------------------------------------
 
 
-def rss(pid: int) -> int:
-    """VmRSS of process ``pid`` now, in bytes."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise LookupError(f"no VmRSS in /proc/{pid}/status")
+@contextlib.contextmanager
+def peak_rss(pid: int) -> Iterator[list[int]]:
+    """Samples process ``pid``'s RSS in a thread while inside; yields ``[the highest so far]``."""
+    peak, stop = [rss(pid)], threading.Event()
 
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) process ``pid`` has used so far, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        after_name = f.read().rsplit(")", 1)[1].split()
-    return (int(after_name[11]) + int(after_name[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class PeakSampler:
-    """Samples a process's RSS in a thread, keeping the highest."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = rss(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(SAMPLE):
+    def sample() -> None:
+        while not stop.wait(SAMPLE):
             try:
-                self.peak = max(self.peak, rss(self.pid))
+                peak[0] = max(peak[0], rss(pid))
             except (OSError, LookupError):
                 return
 
-    def __enter__(self) -> PeakSampler:
-        self._thread.start()
-        return self
+    thread = threading.Thread(target=sample, name="rss-sampler", daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        thread.join(5)
+        peak[0] = max(peak[0], rss(pid))
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.peak = max(self.peak, rss(self.pid))
 
-
-# ---------------------------------------------------------------------------
-# sessions
-# ---------------------------------------------------------------------------
+# -- sessions ------------------------------------------------------------------------
 
 
 def session(server: StreamlitServer, query: str, name: str) -> BenchSession:
     return BenchSession(server, query_string=query, timeout=SESSION_TIMEOUT, name=name)
-
-
-async def connect_all(sessions: list[BenchSession]) -> None:
-    """Connect concurrently (each returns after its first run); on failure
-    close what connected and re-raise."""
-    results = await asyncio.wait_for(
-        asyncio.gather(*(s.connect() for s in sessions), return_exceptions=True), SESSION_TIMEOUT * 2
-    )
-    errors = [r for r in results if isinstance(r, BaseException)]
-    if errors:
-        await close_all(sessions)
-        raise errors[0]
-
-
-async def close_all(sessions: list[BenchSession]) -> None:
-    await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
 
 
 _FIELD = re.compile(r"(\w+)=(-?[\d.]+|\S+)")
@@ -201,7 +119,7 @@ async def drained(probe: BenchSession, deadline: float) -> tuple[dict[str, int],
 async def wave(server: StreamlitServer, n: int, tag: str) -> None:
     """``n`` sessions connect, read ``shared`` (their first run shows it) and disconnect."""
     sessions = [session(server, "role=reader&key=shared", f"{tag}-{i}") for i in range(n)]
-    await connect_all(sessions)
+    await connect_all(sessions, SESSION_TIMEOUT * 2)
     try:
         wrong = [s.name for s in sessions if "value=hello" not in s.texts()]
         if wrong:
@@ -210,9 +128,7 @@ async def wave(server: StreamlitServer, n: int, tag: str) -> None:
         await close_all(sessions)
 
 
-# ---------------------------------------------------------------------------
-# the two phases
-# ---------------------------------------------------------------------------
+# -- the two phases ------------------------------------------------------------------
 
 
 async def phase_connect(server: StreamlitServer, probe: BenchSession, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -226,7 +142,7 @@ async def phase_connect(server: StreamlitServer, probe: BenchSession, cfg: dict[
 
     n = cfg["sessions"]
     started = time.monotonic()
-    with PeakSampler(pid) as sampler:
+    with peak_rss(pid) as peak:
         for i in range(0, n, size):
             await wave(server, min(size, n - i), f"w{i // size}")
             if (i // size) % 5 == 4:
@@ -259,7 +175,7 @@ async def phase_connect(server: StreamlitServer, probe: BenchSession, cfg: dict[
         "version_shared": final["version_shared"],
         "parked": final["parked"],
         "rss_before": before,
-        "rss_peak": max(sampler.peak, after),
+        "rss_peak": max(peak[0], after),
         "rss_after": after,
         "rss_lowest": lowest,
         "rss_after_s": rss_s,
@@ -267,14 +183,14 @@ async def phase_connect(server: StreamlitServer, probe: BenchSession, cfg: dict[
     }
 
 
-async def phase_writer(server: StreamlitServer, cfg: dict[str, Any]) -> dict[str, Any]:
+async def phase_writer(server: StreamlitServer, probe: BenchSession, cfg: dict[str, Any]) -> dict[str, Any]:
     assert server.pid is not None
     rate, duration = cfg["rate"], cfg["duration"]
     control = session(server, f"role=control&rate={rate}&duration={duration}", "control")
     readers = [session(server, "role=reader&key=live", f"live-{i}") for i in range(cfg["live_sessions"])]
-    await connect_all([control])
+    await connect_all([control], SESSION_TIMEOUT * 2)
     try:
-        await connect_all(readers)
+        await connect_all(readers, SESSION_TIMEOUT * 2)
         try:
             await asyncio.gather(*(s.wait_quiet(0.5, timeout=SESSION_TIMEOUT) for s in [control, *readers]))
             before = {k: int(v) for k, v in fields(control, "reruns").items()}
@@ -292,20 +208,18 @@ async def phase_writer(server: StreamlitServer, cfg: dict[str, Any]) -> dict[str
             done = fields(control, "writer")
             last, last_at = int(done["last"]), float(done["last_at"])
             expected = f"value={last}"
-            converged = 0
 
             async def converge(r: BenchSession, mark: int) -> None:
-                nonlocal converged
                 await r.wait_until(
                     lambda: r.first_finish_showing(expected, mark) is not None,
                     CONVERGE_DEADLINE,
                     what=f"a run showing {expected}",
                 )
-                converged += 1
 
             outcome = await asyncio.gather(
                 *(converge(r, m) for r, m in zip(readers, marks, strict=True)), return_exceptions=True
             )
+            converged = sum(1 for o in outcome if not isinstance(o, BaseException))
             finishes = [r.first_finish_showing(expected, m) for r, m in zip(readers, marks, strict=True)]
             convergence_s = max(f for f in finishes if f is not None) - last_at if converged else None
             await asyncio.gather(*(s.wait_quiet(1.0, timeout=SESSION_TIMEOUT) for s in [control, *readers]))
@@ -340,144 +254,89 @@ async def phase_writer(server: StreamlitServer, cfg: dict[str, Any]) -> dict[str
 
 
 def log_findings(text: str) -> dict[str, Any]:
-    lines = text.splitlines()
-    errors = [ln for ln in lines if any(m in ln for m in ERROR_MARKS)]
-    loops = [ln for ln in lines if any(m in ln for m in LOOP_WARNINGS)]
+    errors, loops = log_lines(text, ERROR_MARKS), log_lines(text, LOOP_WARNINGS)
     return {"error_lines": errors[:20], "errors": len(errors), "loop_lines": loops[:20], "loops": len(loops)}
 
 
-async def run_soak(mode: str, failures: list[str]) -> dict[str, Any]:
-    cfg = SETTINGS[mode]
+PHASES = {"connect": phase_connect, "writer": phase_writer}
+
+
+def run_all(mode: str) -> Outcome:
+    """Both phases on one server, as the items of the group (``Group.run_items``), then the
+    server log's findings: rows, raw results, failures."""
+    failures: list[str] = []
     results: dict[str, Any] = {"mode": mode}
-    server = StreamlitServer(SOAK_APP, options=OPTIONS, cwd=SOAK_APP.parent, keep_log=False)
-    server.start()
+    rows: list[Row] = []
+    server = StreamlitServer(SOAK_APP, options=BASE_OPTIONS, cwd=SOAK_APP.parent, keep_log=False)
+    loop = asyncio.new_event_loop()
     try:
+        server.start()
         probe = session(server, "role=probe", "probe")
-        await probe.connect()
+        loop.run_until_complete(probe.connect())
         try:
-            phases: list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]] = [
-                ("connect", lambda: phase_connect(server, probe, cfg)),
-                ("writer", lambda: phase_writer(server, cfg)),
-            ]
-            for name, phase in phases:
-                started = time.monotonic()
-                try:
-                    results[name] = await phase()
-                    log(f"phase {name}: {time.monotonic() - started:.1f} s")
-                except Exception:
-                    failures.append(
-                        f"soak {name}:\n{traceback.format_exc()}\n--- server log tail\n{server.log_tail(40)}"
-                    )
-                    log(f"phase {name} FAILED")
+            phase = lambda name: loop.run_until_complete(PHASES[name](server, probe, SETTINGS[mode]))  # noqa: E731
+            rows, phases, failures = GROUP.run_items(mode, list(PHASES), phase)
+            results.update(phases)
         finally:
-            await probe.close()
+            loop.run_until_complete(probe.close())
         results["log"] = log_findings(server.log_text())
         if results["log"]["errors"] or results["log"]["loops"]:
             server.keep_log = True
             results["log"]["path"] = str(server.log_path)
+        rows += rows_for("log", {**results["log"], "writer": results.get("writer")})
+    except Exception:
+        failures.append(f"soak:\n{traceback.format_exc()}")
     finally:
+        if failures:
+            failures.append(f"soak: the server log's tail\n{server.log_tail(40)}")
         server.stop()
-    return results
+        loop.close()
+    return rows, results, failures
 
 
-# ---------------------------------------------------------------------------
-# the table
-# ---------------------------------------------------------------------------
+# -- the table -----------------------------------------------------------------------
 
 
-def _mb(b: float) -> str:
-    return f"{b / MB:.1f} MB"
-
-
-def rows_for(r: dict[str, Any]) -> list[Row]:
-    """The rows of both phases, from their results (tests/test_soak.py lists every row id)."""
+def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
+    """The rows of a phase (or of the server log: ``log``), from its results (tests/test_soak.py
+    lists every row id)."""
     rows: list[Row] = []
-    c = r.get("connect")
-    if c is not None:
-        rows.append(
-            Row(
-                "soak_dead_sessions",
-                f"{c['sessions']:,} sessions connect, read, disconnect (waves of {c['wave']}): "
-                "stats()['sessions'] left, probe excepted",
-                f"{c['dead']} (after {c['drain_s']:.1f} s; waves took {c['waves_s']:.0f} s)",
-                "0 dead sessions",
-                yes(c["dead"] == 0),
-            )
-        )
-        rows.append(
-            Row(
-                "soak_bound_sessions",
-                "the same: bound_sessions('shared') left; 'shared' written again",
-                f"{c['bound']}; {'no' if c['version_shared'] == c['version_shared_before'] else 'yes!'}",
-                "0, no",
-                yes(c["bound"] == 0 and c["version_shared"] == c["version_shared_before"]),
-            )
-        )
-        pct = (c["rss_ratio"] - 1) * 100
-        rows.append(
-            Row(
-                "soak_rss",
-                f"server RSS: after a warm-up of {c['warmup']} / peak / after the {c['sessions']:,}",
-                f"{_mb(c['rss_before'])} / {_mb(c['rss_peak'])} / {_mb(c['rss_after'])} "
-                f"({pct:+.1f}%, after {c['rss_after_s']:.1f} s)",
-                f"≤ +{RSS_TOLERANCE:.0%} RSS",
-                yes(c["rss_ratio"] <= 1 + RSS_TOLERANCE),
-            )
-        )
-        rows.append(
-            Row(
-                "soak_parked",
-                "disconnected sessions kept for a reconnect (tracker, private; info)",
-                str(c["parked"]) if c["parked"] >= 0 else "unknown",
-                "-",
-                "-",
-            )
-        )
-    w = r.get("writer")
-    if w is not None:
-        conv = "-" if w["convergence_s"] is None else f"{w['convergence_s'] * 1000:.0f} ms"
-        rows.append(
-            Row(
-                "soak_converged",
-                f"{w['sessions']} sessions, a background writer at {w['rate']:g}/s for {w['duration']:g} s: "
-                "sessions showing the last value",
-                f"{w['converged']}/{w['sessions']} (still {w['still_showing_last']}), in {conv}",
-                "converged",
-                yes(w["converged"] == w["sessions"] == w["still_showing_last"]),
-            )
-        )
-        rows.append(
-            Row(
-                "soak_writes",
-                "the same: writes made; reruns requested (stats); runs the sessions saw; server CPU (info)",
-                f"{w['writes']:,} in {w['writer_span_s']:.1f} s; {w['reruns_requested']:,}; "
-                f"{w['client_runs']:,}; {w['server_cpu']:.2f} cores",
-                "-",
-                "-",
-            )
-        )
-    lg = r.get("log")
-    if lg is not None:
+    none = Target(0, "==")
+    c = lg = r
+    w = r if item == "writer" else r.get("writer")
+    if item == "connect":
+        written = c["version_shared"] != c["version_shared_before"]
+        rss_note = f"({fmt(c['rss_before'], 'B')} / {fmt(c['rss_peak'], 'B')} / {fmt(c['rss_after'], 'B')}, after {c['rss_after_s']:.1f} s)"
+        rows += [
+            Row("soak_dead_sessions", f"{c['sessions']:,} sessions connect, read, disconnect (waves of {c['wave']}): "
+                "stats()['sessions'] left, probe excepted", c["dead"], "", Target(0, "==", note="dead sessions"),
+                f"(after {c['drain_s']:.1f} s; waves took {c['waves_s']:.0f} s)"),
+            Row("soak_bound_sessions", "the same: bound_sessions('shared') left; 'shared' written again", c["bound"], "",
+                none, f"; {'yes!' if written else 'no'}", ok=not written),
+            Row("soak_rss", f"server RSS after the {c['sessions']:,} / after a warm-up of {c['warmup']} "
+                "(before / peak / after)", c["rss_ratio"], "x", Target(1 + RSS_TOLERANCE), rss_note),
+            Row("soak_parked", "disconnected sessions kept for a reconnect (tracker, private; info)",
+                c["parked"] if c["parked"] >= 0 else None, "", None, "" if c["parked"] >= 0 else "unknown"),
+        ]  # fmt: skip
+    if item == "writer":
+        conv = "-" if w["convergence_s"] is None else fmt(w["convergence_s"], "ms")
+        rows += [
+            Row("soak_converged", f"{w['sessions']} sessions, a background writer at {w['rate']:g}/s for {w['duration']:g} s: "
+                "sessions not showing the last value", w["sessions"] - min(w["converged"], w["still_showing_last"]), "",
+                none, f"({w['converged']}/{w['sessions']} converged, still {w['still_showing_last']}, in {conv})"),
+            Row("soak_writes", "the same: writes made; reruns requested (stats); runs the sessions saw; server CPU (info)",
+                w["writes"], "", None, f"in {w['writer_span_s']:.1f} s; {w['reruns_requested']:,}; "
+                f"{w['client_runs']:,}; {w['server_cpu']:.2f} cores"),
+        ]  # fmt: skip
+    if item == "log":
         writer_errors = w["writer_errors"] + w["page_errors"] if w is not None else 0
-        rows.append(
-            Row(
-                "soak_errors",
-                "tracebacks in the server log (whole soak); writer and page errors",
-                f"{lg['errors']}; {writer_errors}",
-                "no error",
-                yes(lg["errors"] == 0 and writer_errors == 0),
-            )
-        )
         loops = w["loops_stopped"] if w is not None else 0
-        rows.append(
-            Row(
-                "soak_loop",
-                "rerun loops reported ('stopped rerunning' in the log; stats()['loops_stopped'])",
-                f"{lg['loops']}; {loops}",
-                "no loop",
-                yes(lg["loops"] == 0 and loops == 0),
-            )
-        )
+        rows += [
+            Row("soak_errors", "tracebacks in the server log (whole soak); writer and page errors", lg["errors"], "",
+                none, f"; {writer_errors}", ok=writer_errors == 0),
+            Row("soak_loop", "rerun loops reported ('stopped rerunning' in the log; stats()['loops_stopped'])",
+                lg["loops"], "", none, f"; {loops}", ok=loops == 0),
+        ]  # fmt: skip
     return rows
 
 
@@ -494,28 +353,10 @@ Soak notes:
 """
 
 
-def run_all(mode: str) -> tuple[list[Row], dict[str, Any], list[str]]:
-    """Both phases on one server: rows, raw results, failures."""
-    failures: list[str] = []
-    try:
-        results = asyncio.run(run_soak(mode, failures))
-    except Exception:
-        failures.append(f"soak:\n{traceback.format_exc()}")
-        return [], {}, failures
-    try:
-        rows = rows_for(results)
-    except Exception:
-        failures.append(f"soak table:\n{traceback.format_exc()}")
-        rows = []
-    return rows, results, failures
-
-
-SUITE = Suite(
+GROUP = Group(
     module="benchmarks.soak",
-    label="soak",
     title="server_state soak",
-    description=__doc__.split("\n\n")[0],
-    mode_help={"full": "1,000 sessions, 2 min (default)", "smoke": "100 sessions, 10 s"},
+    head=("soak", "ours", "target", "met"),
     notes=lambda mode: NOTES.format(
         poll=POLL,
         drain=DRAIN_DEADLINE,
@@ -526,9 +367,8 @@ SUITE = Suite(
     smoke="Smoke mode: fewer sessions and a shorter writer; the targets hold all the same.",
     missed="Soak targets missed",
     run=run_all,
+    rows_for=rows_for,
 )
-report = SUITE.report
-main = SUITE.main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(GROUP.main())

@@ -134,9 +134,7 @@ def test_every_redis_figure_runs_and_prints(smoke: Run) -> None:
     proc, data = smoke
     assert proc.returncode == 0, failed(proc)
     assert not data["failures"]
-    assert_table(
-        smoke, "redis_rows", EXPECTED_REDIS_ROWS, "server_state Redis backend figures", figure="redis"
-    )
+    assert_table(smoke, "redis_rows", EXPECTED_REDIS_ROWS, "server_state Redis backend figures")
     assert set(data["results"]["redis"]) == {"read", "write", "cross", "resync", "patch", "click"}
 
 

@@ -1,0 +1,329 @@
+"""server_state beside streamlit-server-state 0.20.2 (upstream), both in the
+same run: the first table of ``benchmarks.run``.
+
+- ``micro``: ``apps/micro_app.py`` served by ``streamlit run`` and loaded by
+  the headless protocol client; each microbenchmark runs in that one real
+  session's script thread, both libraries in the same script run.
+- ``propagation``, ``fanout``, ``unbound``: ``apps/counter_app.py`` on two
+  servers side by side (one per library, same options); this one client
+  process drives both, alternating the writes, so noise hits both alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from ._client import (
+    APPS,
+    COUNTER_APP,
+    QUIET,
+    SESSION_TIMEOUT,
+    BenchSession,
+    alternate_writes,
+    close_all,
+    connect_all,
+    init_key,
+    quiet_all,
+    servers,
+    shown_count,
+)  # fmt: skip
+from ._core import ROOT, Row, Target, attempt, logger, pct, render
+
+GROUPS = ("micro", "propagation", "fanout", "unbound")
+LIBS = ("ours", "upstream")
+HEAD = ("benchmark", "ours", "upstream", "ratio", "target", "met")
+MICRO_BENCHMARKS = (
+    "snapshot", "read", "increment", "append_classic_1000", "append_classic_10000", "append_classic_100000",
+    "append_update_1000", "append_update_10000", "append_update_100000", "memory_ours", "memory_upstream",
+)  # fmt: skip
+SETTINGS: dict[str, dict[str, int]] = {
+    "full": {"propagation_writes": 100, "fanout_sessions": 100, "fanout_writes": 20, "unbound_sessions": 100,
+             "unbound_bound": 10, "warmup_writes": 3},
+    "smoke": {"propagation_writes": 5, "fanout_sessions": 5, "fanout_writes": 3, "unbound_sessions": 10,
+              "unbound_bound": 1, "warmup_writes": 1},
+}  # fmt: skip
+LIB_ENV = {lib: {"SERVER_STATE_BENCH_LIB": lib} for lib in LIBS}
+
+log = logger("bench")
+
+
+async def run_micro(mode: str) -> dict[str, Any]:
+    """The in-session microbenchmarks: one session, one click per benchmark."""
+    with tempfile.TemporaryDirectory(prefix="server-state-bench-") as tmp:
+        out = Path(tmp) / "micro.json"
+        with servers(APPS / "micro_app.py", {"ours": {"SERVER_STATE_BENCH_OUT": str(out)}}, {}) as srv:
+            session = BenchSession(srv["ours"], query_string=f"mode={mode}", name="micro")
+            await session.connect()
+            try:
+                for seq, name in enumerate(MICRO_BENCHMARKS, start=1):
+                    started = time.monotonic()
+                    await session.wait_quiet(QUIET, timeout=SESSION_TIMEOUT)
+                    await session.click(f"run {name}", wait=False)
+                    done, failed = f"done {name} {seq}", f"failed {name} {seq}"
+                    await session.wait_until(
+                        lambda ends=(done, failed): any(t.startswith(ends) for t in session.runs_showing("")),
+                        timeout=900,
+                        what=f"benchmark {name}",
+                    )
+                    if any(t.startswith(failed) for t in session.runs_showing("")):
+                        data = json.loads(out.read_text()) if out.exists() else {}
+                        raise RuntimeError(
+                            f"micro benchmark {name} failed:\n{data.get('error_' + name, '?')}"
+                        )
+                    log(f"micro {name}: {time.monotonic() - started:.1f} s")
+            finally:
+                await session.close()
+        return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
+def _latencies(lat: dict[str, list[float]], **extra: Any) -> dict[str, Any]:
+    return {lib: {"p50": pct(v, 0.5), "p95": pct(v, 0.95), "samples": v, **extra} for lib, v in lat.items()}
+
+
+async def run_writes(srv: dict[str, Any], cfg: dict[str, int], key: str, readers: int) -> dict[str, Any]:
+    """Per library, 1 writer and ``readers`` bound readers of ``key``: the time
+    from the writer's click until the last reader finished a run showing the
+    new value, per write; writes alternate between the libraries."""
+    pairs: dict[str, tuple[BenchSession, list[BenchSession]]] = {}
+    try:
+        for lib in LIBS:
+            await init_key(srv[lib], key)
+            made = [
+                BenchSession(srv[lib], query_string=f"key={key}", name=f"{lib}-{i}")
+                for i in range(readers + 1)
+            ]
+            await connect_all(made)
+            pairs[lib] = (made[0], made[1:])
+            await quiet_all(made)
+        writes = cfg["propagation_writes"] if readers == 1 else cfg["fanout_writes"]
+        lat = await alternate_writes(pairs, cfg["warmup_writes"], writes, max)
+    finally:
+        for writer, others in pairs.values():
+            await close_all([writer, *others])
+    return _latencies(lat, **({"sessions": readers} if readers > 1 else {}))
+
+
+async def run_unbound(srv: dict[str, Any], cfg: dict[str, int]) -> dict[str, Any]:
+    """N sessions, of which ``bound`` read the key and the rest never do (one
+    of those writes it with "Set", without reading it). Count every run that
+    starts after the write, the writer's own click run excepted."""
+    total, bound = cfg["unbound_sessions"], cfg["unbound_bound"]
+    out: dict[str, Any] = {}
+    for lib in LIBS:
+        await init_key(srv[lib], "unbound")
+        readers = [
+            BenchSession(srv[lib], query_string="key=unbound", name=f"{lib}-b{i}") for i in range(bound)
+        ]
+        others = [
+            BenchSession(srv[lib], query_string="key=unbound&show=none", name=f"{lib}-u{i}")
+            for i in range(total - bound)
+        ]
+        sessions = [*readers, *others]
+        await connect_all(sessions)
+        try:
+            await quiet_all(sessions, 0.5)
+            before = {id(s): shown_count(s) for s in readers}
+            marks = {id(s): s.runs_started for s in sessions}
+            reader_marks = [marks[id(r)] for r in readers]
+            await others[-1].click("Set")  # waits for the writer's own run
+            await asyncio.gather(
+                *(
+                    r.wait_until(
+                        lambda r=r, m=m: r.runs_started > m and not r.run_in_progress,
+                        SESSION_TIMEOUT,
+                        what="a rerun after the write",
+                    )
+                    for r, m in zip(readers, reader_marks, strict=True)
+                )
+            )
+            await quiet_all(sessions, 1.0)
+            reader_runs = sum(s.runs_started - marks[id(s)] for s in readers)
+            other_runs = sum(s.runs_started - marks[id(s)] for s in others) - 1  # the writer's click run
+            out[lib] = {
+                "reruns": reader_runs + other_runs,
+                "bound_reruns": reader_runs,
+                "unbound_reruns": other_runs,
+                "readers_updated": sum(1 for s in readers if shown_count(s) != before[id(s)]),
+                "sessions": total,
+                "bound": bound,
+            }
+        finally:
+            await close_all(sessions)
+    return out
+
+
+def run_cross(mode: str, groups: set[str], results: dict[str, Any], failures: list[str]) -> None:
+    cfg = SETTINGS[mode]
+    loop = asyncio.new_event_loop()
+
+    def guarded(name: str, fn: Callable[[], Any]) -> None:
+        results[name] = attempt(log, name, lambda: loop.run_until_complete(fn()), failures)
+
+    try:
+        if groups & {"propagation", "fanout"}:
+            with servers(COUNTER_APP, LIB_ENV, {}) as srv:  # postScriptGC on: Streamlit's default
+                if "propagation" in groups:
+                    guarded("propagation", lambda: run_writes(srv, cfg, "prop", 1))
+                if "fanout" in groups:
+                    guarded("fanout_gc_on", lambda: run_writes(srv, cfg, "fan_on", cfg["fanout_sessions"]))
+        if groups & {"fanout", "unbound"}:
+            with servers(COUNTER_APP, LIB_ENV, {"runner.postScriptGC": "false"}) as srv:
+                if "fanout" in groups:
+                    guarded("fanout_gc_off", lambda: run_writes(srv, cfg, "fan_off", cfg["fanout_sessions"]))
+                if "unbound" in groups:
+                    guarded("unbound", lambda: run_unbound(srv, cfg))
+    finally:
+        loop.close()
+
+
+# -- the table -----------------------------------------------------------------------
+
+HALF, NOT_WORSE = Target(0.5, of="upstream"), Target(1.0, of="upstream")
+
+
+def micro_rows(m: dict[str, Any]) -> list[Row]:
+    def vs(rid: str, label: str, target: Target | None) -> Row:
+        return Row(rid, label, m[rid]["ours_ns"] / 1e9, "s", target, base=m[rid]["upstream_ns"] / 1e9)
+
+    sizes = sorted(int(k.rsplit("_", 1)[1]) for k in m if k.startswith("append_classic_"))
+    lo, hi = min(sizes), max(sizes)
+    snaps = sorted(int(k.rsplit("_", 1)[1]) for k in m if k.startswith("snapshot_") and "after" not in k)
+    ns = {k: v["ns"] / 1e9 for k, v in m.items() if isinstance(v, dict) and "ns" in v}
+    mo, mu, held = m["memory_ours"], m["memory_upstream"], m["append_snapshots_held"]
+    return [
+        vs("read", "read of a bound key, in session", HALF),
+        vs("increment", "counter +1: ours update() vs upstream lock+rw", HALF),
+        vs("increment_classic", "counter +1, both lock+rw (info)", None),
+        *(vs(f"append_classic_{n}", f"append, classic code, n={n:,}", NOT_WORSE) for n in sizes),
+        *(
+            Row(f"append_update_{n}", f"append, ours update() on pvector, n={n:,}", ns[f"append_update_{n}"], "s",
+                Target(20e-6) if n == hi else None, base=m[f"append_classic_{n}"]["upstream_ns"] / 1e9,
+                ratio_digits=4)
+            for n in sizes
+        ),
+        Row("append_update_flat", f"append update(): n={hi:,} / n={lo:,}",
+            ns[f"append_update_{hi}"] / ns[f"append_update_{lo}"], "x", Target(2.0)),
+        *(Row(f"append_update_gcoff_{n}", f"append update(), GC off (info), n={n:,}", ns[f"append_update_gcoff_{n}"],
+              "s") for n in sizes),
+        Row("append_update_gcoff_flat", f"append update(), GC off: n={hi:,} / n={lo:,} (info)",
+            ns[f"append_update_gcoff_{hi}"] / ns[f"append_update_gcoff_{lo}"], "x"),
+        *(
+            Row(f"snapshot_{n}", f"snapshot(), {m[f'snapshot_{n}']['ours_keys']:,} keys (upstream: dict(state))",
+                m[f"snapshot_{n}"]["ours_ns"] / 1e9, "s", Target(2e-6), base=m[f"snapshot_{n}"]["upstream_ns"] / 1e9,
+                ratio_digits=5)
+            for n in snaps
+        ),
+        *(
+            Row(f"snapshot_after_write_{n}",
+                f"snapshot() right after a write, {m[f'snapshot_after_write_{n}']['ours_keys']:,} keys",
+                ns[f"snapshot_after_write_{n}"], "s", Target(2e-6))
+            for n in snaps
+        ),
+        Row("memory", f"memory: {mo['snapshots']:,} snapshots kept while appending, n={mo['n']:,}", mo["ratio"], "x",
+            Target(1.5, note="one copy"), note="one copy", base=mu["ratio"], base_note="one copy", ratio_digits=3),
+        Row("append_snapshots_held",
+            f"append update() with {held['snapshots']:,} snapshots held, n={held['n']:,} (info)",
+            held["ours_ns"] / 1e9, "s", base=mu["append_ns_gc_off"] / 1e9, base_note="(GC off)"),
+    ]  # fmt: skip
+
+
+def cross_rows(results: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    prop = results.get("propagation")
+    if prop is not None:
+        o, u, n = prop["ours"], prop["upstream"], len(prop["ours"]["samples"])
+        rows += [
+            Row(f"propagation_p{q}", f"propagation A→B, p{q} of {n} writes", o[f"p{q}"], "ms",
+                (NOT_WORSE, Target(0.100)) if q == 50 else NOT_WORSE, base=u[f"p{q}"])
+            for q in (50, 95)
+        ]  # fmt: skip
+    for gc in ("off", "on"):
+        fan = results.get(f"fanout_gc_{gc}")
+        if fan is not None:
+            o, u = fan["ours"], fan["upstream"]
+            label = f"fan-out to {o['sessions']} sessions, p50 of {len(o['samples'])} writes, postScriptGC {gc == 'on'}"
+            rows.append(Row(f"fanout_gc_{gc}", label.replace("True", "true").replace("False", "false"), o["p50"], "ms",
+                            NOT_WORSE, base=u["p50"]))  # fmt: skip
+    unb = results.get("unbound")
+    if unb is not None:
+        o, u = unb["ours"], unb["upstream"]
+        label = f"reruns after 1 write, {o['sessions']} sessions of which {o['sessions'] - o['bound']} never read the key"
+        rows.append(Row("unbound", label, o["reruns"], "", Target(o["bound"], "=="), base=u["reruns"],
+                        ok=o["readers_updated"] == o["bound"]))  # fmt: skip
+    return rows
+
+
+NOTES = """\
+Notes:
+- upstream = streamlit-server-state {upstream_version}; ours = server_state {ours_version} at {revision}. Streamlit {st_version},
+  Python {python}, {cpus} CPUs. Ratio = ours / upstream (lower is better for ours).
+- In-session figures (µs, ms per operation): median over repeats of a timed loop in the script thread of
+  one real session (apps/micro_app.py), both libraries in the same script run, repeats interleaved, GC on.
+- Upstream's writes run inside upstream's own `no_rerun` (its writer reruns itself mid-run otherwise,
+  which restarts the benchmark run); that still pays its repr() hash. Ours run in normal mode.
+- "append ... update() on pvector": the upstream column is upstream's classic append at the same n.
+- snapshot(): upstream has none; its column is `dict(server_state)` (a copy, for scale only). "right
+  after a write": one key written (untimed) before each timed snapshot() call.
+- memory: bytes still allocated after the appends (tracemalloc for ours; upstream: tracemalloc for the
+  copy, sys.getsizeof for the lists and hash it keeps), divided by one copy of the n-item value.
+- propagation: default server options (fastReruns and postScriptGC on), seed counter app, same code
+  for both libraries; time from sending A's click to B's script_finished of a run showing the value.
+- fan-out: 1 writer + N readers per server, time until the last reader finished a run showing the value.
+- unbound: reruns counted on every session after one write by a session that does not read the key.
+"""
+
+
+def environment() -> dict[str, str]:
+    """Versions and the commit measured (``+dirty`` when server_state/ has uncommitted changes)."""
+    import streamlit
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        revision = git("rev-parse", "--short", "HEAD") + (
+            "+dirty" if git("status", "--porcelain", "server_state") else ""
+        )
+    except (OSError, subprocess.CalledProcessError):
+        revision = "unknown"
+    return {"revision": revision, "upstream_version": version("streamlit-server-state"),
+            "ours_version": version("server-state"), "st_version": streamlit.__version__,
+            "python": platform.python_version(), "cpus": str(os.cpu_count())}  # fmt: skip
+
+
+def run(mode: str, groups: set[str]) -> tuple[list[Row], dict[str, Any], list[str]]:
+    """The groups of this table that were asked for: rows, raw results, failures."""
+    results: dict[str, Any] = {}
+    failures: list[str] = []
+    if "micro" in groups:
+        results["micro"] = attempt(log, "micro", lambda: asyncio.run(run_micro(mode)), failures)
+    run_cross(mode, groups, results, failures)
+    results = {name: r for name, r in results.items() if r is not None}  # those that ran
+    rows = (
+        attempt(log, "micro table", lambda: micro_rows(results["micro"]), failures)
+        if "micro" in results
+        else []
+    )
+    return (rows or []) + cross_rows(results), results, failures
+
+
+def report(mode: str, rows: list[Row], env: dict[str, str]) -> str:
+    missed = [r.id for r in rows if r.met == "no"]
+    parts = [render(rows, HEAD), "", NOTES.format(**env)]
+    if mode == "smoke":
+        parts.append(
+            "Smoke mode: tiny sizes, figures and 'met' are meaningless; only that every benchmark ran."
+        )
+    return "\n".join([*parts, f"Targets missed: {', '.join(missed) if missed else 'none'}"])

@@ -177,11 +177,11 @@ def redis_server() -> Any:
 
 
 def redis_state(url: str, ns: str) -> tuple[Any, Any]:
-    """A ``ServerState`` on a new ``RedisStore``, and that store (to close it)."""
+    """A ``ServerState`` on a new store over Redis, and that store (to close it)."""
     from server_state import ServerState
-    from server_state.backends.redis import RedisStore
+    from server_state._store import store_from_url
 
-    store = RedisStore(url, namespace=ns)
+    store = store_from_url(url, namespace=ns)
     return ServerState(store), store
 
 

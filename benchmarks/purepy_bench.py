@@ -71,7 +71,7 @@ def item_unchanged(z: dict[str, Any]) -> dict[str, Any]:
     value = pvector(range(z["vector"]))
     state["v"] = value
     version = state.version("v")
-    stored = state._store.entry("v")[0]
+    stored = state.snapshot().stored("v")
     k: int = z["ops"]
     t0 = time.perf_counter()
     for _ in range(k):

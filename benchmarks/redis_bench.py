@@ -70,7 +70,7 @@ def _ns_per_op(stmt: str, k: int, **names: Any) -> float:
 
 
 def measure_read(url: str, z: dict[str, Any]) -> dict[str, Any]:
-    """Mirror reads of an int key, RedisStore vs memory backend, interleaved."""
+    """Mirror reads of an int key, Redis mirror vs memory backend, interleaved."""
     from server_state import ServerState
 
     redis, store = redis_state(url, namespace("read"))
@@ -288,14 +288,14 @@ def measure_resync(url: str, z: dict[str, Any]) -> dict[str, Any]:
         stores.append(lagging_store)
         lagging.peek("key0")
         lagging_store.close()
-        lagging_store._resync()  # untimed: its connection is made again
+        lagging_store.committer.resync()  # untimed: its connection is made again
         incremental: list[float] = []
         for rep in range(z["resync_incremental"]):
             key = f"key{rep * 7 % n}"
             writer[key] = f"changed {rep}"
             gc.collect()
             t0 = time.perf_counter()
-            lagging_store._resync()
+            lagging_store.committer.resync()
             incremental.append(time.perf_counter() - t0)
             assert lagging.peek(key) == f"changed {rep}"
         return {
@@ -349,7 +349,7 @@ def measure_patch(url: str, z: dict[str, Any]) -> dict[str, Any]:
     def fresh(whole: bool = False) -> Any:
         state, store = redis_state(url, namespace("patch"))
         stores.append(store)
-        store._patches = not whole
+        store.committer.patches = not whole
         return state
 
     out: dict[str, Any] = {"sizes": list(z["patch_sizes"]), "append": []}
@@ -398,7 +398,7 @@ def measure_patch(url: str, z: dict[str, Any]) -> dict[str, Any]:
         # Resync: a new replica's first use on one big value.
         m = z["patch_resync_items"]
         writer = fresh()
-        big_ns = stores[-1].namespace
+        big_ns = stores[-1].committer.namespace
         big = "{ss:" + big_ns + "}:l:big"  # the value's Redis list (the store's layout)
         t0 = time.perf_counter()
         writer["big"] = pvector(_message(i) for i in range(m))
@@ -495,7 +495,7 @@ MS2, MS5 = Target(0.002), Target(0.005)
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     if item == "read":
         return [
-            Row(rid, f"read {what} of an int: RedisStore mirror vs memory backend", r[op]["redis_ns"] / 1e9, "s",
+            Row(rid, f"read {what} of an int: Redis mirror vs memory backend", r[op]["redis_ns"] / 1e9, "s",
                 Target(1.2, of="memory"), base=r[op]["memory_ns"] / 1e9, base_note="(memory)")
             for rid, what, op in (("redis_read", "state['k']", "get"), ("redis_read_peek", "state.peek('k')", "peek"))
         ]  # fmt: skip
@@ -559,7 +559,7 @@ Redis notes:
 - One redis-server of the run's own on 127.0.0.1 (loopback TCP, no persistence), redis-py {redis_py},
   redis-server {redis_server}; each figure on a namespace of its own.
 - read: median over {read_repeats} interleaved repeats of a loop of {read_loop:,} reads, minus the empty loop's cost,
-  outside any session (no binding); the RedisStore reads its local mirror, no Redis call.
+  outside any session (no binding); the store reads its local Redis mirror, no Redis call.
 - update/set: median over {write_repeats} interleaved repeats of {write_loop} calls; each is one EVALSHA of the commit
   script, and the replica's own follower thread then reads the commit back from the stream (part of the cost).
   The floor: a redis-py client from redis.Redis.from_url(url) calling a registered `return 1` script.

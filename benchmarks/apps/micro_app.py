@@ -298,7 +298,7 @@ def bench_append_update(cfg: dict[str, Any], n: int) -> dict[str, Any]:
     res = single(ours, cfg, reset=reset, chunk=chunk, gc_on=True)
     res_off = single(ours, cfg, reset=reset, chunk=chunk, gc_on=False)
     # The stored value itself, not its read form (converting it is O(n)).
-    assert len(server_state._store.entry("bench_mp")[0]) > n
+    assert len(server_state.snapshot().stored("bench_mp")) > n
     res["n"] = res_off["n"] = n
     return {f"append_update_{n}": res, f"append_update_gcoff_{n}": res_off}
 
@@ -393,7 +393,7 @@ def bench_memory_ours(cfg: dict[str, Any]) -> dict[str, Any]:
     finally:
         gc.enable()
         tracemalloc.stop()
-    assert len(server_state._store.entry("bench_mem")[0]) == n + count
+    assert len(server_state.snapshot().stored("bench_mem")) == n + count
     assert len(snaps) == count
     del snaps
 

@@ -62,7 +62,7 @@ from ..._errors import ServerStateConnectionError, ServerStateError, ServerState
 from .._codec import encode_items, make_codec, map_items
 from .._seam import DEFAULT_NAMESPACE, Announce, redact
 from . import _scripts
-from ._follower import Follower
+from ._follower import NET_ERRORS, Follower
 from ._layout import LAYOUT_MIN, layout_header, origin_text, patch_op
 from ._leases import LeasedLock, Leases
 
@@ -83,8 +83,6 @@ TX_TTL = 300  # seconds a transaction id is remembered for replays
 BLOCK_MS = 1000
 STAGE_CHUNK = 10_000  # items per command when staging a big value (an even number: map entries)
 STAGE_TTL_MS = 300_000  # a staged value nobody committed is gone after this
-
-NET_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 class RedisNames(NamedTuple):

@@ -36,11 +36,14 @@ from ._layout import build_value, entries, is_header, origin_of, pairs, parse_bo
 if TYPE_CHECKING:
     from ._committer import RedisCommitter
 
-__all__ = ["Follower"]
+__all__ = ["NET_ERRORS", "Follower"]
 
 _LOG = logging.getLogger("server_state")
 
 WATCH_TRIES = 5  # optimistic reads of the state before one atomic script reads it
+
+# What a lost or refused connection raises (retried, or reported as a ServerStateConnectionError).
+NET_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 class Follower:
@@ -58,7 +61,6 @@ class Follower:
         """The follower thread's loop, until the replica closes."""
         c = self.c
         client = c.follow_client
-        net_errors = (redis.ConnectionError, redis.TimeoutError, OSError)
         # The XREADs go on a connection of the follower's own, sent and read
         # directly: every commit of this replica comes back here too, and
         # redis-py's command layer (pool, retries, response callbacks) would
@@ -89,13 +91,13 @@ class Follower:
                     if not self.follow_entry(fields):
                         break  # resynced: restart from its position
                     last_id = entry_id
-            except net_errors as exc:
+            except NET_ERRORS as exc:
                 if c.closing.is_set():
                     return
                 _LOG.debug("server_state follower: %s; reconnecting in %.2f s", exc, pause)
                 c.closing.wait(pause)
                 pause = min(pause * 2, 1.0)
-                with contextlib.suppress(*net_errors):
+                with contextlib.suppress(*NET_ERRORS):
                     self._check_epoch(client)
             except Exception:
                 if c.closing.is_set():
@@ -267,7 +269,7 @@ class Follower:
                 if have and not same:  # every value is decoded after all: read them all
                     data, versions, epoch_b, seq_b, last_id, aux = self._read_state(client, [])
                     epoch, seq = epoch_b.decode(), int(seq_b or 0)
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            except NET_ERRORS as exc:
                 raise ServerStateConnectionError(
                     None, f"server_state could not read the state from Redis at {redact(c.url)} ({exc})."
                 ) from exc

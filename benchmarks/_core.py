@@ -140,8 +140,15 @@ class Row:
 
     def as_json(self, base_column: bool) -> dict[str, Any]:
         limits = [{"limit": t.limit, "op": t.op, "of": t.of} for t in self.targets]
-        return {"id": self.id, "benchmark": self.label, **self.cells(base_column), "value": self.value,
-                "unit": self.unit, "base_value": self.base, "targets": limits}  # fmt: skip
+        return {
+            "id": self.id,
+            "benchmark": self.label,
+            **self.cells(base_column),
+            "value": self.value,
+            "unit": self.unit,
+            "base_value": self.base,
+            "targets": limits,
+        }
 
 
 def render(rows: Sequence[Row], head: Sequence[str]) -> str:
@@ -243,9 +250,13 @@ class Group:
         """One item in a fresh interpreter; its figures come back as JSON (its stdout's last line)."""
         proc = subprocess.run(
             [sys.executable, "-m", self.module, "--measure", item, f"--{mode}"],
-            cwd=ROOT, env={**os.environ, **self.child_env, **env}, capture_output=True, text=True,
-            timeout=self.child_timeout[mode], check=False,
-        )  # fmt: skip
+            cwd=ROOT,
+            env={**os.environ, **self.child_env, **env},
+            capture_output=True,
+            text=True,
+            timeout=self.child_timeout[mode],
+            check=False,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"item {item}: exit {proc.returncode}\n{proc.stderr[-4000:]}")
         result: Results = json.loads(proc.stdout.strip().splitlines()[-1])

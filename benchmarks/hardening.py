@@ -21,18 +21,49 @@ from ._core import MB, Group, Row, Target, fmt, median_calls, rss, timed
 from .history_bench import appended
 
 SIZES: dict[str, dict[str, Any]] = {
-    "full": {"equal_ints": 1_000_000, "equal_floats": 1_000_000, "equal_dicts": 100_000, "equal_repeat": 5,
-        "transact_keys": (100, 10_000, 100_000), "transact_budget": 1.0, "progress_keys": 50_000,
-        "progress_bound": 20.0, "burst_writes": 300_000, "burst_keys": 1_000, "burst_trials": 3,
-        "churn": 1_000_000, "vector_replaced": 2_000_000, "vector_first_read": 100_000,
-        "first_read_threads": 8, "first_read_trials": 5, "append_items": 100_000, "append_repeat": 20,
-        "named_keys": 200_000},
-    "smoke": {"equal_ints": 100_000, "equal_floats": 100_000, "equal_dicts": 10_000, "equal_repeat": 2,
-        "transact_keys": (100, 1_000, 10_000), "transact_budget": 0.2, "progress_keys": 5_000,
-        "progress_bound": 3.0, "burst_writes": 30_000, "burst_keys": 1_000, "burst_trials": 1,
-        "churn": 50_000, "vector_replaced": 200_000, "vector_first_read": 10_000, "first_read_threads": 8,
-        "first_read_trials": 2, "append_items": 10_000, "append_repeat": 5, "named_keys": 20_000},
-}  # fmt: skip
+    "full": {
+        "equal_ints": 1_000_000,
+        "equal_floats": 1_000_000,
+        "equal_dicts": 100_000,
+        "equal_repeat": 5,
+        "transact_keys": (100, 10_000, 100_000),
+        "transact_budget": 1.0,
+        "progress_keys": 50_000,
+        "progress_bound": 20.0,
+        "burst_writes": 300_000,
+        "burst_keys": 1_000,
+        "burst_trials": 3,
+        "churn": 1_000_000,
+        "vector_replaced": 2_000_000,
+        "vector_first_read": 100_000,
+        "first_read_threads": 8,
+        "first_read_trials": 5,
+        "append_items": 100_000,
+        "append_repeat": 20,
+        "named_keys": 200_000,
+    },
+    "smoke": {
+        "equal_ints": 100_000,
+        "equal_floats": 100_000,
+        "equal_dicts": 10_000,
+        "equal_repeat": 2,
+        "transact_keys": (100, 1_000, 10_000),
+        "transact_budget": 0.2,
+        "progress_keys": 5_000,
+        "progress_bound": 3.0,
+        "burst_writes": 30_000,
+        "burst_keys": 1_000,
+        "burst_trials": 1,
+        "churn": 50_000,
+        "vector_replaced": 200_000,
+        "vector_first_read": 10_000,
+        "first_read_threads": 8,
+        "first_read_trials": 2,
+        "append_items": 10_000,
+        "append_repeat": 5,
+        "named_keys": 20_000,
+    },
+}
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -393,11 +424,17 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     if item == "6":
         what = {"ints": "ints", "floats": "floats", "dicts": "small dicts"}
         return [
-            Row(f"equal_write_{kind}", f"#6 equal write of a list of {r[kind]['n']:,} {what[kind]} (2nd write)",
-                r[kind]["s"], "s", Target(0.060) if kind == "ints" else None,
-                "(version advanced!)" if r[kind]["version_advanced"] else "", ok=not r[kind]["version_advanced"])
+            Row(
+                f"equal_write_{kind}",
+                f"#6 equal write of a list of {r[kind]['n']:,} {what[kind]} (2nd write)",
+                r[kind]["s"],
+                "s",
+                Target(0.060) if kind == "ints" else None,
+                "(version advanced!)" if r[kind]["version_advanced"] else "",
+                ok=not r[kind]["version_advanced"],
+            )
             for kind in what
-        ]  # fmt: skip
+        ]
     if item == "9":
         cost, p = r["cost"], r["progress"]
         n = list(cost)
@@ -407,23 +444,52 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
             else f"(not finished in {p['bound']:.0f} s, {p['attempts']} attempts)"
         )
         return [
-            *(Row(f"transact_{label}", f"#9 transact() touching 2 keys, {int(k):,} keys in the state", cost[k], "s")
-              for label, k in zip(("small", "mid", "large"), n, strict=True)),
-            Row("transact_flat", f"#9 transact(): {int(n[-1]):,} keys / {int(n[0]):,} keys", cost[n[-1]] / cost[n[0]],
-                "x", Target(2.0)),
-            Row("transact_progress", f"#9 transact() on a/b, {p['keys']:,} keys, another key written every 3 ms",
-                p["s"] if p["finished"] else None, "s", Target(1.0, "<", note="(finishes)"), fig, ok=p["finished"]),
-        ]  # fmt: skip
+            *(
+                Row(
+                    f"transact_{label}",
+                    f"#9 transact() touching 2 keys, {int(k):,} keys in the state",
+                    cost[k],
+                    "s",
+                )
+                for label, k in zip(("small", "mid", "large"), n, strict=True)
+            ),
+            Row(
+                "transact_flat",
+                f"#9 transact(): {int(n[-1]):,} keys / {int(n[0]):,} keys",
+                cost[n[-1]] / cost[n[0]],
+                "x",
+                Target(2.0),
+            ),
+            Row(
+                "transact_progress",
+                f"#9 transact() on a/b, {p['keys']:,} keys, another key written every 3 ms",
+                p["s"] if p["finished"] else None,
+                "s",
+                Target(1.0, "<", note="(finishes)"),
+                fig,
+                ok=p["finished"],
+            ),
+        ]
     if item == "10":
         rows = []
         for variant, keys in (("few", f"{r['keys']:,} keys"), ("distinct", "distinct keys")):
             v = r[variant]
             rows += [
-                Row(f"burst_snapshot_{variant}", f"#10 first snapshot() after {r['writes']:,} writes to {keys}",
-                    v["snapshot_s"], "s"),
-                Row(f"burst_writer_blocked_{variant}", f"#10 longest write of another thread during it ({keys})",
-                    v["max_blocked_s"], "s", ms1, f"(no lock held: {fmt(v['control_max_s'], 's')})"),
-            ]  # fmt: skip
+                Row(
+                    f"burst_snapshot_{variant}",
+                    f"#10 first snapshot() after {r['writes']:,} writes to {keys}",
+                    v["snapshot_s"],
+                    "s",
+                ),
+                Row(
+                    f"burst_writer_blocked_{variant}",
+                    f"#10 longest write of another thread during it ({keys})",
+                    v["max_blocked_s"],
+                    "s",
+                    ms1,
+                    f"(no lock held: {fmt(v['control_max_s'], 's')})",
+                ),
+            ]
         return rows
     if item == "13":
         calls = (
@@ -432,10 +498,19 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
             ("churn_repr", "repr(state)", "repr_s"),
         )
         return [
-            Row("churn_rss", f"#13 RSS growth after {r['n']:,} set+del of distinct keys", r["rss_growth"], "B",
-                Target(20 * MB * r["n"] / 1_000_000), f"({r['churn_s'] / r['n'] * 1e6:.1f} µs per set+del)"),
-            *(Row(rid, f"#13 {call} after that churn, 1 live key", r[key], "s", Target(0.001, "<")) for rid, call, key in calls),
-        ]  # fmt: skip
+            Row(
+                "churn_rss",
+                f"#13 RSS growth after {r['n']:,} set+del of distinct keys",
+                r["rss_growth"],
+                "B",
+                Target(20 * MB * r["n"] / 1_000_000),
+                f"({r['churn_s'] / r['n'] * 1e6:.1f} µs per set+del)",
+            ),
+            *(
+                Row(rid, f"#13 {call} after that churn, 1 live key", r[key], "s", Target(0.001, "<"))
+                for rid, call, key in calls
+            ),
+        ]
     if item == "14":
         note = f"(stored {r['stored_bytes'] / MB:.0f} MB, read {r['after_read_bytes'] / MB:.0f} MB)"
         label = f"#14 memory held after a read {r['n']:,}-item pvector is replaced by []"
@@ -447,17 +522,31 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     if item == "16":
         base = r["ints"]["s"]
         return [
-            Row(f"append_{kind}", f"#16 state['msgs'] = state['msgs'] + [m], {r[kind]['n']:,} {kind}", r[kind]["s"], "s",
+            Row(
+                f"append_{kind}",
+                f"#16 state['msgs'] = state['msgs'] + [m], {r[kind]['n']:,} {kind}",
+                r[kind]["s"],
+                "s",
                 None if kind == "ints" else Target(2.0, of="ints"),
-                "" if kind == "ints" else f"({r[kind]['s'] / base:.1f}x ints)", base=None if kind == "ints" else base)
+                "" if kind == "ints" else f"({r[kind]['s'] / base:.1f}x ints)",
+                base=None if kind == "ints" else base,
+            )
             for kind in APPEND_KINDS
-        ]  # fmt: skip
+        ]
     orders = f"full: {r['full_order_equal']}, named: {r['named_order_equal']}"
     return [
-        Row("named_snapshot", f"#17 dict(snapshot('name', 'email')), {r['n']:,} keys", r["named_s"], "s", ms1),
-        Row("snapshot_order", "#17 snapshot iteration order == keys() order: orders that differ",
-            2 - r["full_order_equal"] - r["named_order_equal"], "", Target(0, "=="), f"({orders})"),
-    ]  # fmt: skip
+        Row(
+            "named_snapshot", f"#17 dict(snapshot('name', 'email')), {r['n']:,} keys", r["named_s"], "s", ms1
+        ),
+        Row(
+            "snapshot_order",
+            "#17 snapshot iteration order == keys() order: orders that differ",
+            2 - r["full_order_equal"] - r["named_order_equal"],
+            "",
+            Target(0, "=="),
+            f"({orders})",
+        ),
+    ]
 
 
 NOTES = """\

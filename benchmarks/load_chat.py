@@ -32,7 +32,7 @@ from ._client import (
     redis_server,
     redis_state,
     start_all,
-)  # fmt: skip
+)
 from ._core import Group, Row, Target, cpu_seconds, logger, render
 
 APP = Path(__file__).resolve().parent / "apps" / "load_chat_app.py"
@@ -230,26 +230,63 @@ def ok(r: dict[str, Any]) -> bool:
 def rows_for(mode: str, r: dict[str, Any]) -> list[Row]:
     """The load test as a table (group ``load``)."""
     cpu = ", ".join(f"{c * 100:.0f}%" for c in r["cpu_per_replica"])
-    label = (f"{r['replicas']} replicas x {r['sessions'] // r['replicas']} sessions, {r['rate']:g} messages/s for "
-             f"{r['duration']:g} s: views of the history that differ from a new replica's")  # fmt: skip
+    label = (
+        f"{r['replicas']} replicas x {r['sessions'] // r['replicas']} sessions, {r['rate']:g} messages/s for "
+        f"{r['duration']:g} s: views of the history that differ from a new replica's"
+    )
     same = "the same everywhere" if r["same_history"] else "NOT the same everywhere"
     errors = len(r["log_errors"]) + len(r["page_errors"])
     return [
-        Row("load_history", label, 0 if r["same_history"] else r["views"], "", Target(0, "=="),
-            f"({r['count']} messages from {r['clicks']} clicks, {same})", ok=r["count"] > 0.9 * r["clicks"]),
-        Row("load_lost_doubled", "commits lost + applied twice (the app's own log of each post)",
-            len(r["lost"]) + len(r["doubled"]), "", Target(0, "=="),
-            f"({len(r['lost'])} / {len(r['doubled'])}; ids posted by two clicks: {len(r['reposted'])})"),
-        Row("load_converged", "every session shows the whole history, after the last click",
-            r["converge_s"] if r["converged"] else None, "s", Target(CONVERGE_DEADLINE), "" if r["converged"] else "NOT reached"),
+        Row(
+            "load_history",
+            label,
+            0 if r["same_history"] else r["views"],
+            "",
+            Target(0, "=="),
+            f"({r['count']} messages from {r['clicks']} clicks, {same})",
+            ok=r["count"] > 0.9 * r["clicks"],
+        ),
+        Row(
+            "load_lost_doubled",
+            "commits lost + applied twice (the app's own log of each post)",
+            len(r["lost"]) + len(r["doubled"]),
+            "",
+            Target(0, "=="),
+            f"({len(r['lost'])} / {len(r['doubled'])}; ids posted by two clicks: {len(r['reposted'])})",
+        ),
+        Row(
+            "load_converged",
+            "every session shows the whole history, after the last click",
+            r["converge_s"] if r["converged"] else None,
+            "s",
+            Target(CONVERGE_DEADLINE),
+            "" if r["converged"] else "NOT reached",
+        ),
         Row("load_cpu", "CPU per replica while writing (of one core)", None, note=cpu),
-        Row("load_redis_memory", "Redis used_memory; the chat's list per message", r["redis_used_memory"],
-            "B", None, f"; {r['redis_chat_bytes'] / max(r['count'], 1):.0f} B"),
-        Row("load_bytes", "bytes per message received / sent by Redis", None,
-            note=f"{r['bytes_in_per_message']:,.0f} / {r['bytes_out_per_message']:,.0f} B"),
-        Row("load_logs", "server logs: error lines + page errors, rerun-loop warnings", errors, "", Target(0, "=="),
-            f", {len(r['loop_warnings'])}", ok=not r["loop_warnings"]),
-    ]  # fmt: skip
+        Row(
+            "load_redis_memory",
+            "Redis used_memory; the chat's list per message",
+            r["redis_used_memory"],
+            "B",
+            None,
+            f"; {r['redis_chat_bytes'] / max(r['count'], 1):.0f} B",
+        ),
+        Row(
+            "load_bytes",
+            "bytes per message received / sent by Redis",
+            None,
+            note=f"{r['bytes_in_per_message']:,.0f} / {r['bytes_out_per_message']:,.0f} B",
+        ),
+        Row(
+            "load_logs",
+            "server logs: error lines + page errors, rerun-loop warnings",
+            errors,
+            "",
+            Target(0, "=="),
+            f", {len(r['loop_warnings'])}",
+            ok=not r["loop_warnings"],
+        ),
+    ]
 
 
 def report(mode: str, r: dict[str, Any]) -> str:

@@ -94,14 +94,30 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
         us = {n: t / 1e6 for n, t in r["us"].items()}
         lo, hi = min(us, key=int), max(us, key=int)
         return [
-            *(Row(f"purepy_append_{n}", f"append update(), pure-Python pvector, n={int(n):,}", t, "s") for n, t in us.items()),
-            Row("purepy_append_flat", f"append update(), pure-Python pvector: n={int(hi):,} / n={int(lo):,}",
-                us[hi] / us[lo], "x", Target(FLAT, note="(O(log n))")),
-        ]  # fmt: skip
+            *(
+                Row(f"purepy_append_{n}", f"append update(), pure-Python pvector, n={int(n):,}", t, "s")
+                for n, t in us.items()
+            ),
+            Row(
+                "purepy_append_flat",
+                f"append update(), pure-Python pvector: n={int(hi):,} / n={int(lo):,}",
+                us[hi] / us[lo],
+                "x",
+                Target(FLAT, note="(O(log n))"),
+            ),
+        ]
     note = f"(stored as the same object: {r['same_object']}, version kept: {r['version_kept']})"
-    return [Row("purepy_unchanged_write", f"unchanged pyrsistent write, pure-Python pvector, n={r['n']:,}",
-                r["us"] / 1e6, "s", Target(UNCHANGED_US / 1e6, note="(no change)"), note,
-                ok=r["same_object"] and r["version_kept"])]  # fmt: skip
+    return [
+        Row(
+            "purepy_unchanged_write",
+            f"unchanged pyrsistent write, pure-Python pvector, n={r['n']:,}",
+            r["us"] / 1e6,
+            "s",
+            Target(UNCHANGED_US / 1e6, note="(no change)"),
+            note,
+            ok=r["same_object"] and r["version_kept"],
+        )
+    ]
 
 
 NOTES = """\

@@ -35,11 +35,25 @@ from ._core import MB, Group, Outcome, Row, Target, cpu_seconds, fmt, logger, rs
 SOAK_APP = Path(__file__).resolve().parent / "apps" / "soak_app.py"
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "full": {"sessions": 1_000, "wave": 50, "warmup": 50, "live_sessions": 50, "rate": 20.0,
-        "duration": 120.0, "rss_deadline": 60.0},
-    "smoke": {"sessions": 100, "wave": 25, "warmup": 25, "live_sessions": 25, "rate": 20.0,
-        "duration": 10.0, "rss_deadline": 30.0},
-}  # fmt: skip
+    "full": {
+        "sessions": 1_000,
+        "wave": 50,
+        "warmup": 50,
+        "live_sessions": 50,
+        "rate": 20.0,
+        "duration": 120.0,
+        "rss_deadline": 60.0,
+    },
+    "smoke": {
+        "sessions": 100,
+        "wave": 25,
+        "warmup": 25,
+        "live_sessions": 25,
+        "rate": 20.0,
+        "duration": 10.0,
+        "rss_deadline": 30.0,
+    },
+}
 
 SESSION_TIMEOUT = 120.0  # seconds, per wait
 DRAIN_DEADLINE = 30.0  # seconds for the tracker to let go of closed sessions (liveness: every 1 s)
@@ -308,35 +322,87 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
         written = c["version_shared"] != c["version_shared_before"]
         rss_note = f"({fmt(c['rss_before'], 'B')} / {fmt(c['rss_peak'], 'B')} / {fmt(c['rss_after'], 'B')}, after {c['rss_after_s']:.1f} s)"
         rows += [
-            Row("soak_dead_sessions", f"{c['sessions']:,} sessions connect, read, disconnect (waves of {c['wave']}): "
-                "stats()['sessions'] left, probe excepted", c["dead"], "", Target(0, "==", note="dead sessions"),
-                f"(after {c['drain_s']:.1f} s; waves took {c['waves_s']:.0f} s)"),
-            Row("soak_bound_sessions", "the same: bound_sessions('shared') left; 'shared' written again", c["bound"], "",
-                none, f"; {'yes!' if written else 'no'}", ok=not written),
-            Row("soak_rss", f"server RSS after the {c['sessions']:,} / after a warm-up of {c['warmup']} "
-                "(before / peak / after)", c["rss_ratio"], "x", Target(1 + RSS_TOLERANCE), rss_note),
-            Row("soak_parked", "disconnected sessions kept for a reconnect (tracker, private; info)",
-                c["parked"] if c["parked"] >= 0 else None, "", None, "" if c["parked"] >= 0 else "unknown"),
-        ]  # fmt: skip
+            Row(
+                "soak_dead_sessions",
+                f"{c['sessions']:,} sessions connect, read, disconnect (waves of {c['wave']}): "
+                "stats()['sessions'] left, probe excepted",
+                c["dead"],
+                "",
+                Target(0, "==", note="dead sessions"),
+                f"(after {c['drain_s']:.1f} s; waves took {c['waves_s']:.0f} s)",
+            ),
+            Row(
+                "soak_bound_sessions",
+                "the same: bound_sessions('shared') left; 'shared' written again",
+                c["bound"],
+                "",
+                none,
+                f"; {'yes!' if written else 'no'}",
+                ok=not written,
+            ),
+            Row(
+                "soak_rss",
+                f"server RSS after the {c['sessions']:,} / after a warm-up of {c['warmup']} "
+                "(before / peak / after)",
+                c["rss_ratio"],
+                "x",
+                Target(1 + RSS_TOLERANCE),
+                rss_note,
+            ),
+            Row(
+                "soak_parked",
+                "disconnected sessions kept for a reconnect (tracker, private; info)",
+                c["parked"] if c["parked"] >= 0 else None,
+                "",
+                None,
+                "" if c["parked"] >= 0 else "unknown",
+            ),
+        ]
     if item == "writer":
         conv = "-" if w["convergence_s"] is None else fmt(w["convergence_s"], "ms")
         rows += [
-            Row("soak_converged", f"{w['sessions']} sessions, a background writer at {w['rate']:g}/s for {w['duration']:g} s: "
-                "sessions not showing the last value", w["sessions"] - min(w["converged"], w["still_showing_last"]), "",
-                none, f"({w['converged']}/{w['sessions']} converged, still {w['still_showing_last']}, in {conv})"),
-            Row("soak_writes", "the same: writes made; reruns requested (stats); runs the sessions saw; server CPU (info)",
-                w["writes"], "", None, f"in {w['writer_span_s']:.1f} s; {w['reruns_requested']:,}; "
-                f"{w['client_runs']:,}; {w['server_cpu']:.2f} cores"),
-        ]  # fmt: skip
+            Row(
+                "soak_converged",
+                f"{w['sessions']} sessions, a background writer at {w['rate']:g}/s for {w['duration']:g} s: "
+                "sessions not showing the last value",
+                w["sessions"] - min(w["converged"], w["still_showing_last"]),
+                "",
+                none,
+                f"({w['converged']}/{w['sessions']} converged, still {w['still_showing_last']}, in {conv})",
+            ),
+            Row(
+                "soak_writes",
+                "the same: writes made; reruns requested (stats); runs the sessions saw; server CPU (info)",
+                w["writes"],
+                "",
+                None,
+                f"in {w['writer_span_s']:.1f} s; {w['reruns_requested']:,}; "
+                f"{w['client_runs']:,}; {w['server_cpu']:.2f} cores",
+            ),
+        ]
     if item == "log":
         writer_errors = w["writer_errors"] + w["page_errors"] if w is not None else 0
         loops = w["loops_stopped"] if w is not None else 0
         rows += [
-            Row("soak_errors", "tracebacks in the server log (whole soak); writer and page errors", lg["errors"], "",
-                none, f"; {writer_errors}", ok=writer_errors == 0),
-            Row("soak_loop", "rerun loops reported ('stopped rerunning' in the log; stats()['loops_stopped'])",
-                lg["loops"], "", none, f"; {loops}", ok=loops == 0),
-        ]  # fmt: skip
+            Row(
+                "soak_errors",
+                "tracebacks in the server log (whole soak); writer and page errors",
+                lg["errors"],
+                "",
+                none,
+                f"; {writer_errors}",
+                ok=writer_errors == 0,
+            ),
+            Row(
+                "soak_loop",
+                "rerun loops reported ('stopped rerunning' in the log; stats()['loops_stopped'])",
+                lg["loops"],
+                "",
+                none,
+                f"; {loops}",
+                ok=loops == 0,
+            ),
+        ]
     return rows
 
 

@@ -39,6 +39,11 @@ Measure = Callable[[str], Results]  # an item's figures, by its name
 OPS = {"<=": ("≤", float.__le__), "<": ("<", float.__lt__), "==": ("=", float.__eq__)}
 
 
+def by_mode(**sizes: tuple[Any, Any]) -> dict[str, Sizes]:
+    """``name=(full, smoke)`` pairs as ``{"full": {name: full}, "smoke": {name: smoke}}``."""
+    return {mode: {k: v[i] for k, v in sizes.items()} for i, mode in enumerate(("full", "smoke"))}
+
+
 def pct(values: Sequence[float], q: float) -> float:
     """The q-quantile (0..1), linear interpolation between closest ranks."""
     s = sorted(values)

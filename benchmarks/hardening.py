@@ -17,53 +17,30 @@ from collections import namedtuple
 from collections.abc import Callable
 from typing import Any
 
-from ._core import MB, Group, Row, Target, fmt, median_calls, rss, timed
+from ._core import MB, Group, Row, Target, by_mode, fmt, median_calls, rss, timed
 from .history_bench import appended
 
-SIZES: dict[str, dict[str, Any]] = {
-    "full": {
-        "equal_ints": 1_000_000,
-        "equal_floats": 1_000_000,
-        "equal_dicts": 100_000,
-        "equal_repeat": 5,
-        "transact_keys": (100, 10_000, 100_000),
-        "transact_budget": 1.0,
-        "progress_keys": 50_000,
-        "progress_bound": 20.0,
-        "burst_writes": 300_000,
-        "burst_keys": 1_000,
-        "burst_trials": 3,
-        "churn": 1_000_000,
-        "vector_replaced": 2_000_000,
-        "vector_first_read": 100_000,
-        "first_read_threads": 8,
-        "first_read_trials": 5,
-        "append_items": 100_000,
-        "append_repeat": 20,
-        "named_keys": 200_000,
-    },
-    "smoke": {
-        "equal_ints": 100_000,
-        "equal_floats": 100_000,
-        "equal_dicts": 10_000,
-        "equal_repeat": 2,
-        "transact_keys": (100, 1_000, 10_000),
-        "transact_budget": 0.2,
-        "progress_keys": 5_000,
-        "progress_bound": 3.0,
-        "burst_writes": 30_000,
-        "burst_keys": 1_000,
-        "burst_trials": 1,
-        "churn": 50_000,
-        "vector_replaced": 200_000,
-        "vector_first_read": 10_000,
-        "first_read_threads": 8,
-        "first_read_trials": 2,
-        "append_items": 10_000,
-        "append_repeat": 5,
-        "named_keys": 20_000,
-    },
-}
+SIZES = by_mode(  # name=(full, smoke)
+    equal_ints=(1_000_000, 100_000),
+    equal_floats=(1_000_000, 100_000),
+    equal_dicts=(100_000, 10_000),
+    equal_repeat=(5, 2),
+    transact_keys=((100, 10_000, 100_000), (100, 1_000, 10_000)),
+    transact_budget=(1.0, 0.2),
+    progress_keys=(50_000, 5_000),
+    progress_bound=(20.0, 3.0),
+    burst_writes=(300_000, 30_000),
+    burst_keys=(1_000, 1_000),
+    burst_trials=(3, 1),
+    churn=(1_000_000, 50_000),
+    vector_replaced=(2_000_000, 200_000),
+    vector_first_read=(100_000, 10_000),
+    first_read_threads=(8, 8),
+    first_read_trials=(5, 2),
+    append_items=(100_000, 10_000),
+    append_repeat=(20, 5),
+    named_keys=(200_000, 20_000),
+)
 
 
 # -- helpers -------------------------------------------------------------------------

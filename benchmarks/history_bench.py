@@ -18,28 +18,17 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from ._core import Group, Row, Target, fmt, median_calls
+from ._core import Group, Row, Target, by_mode, fmt, median_calls
 
-SIZES: dict[str, dict[str, Any]] = {
-    "full": {
-        "vector": 100_000,
-        "appends": 10_000,
-        "history_sizes": (10, 1_000, 10_000),
-        "at_depths": (1, 100, 1_000, 9_999),
-        "budget": 0.5,
-        "update_ops": 1_000,
-        "update_repeats": 41,
-    },
-    "smoke": {
-        "vector": 10_000,
-        "appends": 1_000,
-        "history_sizes": (10, 100, 1_000),
-        "at_depths": (1, 10, 100, 999),
-        "budget": 0.05,
-        "update_ops": 200,
-        "update_repeats": 3,
-    },
-}
+SIZES = by_mode(  # name=(full, smoke)
+    vector=(100_000, 10_000),
+    appends=(10_000, 1_000),
+    history_sizes=((10, 1_000, 10_000), (10, 100, 1_000)),
+    at_depths=((1, 100, 1_000, 9_999), (1, 10, 100, 999)),
+    budget=(0.5, 0.05),
+    update_ops=(1_000, 200),
+    update_repeats=(41, 3),
+)
 
 
 AGE = 1e9  # seconds: the age bound never drops a commit here

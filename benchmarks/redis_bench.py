@@ -35,48 +35,27 @@ from ._client import (
     redis_state,
     servers,
 )
-from ._core import ROOT, Group, Row, Target, attempt, logger, pct, timed
+from ._core import ROOT, Group, Row, Target, attempt, by_mode, logger, pct, timed
 
-SIZES: dict[str, dict[str, Any]] = {
-    "full": {
-        "read_loop": 50_000,
-        "read_repeats": 41,
-        "write_loop": 500,
-        "write_repeats": 21,
-        "cross_writes": 2_000,
-        "cross_warmup": 50,
-        "resync_keys": 10_000,
-        "resync_repeats": 7,
-        "resync_incremental": 21,
-        "click_writes": 40,
-        "click_warmup": 3,
-        "patch_sizes": (1_000, 10_000, 100_000),
-        "patch_appends": 200,
-        "patch_warmup": 50,
-        "patch_whole": (50, 20, 5),
-        "patch_resync_items": 1_000_000,
-        "patch_cross": 300,
-    },
-    "smoke": {
-        "read_loop": 5_000,
-        "read_repeats": 3,
-        "write_loop": 20,
-        "write_repeats": 3,
-        "cross_writes": 30,
-        "cross_warmup": 5,
-        "resync_keys": 1_000,
-        "resync_repeats": 2,
-        "resync_incremental": 3,
-        "click_writes": 2,
-        "click_warmup": 1,
-        "patch_sizes": (1_000, 2_000, 4_000),
-        "patch_appends": 10,
-        "patch_warmup": 2,
-        "patch_whole": (3, 2, 2),
-        "patch_resync_items": 20_000,
-        "patch_cross": 10,
-    },
-}
+SIZES = by_mode(  # name=(full, smoke)
+    read_loop=(50_000, 5_000),
+    read_repeats=(41, 3),
+    write_loop=(500, 20),
+    write_repeats=(21, 3),
+    cross_writes=(2_000, 30),
+    cross_warmup=(50, 5),
+    resync_keys=(10_000, 1_000),
+    resync_repeats=(7, 2),
+    resync_incremental=(21, 3),
+    click_writes=(40, 2),
+    click_warmup=(3, 1),
+    patch_sizes=((1_000, 10_000, 100_000), (1_000, 2_000, 4_000)),
+    patch_appends=(200, 10),
+    patch_warmup=(50, 2),
+    patch_whole=((50, 20, 5), (3, 2, 2)),
+    patch_resync_items=(1_000_000, 20_000),
+    patch_cross=(300, 10),
+)
 
 CROSS_GAP = (0.0005, 0.0025)  # seconds of idle between two cross-replica writes (uniform)
 CHUNK = 1_000  # keys per transact when filling the state for the resync figures

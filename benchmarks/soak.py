@@ -30,30 +30,19 @@ from ._client import (
     connect_all,
     log_lines,
 )
-from ._core import MB, Group, Outcome, Row, Target, cpu_seconds, fmt, logger, rss
+from ._core import MB, Group, Outcome, Row, Target, by_mode, cpu_seconds, fmt, logger, rss
 
 SOAK_APP = Path(__file__).resolve().parent / "apps" / "soak_app.py"
 
-SETTINGS: dict[str, dict[str, Any]] = {
-    "full": {
-        "sessions": 1_000,
-        "wave": 50,
-        "warmup": 50,
-        "live_sessions": 50,
-        "rate": 20.0,
-        "duration": 120.0,
-        "rss_deadline": 60.0,
-    },
-    "smoke": {
-        "sessions": 100,
-        "wave": 25,
-        "warmup": 25,
-        "live_sessions": 25,
-        "rate": 20.0,
-        "duration": 10.0,
-        "rss_deadline": 30.0,
-    },
-}
+SETTINGS = by_mode(  # name=(full, smoke)
+    sessions=(1_000, 100),
+    wave=(50, 25),
+    warmup=(50, 25),
+    live_sessions=(50, 25),
+    rate=(20.0, 20.0),
+    duration=(120.0, 10.0),
+    rss_deadline=(60.0, 30.0),
+)
 
 SESSION_TIMEOUT = 120.0  # seconds, per wait
 DRAIN_DEADLINE = 30.0  # seconds for the tracker to let go of closed sessions (liveness: every 1 s)

@@ -37,7 +37,7 @@ from ._client import (
     servers,
     shown_count,
 )
-from ._core import ROOT, Row, Target, attempt, logger, pct, render
+from ._core import ROOT, Row, Target, attempt, by_mode, logger, pct, render
 
 GROUPS = ("micro", "propagation", "fanout", "unbound")
 LIBS = ("ours", "upstream")
@@ -55,24 +55,14 @@ MICRO_BENCHMARKS = (
     "memory_ours",
     "memory_upstream",
 )
-SETTINGS: dict[str, dict[str, int]] = {
-    "full": {
-        "propagation_writes": 100,
-        "fanout_sessions": 100,
-        "fanout_writes": 20,
-        "unbound_sessions": 100,
-        "unbound_bound": 10,
-        "warmup_writes": 3,
-    },
-    "smoke": {
-        "propagation_writes": 5,
-        "fanout_sessions": 5,
-        "fanout_writes": 3,
-        "unbound_sessions": 10,
-        "unbound_bound": 1,
-        "warmup_writes": 1,
-    },
-}
+SETTINGS = by_mode(  # name=(full, smoke)
+    propagation_writes=(100, 5),
+    fanout_sessions=(100, 5),
+    fanout_writes=(20, 3),
+    unbound_sessions=(100, 10),
+    unbound_bound=(10, 1),
+    warmup_writes=(3, 1),
+)
 LIB_ENV = {lib: {"SERVER_STATE_BENCH_LIB": lib} for lib in LIBS}
 
 log = logger("bench")

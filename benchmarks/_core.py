@@ -156,6 +156,11 @@ class Row:
         }
 
 
+def labelled(labels: Mapping[str, str], **fields: Any) -> Callable[..., Row]:
+    """``row(id, value, ...)``: a ``Row`` whose label is ``labels[id]`` formatted with ``fields``."""
+    return lambda rid, *args, **kw: Row(rid, labels[rid].format(**fields), *args, **kw)
+
+
 def render(rows: Sequence[Row], head: Sequence[str]) -> str:
     """``rows`` as a Markdown table; ``head``: the column titles (benchmark,
     ours, [base, ratio,] target, met), each column padded to its widest cell."""

@@ -376,12 +376,12 @@ NOTES = """\
 History notes:
 - In-process, no server: fresh ServerState() (memory backend), public API only; each item in a child process.
 - memory: tracemalloc, bytes still allocated after gc.collect(), from before the vector was made; the appends
-  run in a plain thread; "one copy" = the same appends with history=0: the state alone, {n:,} + {appends:,} items.
+  run in a plain thread; "one copy" = the same appends with history=0: the state alone, {vector:,} + {appends:,} items.
   ints are the smallest items, so theirs is the largest ratio: what a commit keeps is the same for any item.
 - history(): median time of one call / entries listed. at(): median time of one call of at(seq) alone (no
   read of the snapshot); the sizes (depths) measured round-robin, so that load on the machine hits all alike; each depth's snapshot checked once for the right length. at() undoes the newer
   commits one by one: O(commits undone), each O(log keys).
-- update(): median of {repeats} timed loops of {ops:,} calls per variant, variants interleaved, in one
+- update(): median of {update_repeats} timed loops of {update_ops:,} calls per variant, variants interleaved, in one
   plain thread, GC on, each history filled to its bound first; "x off": the median over the rounds of
   on / off in the same round (+ per commit: that, times off). Upstream's column calls its ServerStateItem
   directly: upstream's server_state needs a running server to find, and keeps no history.
@@ -392,12 +392,7 @@ GROUP = Group(
     module="benchmarks.history_bench",
     title="server_state history figures",
     head=("history", "ours", "target", "met"),
-    notes=lambda mode: NOTES.format(
-        n=SIZES[mode]["vector"],
-        appends=SIZES[mode]["appends"],
-        repeats=SIZES[mode]["update_repeats"],
-        ops=SIZES[mode]["update_ops"],
-    ),
+    notes=lambda mode: NOTES.format(**SIZES[mode]),
     missed="History targets missed",
     sizes=SIZES,
     measures=MEASURES,

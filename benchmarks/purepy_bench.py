@@ -132,7 +132,7 @@ GROUP = Group(
     module="benchmarks.purepy_bench",
     title="server_state on pyrsistent's pure-Python vector",
     head=("purepy", "ours", "target", "met"),
-    notes=lambda mode: NOTES.format(repeats=SIZES[mode]["repeats"], ops=SIZES[mode]["ops"]),
+    notes=lambda mode: NOTES.format(**SIZES[mode]),
     missed="Pure-Python pyrsistent targets missed",
     sizes=SIZES,
     measures=MEASURES,

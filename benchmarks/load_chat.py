@@ -215,15 +215,9 @@ def _written(logs: list[str]) -> dict[str, Counter[str]]:
 
 
 def ok(r: dict[str, Any]) -> bool:
-    return bool(
-        r["converged"]
-        and r["same_history"]
-        and not r["lost"]
-        and not r["doubled"]
-        and r["count"] > 0.9 * r["clicks"]
-        and not r["log_errors"]
-        and not r["page_errors"]
-        and not r["loop_warnings"]
+    failed = ("lost", "doubled", "log_errors", "page_errors", "loop_warnings")
+    return bool(r["converged"] and r["same_history"] and r["count"] > 0.9 * r["clicks"]) and not any(
+        r[k] for k in failed
     )
 
 
@@ -235,29 +229,34 @@ def rows_for(mode: str, r: dict[str, Any]) -> list[Row]:
         f"{r['duration']:g} s: views of the history that differ from a new replica's"
     )
     same = "the same everywhere" if r["same_history"] else "NOT the same everywhere"
-    errors = len(r["log_errors"]) + len(r["page_errors"])
+    lost, doubled, none = len(r["lost"]), len(r["doubled"]), Target(0, "==")
+    messages = f"({r['count']} messages from {r['clicks']} clicks, {same})"
+    twice = f"({lost} / {doubled}; ids posted by two clicks: {len(r['reposted'])})"
+    bytes_ = f"{r['bytes_in_per_message']:,.0f} / {r['bytes_out_per_message']:,.0f} B"
+    chat = f"; {r['redis_chat_bytes'] / max(r['count'], 1):.0f} B"
+    converged = r["converge_s"] if r["converged"] else None
     return [
         Row(
             "load_history",
             label,
             0 if r["same_history"] else r["views"],
             "",
-            Target(0, "=="),
-            f"({r['count']} messages from {r['clicks']} clicks, {same})",
+            none,
+            messages,
             ok=r["count"] > 0.9 * r["clicks"],
         ),
         Row(
             "load_lost_doubled",
             "commits lost + applied twice (the app's own log of each post)",
-            len(r["lost"]) + len(r["doubled"]),
+            lost + doubled,
             "",
-            Target(0, "=="),
-            f"({len(r['lost'])} / {len(r['doubled'])}; ids posted by two clicks: {len(r['reposted'])})",
+            none,
+            twice,
         ),
         Row(
             "load_converged",
             "every session shows the whole history, after the last click",
-            r["converge_s"] if r["converged"] else None,
+            converged,
             "s",
             Target(CONVERGE_DEADLINE),
             "" if r["converged"] else "NOT reached",
@@ -269,20 +268,15 @@ def rows_for(mode: str, r: dict[str, Any]) -> list[Row]:
             r["redis_used_memory"],
             "B",
             None,
-            f"; {r['redis_chat_bytes'] / max(r['count'], 1):.0f} B",
+            chat,
         ),
-        Row(
-            "load_bytes",
-            "bytes per message received / sent by Redis",
-            None,
-            note=f"{r['bytes_in_per_message']:,.0f} / {r['bytes_out_per_message']:,.0f} B",
-        ),
+        Row("load_bytes", "bytes per message received / sent by Redis", None, note=bytes_),
         Row(
             "load_logs",
             "server logs: error lines + page errors, rerun-loop warnings",
-            errors,
+            len(r["log_errors"]) + len(r["page_errors"]),
             "",
-            Target(0, "=="),
+            none,
             f", {len(r['loop_warnings'])}",
             ok=not r["loop_warnings"],
         ),

@@ -30,7 +30,7 @@ from ._client import (
     connect_all,
     log_lines,
 )
-from ._core import MB, Group, Outcome, Row, Target, by_mode, cpu_seconds, fmt, logger, rss
+from ._core import MB, Group, Outcome, Row, Target, by_mode, cpu_seconds, fmt, labelled, logger, rss
 
 SOAK_APP = Path(__file__).resolve().parent / "apps" / "soak_app.py"
 
@@ -300,99 +300,71 @@ def run_all(mode: str) -> Outcome:
 # -- the table -----------------------------------------------------------------------
 
 
+LABELS = {  # by row id, formatted with the phase's figures
+    "soak_dead_sessions": "{sessions:,} sessions connect, read, disconnect (waves of {wave}): "
+    "stats()['sessions'] left, probe excepted",
+    "soak_bound_sessions": "the same: bound_sessions('shared') left; 'shared' written again",
+    "soak_rss": "server RSS after the {sessions:,} / after a warm-up of {warmup} (before / peak / after)",
+    "soak_parked": "disconnected sessions kept for a reconnect (tracker, private; info)",
+    "soak_converged": "{sessions} sessions, a background writer at {rate:g}/s for {duration:g} s: "
+    "sessions not showing the last value",
+    "soak_writes": "the same: writes made; reruns requested (stats); runs the sessions saw; server CPU (info)",
+    "soak_errors": "tracebacks in the server log (whole soak); writer and page errors",
+    "soak_loop": "rerun loops reported ('stopped rerunning' in the log; stats()['loops_stopped'])",
+}
+
+
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     """The rows of a phase (or of the server log: ``log``), from its results (tests/test_soak.py
     lists every row id)."""
-    rows: list[Row] = []
     none = Target(0, "==")
-    c = lg = r
-    w = r if item == "writer" else r.get("writer")
+    row = labelled(LABELS, **r)
     if item == "connect":
-        written = c["version_shared"] != c["version_shared_before"]
-        rss_note = f"({fmt(c['rss_before'], 'B')} / {fmt(c['rss_peak'], 'B')} / {fmt(c['rss_after'], 'B')}, after {c['rss_after_s']:.1f} s)"
-        rows += [
-            Row(
+        written = r["version_shared"] != r["version_shared_before"]
+        rss_mb = " / ".join(fmt(r[k], "B") for k in ("rss_before", "rss_peak", "rss_after"))
+        known = r["parked"] >= 0
+        return [
+            row(
                 "soak_dead_sessions",
-                f"{c['sessions']:,} sessions connect, read, disconnect (waves of {c['wave']}): "
-                "stats()['sessions'] left, probe excepted",
-                c["dead"],
+                r["dead"],
                 "",
                 Target(0, "==", note="dead sessions"),
-                f"(after {c['drain_s']:.1f} s; waves took {c['waves_s']:.0f} s)",
+                f"(after {r['drain_s']:.1f} s; waves took {r['waves_s']:.0f} s)",
             ),
-            Row(
+            row(
                 "soak_bound_sessions",
-                "the same: bound_sessions('shared') left; 'shared' written again",
-                c["bound"],
+                r["bound"],
                 "",
                 none,
                 f"; {'yes!' if written else 'no'}",
                 ok=not written,
             ),
-            Row(
+            row(
                 "soak_rss",
-                f"server RSS after the {c['sessions']:,} / after a warm-up of {c['warmup']} "
-                "(before / peak / after)",
-                c["rss_ratio"],
+                r["rss_ratio"],
                 "x",
                 Target(1 + RSS_TOLERANCE),
-                rss_note,
+                f"({rss_mb}, after {r['rss_after_s']:.1f} s)",
             ),
-            Row(
-                "soak_parked",
-                "disconnected sessions kept for a reconnect (tracker, private; info)",
-                c["parked"] if c["parked"] >= 0 else None,
-                "",
-                None,
-                "" if c["parked"] >= 0 else "unknown",
-            ),
+            row("soak_parked", r["parked"] if known else None, "", None, "" if known else "unknown"),
         ]
+    w = r if item == "writer" else r.get("writer")
     if item == "writer":
         conv = "-" if w["convergence_s"] is None else fmt(w["convergence_s"], "ms")
-        rows += [
-            Row(
-                "soak_converged",
-                f"{w['sessions']} sessions, a background writer at {w['rate']:g}/s for {w['duration']:g} s: "
-                "sessions not showing the last value",
-                w["sessions"] - min(w["converged"], w["still_showing_last"]),
-                "",
-                none,
-                f"({w['converged']}/{w['sessions']} converged, still {w['still_showing_last']}, in {conv})",
+        seen = f"({w['converged']}/{w['sessions']} converged, still {w['still_showing_last']}, in {conv})"
+        made = f"in {w['writer_span_s']:.1f} s; {w['reruns_requested']:,}; {w['client_runs']:,}; "
+        return [
+            row(
+                "soak_converged", w["sessions"] - min(w["converged"], w["still_showing_last"]), "", none, seen
             ),
-            Row(
-                "soak_writes",
-                "the same: writes made; reruns requested (stats); runs the sessions saw; server CPU (info)",
-                w["writes"],
-                "",
-                None,
-                f"in {w['writer_span_s']:.1f} s; {w['reruns_requested']:,}; "
-                f"{w['client_runs']:,}; {w['server_cpu']:.2f} cores",
-            ),
+            row("soak_writes", w["writes"], "", None, made + f"{w['server_cpu']:.2f} cores"),
         ]
-    if item == "log":
-        writer_errors = w["writer_errors"] + w["page_errors"] if w is not None else 0
-        loops = w["loops_stopped"] if w is not None else 0
-        rows += [
-            Row(
-                "soak_errors",
-                "tracebacks in the server log (whole soak); writer and page errors",
-                lg["errors"],
-                "",
-                none,
-                f"; {writer_errors}",
-                ok=writer_errors == 0,
-            ),
-            Row(
-                "soak_loop",
-                "rerun loops reported ('stopped rerunning' in the log; stats()['loops_stopped'])",
-                lg["loops"],
-                "",
-                none,
-                f"; {loops}",
-                ok=loops == 0,
-            ),
-        ]
-    return rows
+    errors = w["writer_errors"] + w["page_errors"] if w is not None else 0
+    loops = w["loops_stopped"] if w is not None else 0
+    return [
+        row("soak_errors", r["errors"], "", none, f"; {errors}", ok=errors == 0),
+        row("soak_loop", r["loops"], "", none, f"; {loops}", ok=loops == 0),
+    ]
 
 
 NOTES = """\

@@ -1,9 +1,6 @@
-"""Redis at scale (group ``load``): ``replicas`` ``streamlit run`` servers of
-``apps/load_chat_app.py`` on one redis-server, ``sessions`` headless sessions
-each, posting to one chat at ``rate`` messages/s for ``duration`` s; then every
-session and a replica started afterwards must show the same full history, no
-commit lost or applied twice, no error or rerun-loop warning in any log. What
-it checks and prints, and the results: benchmarks/README.md.
+"""Redis at scale (group ``load``): replicas of ``apps/load_chat_app.py`` on one
+redis-server, sessions posting to one chat; what it checks and prints, and the
+results: benchmarks/README.md.
 
     python -m benchmarks.load_chat [--full|--smoke] [--json out.json]
 """

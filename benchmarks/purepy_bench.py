@@ -1,11 +1,5 @@
-"""server_state on pyrsistent's pure-Python vector (group ``purepy``): what
-Python 3.13 gets, where pyrsistent 0.20 has no wheel and no C extension.
-
-Each item runs in a child interpreter with ``PYRSISTENT_NO_C_EXTENSION=1``
-(pyrsistent's own switch), in-process, no server: a fresh ``ServerState()``,
-public API only. Rows: an ``update`` append at 1,000 / 10,000 / 100,000
-items (flat: O(log n)), and an unchanged pyrsistent value written again (no
-change: its version stays, no rerun is asked).
+"""server_state on pyrsistent's pure-Python vector (group ``purepy``), each item in a
+child interpreter with ``PYRSISTENT_NO_C_EXTENSION=1``. Rows: benchmarks/README.md.
 
     python -m benchmarks.purepy_bench [--full|--smoke] [--json out.json] [--only ITEMS]
 """

@@ -1,8 +1,6 @@
-"""Soak (group ``soak``): many sessions over time on one ``streamlit run`` server
-of ``apps/soak_app.py``, in two phases: 1,000 sessions connect, read and
-disconnect (no dead session, RSS back within 10%), then a background writer
-under 50 sessions (every session converges, no error, no rerun loop). Rows,
-method and results: benchmarks/README.md.
+"""Soak (group ``soak``): many sessions, then a background writer, on one
+``streamlit run`` server of ``apps/soak_app.py``. Rows, method and results:
+benchmarks/README.md.
 
     python -m benchmarks.soak [--full|--smoke] [--json out.json]
 """

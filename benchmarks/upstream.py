@@ -1,12 +1,6 @@
 """server_state beside streamlit-server-state 0.20.2 (upstream), both in the
-same run: the first table of ``benchmarks.run``.
-
-- ``micro``: ``apps/micro_app.py`` served by ``streamlit run`` and loaded by
-  the headless protocol client; each microbenchmark runs in that one real
-  session's script thread, both libraries in the same script run.
-- ``propagation``, ``fanout``, ``unbound``: ``apps/counter_app.py`` on two
-  servers side by side (one per library, same options); this one client
-  process drives both, alternating the writes, so noise hits both alike.
+same run: the first table of ``benchmarks.run`` (groups micro, propagation,
+fanout, unbound; how each measures: benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -42,19 +36,15 @@ from ._core import ROOT, Row, Target, attempt, by_mode, logger, pct, render
 GROUPS = ("micro", "propagation", "fanout", "unbound")
 LIBS = ("ours", "upstream")
 HEAD = ("benchmark", "ours", "upstream", "ratio", "target", "met")
+APPENDS = (f"append_{kind}_{n}" for kind in ("classic", "update") for n in (1_000, 10_000, 100_000))
 MICRO_BENCHMARKS = (
     "snapshot",
     "read",
     "increment",
-    "append_classic_1000",
-    "append_classic_10000",
-    "append_classic_100000",
-    "append_update_1000",
-    "append_update_10000",
-    "append_update_100000",
+    *APPENDS,
     "memory_ours",
     "memory_upstream",
-)
+)  # the app's buttons
 SETTINGS = by_mode(  # name=(full, smoke)
     propagation_writes=(100, 5),
     fanout_sessions=(100, 5),

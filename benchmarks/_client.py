@@ -150,8 +150,9 @@ async def one_write(writer: BenchSession, readers: list[BenchSession]) -> list[f
     return latencies
 
 
-async def alternate_writes(pairs: dict[str, tuple[BenchSession, list[BenchSession]]], warmup: int, writes: int,
-                           reduce: Any = None) -> dict[str, list[float]]:  # fmt: skip
+async def alternate_writes(
+    pairs: dict[str, tuple[BenchSession, list[BenchSession]]], warmup: int, writes: int, reduce: Any = None
+) -> dict[str, list[float]]:
     """``warmup + writes`` writes in each pair (writer, readers), the pairs
     alternating write by write (so noise hits all alike); per pair, the
     latency of each measured write (``reduce`` of the readers', default the only one)."""

@@ -39,6 +39,11 @@ Measure = Callable[[str], Results]  # an item's figures, by its name
 OPS = {"<=": ("≤", float.__le__), "<": ("<", float.__lt__), "==": ("=", float.__eq__)}
 
 
+def by_mode(**sizes: tuple[Any, Any]) -> dict[str, Sizes]:
+    """``name=(full, smoke)`` pairs as ``{"full": {name: full}, "smoke": {name: smoke}}``."""
+    return {mode: {k: v[i] for k, v in sizes.items()} for i, mode in enumerate(("full", "smoke"))}
+
+
 def pct(values: Sequence[float], q: float) -> float:
     """The q-quantile (0..1), linear interpolation between closest ranks."""
     s = sorted(values)
@@ -140,8 +145,20 @@ class Row:
 
     def as_json(self, base_column: bool) -> dict[str, Any]:
         limits = [{"limit": t.limit, "op": t.op, "of": t.of} for t in self.targets]
-        return {"id": self.id, "benchmark": self.label, **self.cells(base_column), "value": self.value,
-                "unit": self.unit, "base_value": self.base, "targets": limits}  # fmt: skip
+        return {
+            "id": self.id,
+            "benchmark": self.label,
+            **self.cells(base_column),
+            "value": self.value,
+            "unit": self.unit,
+            "base_value": self.base,
+            "targets": limits,
+        }
+
+
+def labelled(labels: Mapping[str, str], **fields: Any) -> Callable[..., Row]:
+    """``row(id, value, ...)``: a ``Row`` whose label is ``labels[id]`` formatted with ``fields``."""
+    return lambda rid, *args, **kw: Row(rid, labels[rid].format(**fields), *args, **kw)
 
 
 def render(rows: Sequence[Row], head: Sequence[str]) -> str:
@@ -243,9 +260,13 @@ class Group:
         """One item in a fresh interpreter; its figures come back as JSON (its stdout's last line)."""
         proc = subprocess.run(
             [sys.executable, "-m", self.module, "--measure", item, f"--{mode}"],
-            cwd=ROOT, env={**os.environ, **self.child_env, **env}, capture_output=True, text=True,
-            timeout=self.child_timeout[mode], check=False,
-        )  # fmt: skip
+            cwd=ROOT,
+            env={**os.environ, **self.child_env, **env},
+            capture_output=True,
+            text=True,
+            timeout=self.child_timeout[mode],
+            check=False,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"item {item}: exit {proc.returncode}\n{proc.stderr[-4000:]}")
         result: Results = json.loads(proc.stdout.strip().splitlines()[-1])

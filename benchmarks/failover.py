@@ -150,17 +150,47 @@ def rows_for(r: dict[str, Any]) -> list[Row]:
 
     (ws, ws_max), (shown, shown_max) = p50("ws_back"), p50("shown")
     return [
-        Row("failover_ws", f"replica stopped -> tab A's websocket back through nginx (Chromium), p50 of {reps}",
-            ws, "s", None, ws_max),
-        Row("failover_shown", f"tab A's websocket back -> A shows the current count by itself, p50 of {reps}",
-            shown, "s", Target(TARGET_SHOWN), shown_max),
-        Row("failover_many", f"{n} tabs of a stopped replica back on the survivor -> all show the current count",
-            spread["all_shown"], "s", None, many(spread)),
-        Row("failover_many_runs", f"runs of those {n} tabs on the survivor", spread["runs"], "", Target(n, "=="),
-            ok=burst["runs"] == n),
-        Row("failover_burst", "the same without spreading (RECONNECT_RATE 100,000) (info)", burst["all_shown"], "s",
-            None, many(burst)),
-    ]  # fmt: skip
+        Row(
+            "failover_ws",
+            f"replica stopped -> tab A's websocket back through nginx (Chromium), p50 of {reps}",
+            ws,
+            "s",
+            None,
+            ws_max,
+        ),
+        Row(
+            "failover_shown",
+            f"tab A's websocket back -> A shows the current count by itself, p50 of {reps}",
+            shown,
+            "s",
+            Target(TARGET_SHOWN),
+            shown_max,
+        ),
+        Row(
+            "failover_many",
+            f"{n} tabs of a stopped replica back on the survivor -> all show the current count",
+            spread["all_shown"],
+            "s",
+            None,
+            many(spread),
+        ),
+        Row(
+            "failover_many_runs",
+            f"runs of those {n} tabs on the survivor",
+            spread["runs"],
+            "",
+            Target(n, "=="),
+            ok=burst["runs"] == n,
+        ),
+        Row(
+            "failover_burst",
+            "the same without spreading (RECONNECT_RATE 100,000) (info)",
+            burst["all_shown"],
+            "s",
+            None,
+            many(burst),
+        ),
+    ]
 
 
 def run_all(mode: str) -> Outcome:

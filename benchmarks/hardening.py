@@ -17,22 +17,30 @@ from collections import namedtuple
 from collections.abc import Callable
 from typing import Any
 
-from ._core import MB, Group, Row, Target, fmt, median_calls, rss, timed
+from ._core import MB, Group, Row, Target, by_mode, fmt, labelled, median_calls, rss, timed
 from .history_bench import appended
 
-SIZES: dict[str, dict[str, Any]] = {
-    "full": {"equal_ints": 1_000_000, "equal_floats": 1_000_000, "equal_dicts": 100_000, "equal_repeat": 5,
-        "transact_keys": (100, 10_000, 100_000), "transact_budget": 1.0, "progress_keys": 50_000,
-        "progress_bound": 20.0, "burst_writes": 300_000, "burst_keys": 1_000, "burst_trials": 3,
-        "churn": 1_000_000, "vector_replaced": 2_000_000, "vector_first_read": 100_000,
-        "first_read_threads": 8, "first_read_trials": 5, "append_items": 100_000, "append_repeat": 20,
-        "named_keys": 200_000},
-    "smoke": {"equal_ints": 100_000, "equal_floats": 100_000, "equal_dicts": 10_000, "equal_repeat": 2,
-        "transact_keys": (100, 1_000, 10_000), "transact_budget": 0.2, "progress_keys": 5_000,
-        "progress_bound": 3.0, "burst_writes": 30_000, "burst_keys": 1_000, "burst_trials": 1,
-        "churn": 50_000, "vector_replaced": 200_000, "vector_first_read": 10_000, "first_read_threads": 8,
-        "first_read_trials": 2, "append_items": 10_000, "append_repeat": 5, "named_keys": 20_000},
-}  # fmt: skip
+SIZES = by_mode(  # name=(full, smoke)
+    equal_ints=(1_000_000, 100_000),
+    equal_floats=(1_000_000, 100_000),
+    equal_dicts=(100_000, 10_000),
+    equal_repeat=(5, 2),
+    transact_keys=((100, 10_000, 100_000), (100, 1_000, 10_000)),
+    transact_budget=(1.0, 0.2),
+    progress_keys=(50_000, 5_000),
+    progress_bound=(20.0, 3.0),
+    burst_writes=(300_000, 30_000),
+    burst_keys=(1_000, 1_000),
+    burst_trials=(3, 1),
+    churn=(1_000_000, 50_000),
+    vector_replaced=(2_000_000, 200_000),
+    vector_first_read=(100_000, 10_000),
+    first_read_threads=(8, 8),
+    first_read_trials=(5, 2),
+    append_items=(100_000, 10_000),
+    append_repeat=(20, 5),
+    named_keys=(200_000, 20_000),
+)
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -387,77 +395,121 @@ MEASURES = {name.removeprefix("item_"): f for name, f in list(globals().items())
 # -- the table -----------------------------------------------------------------------
 
 
+LABELS = {  # by row id (or its shape), formatted with the item's figures
+    "equal_write": "#6 equal write of a list of {n:,} {what} (2nd write)",
+    "transact": "#9 transact() touching 2 keys, {n:,} keys in the state",
+    "transact_flat": "#9 transact(): {hi:,} keys / {lo:,} keys",
+    "transact_progress": "#9 transact() on a/b, {keys:,} keys, another key written every 3 ms",
+    "burst_snapshot": "#10 first snapshot() after {writes:,} writes to {keys}",
+    "burst_writer_blocked": "#10 longest write of another thread during it ({keys})",
+    "churn_rss": "#13 RSS growth after {n:,} set+del of distinct keys",
+    "churn": "#13 {call} after that churn, 1 live key",
+    "replaced_vector_held": "#14 memory held after a read {n:,}-item pvector is replaced by []",
+    "first_read_concurrent": "#15 {threads} threads' first read of a new {n:,}-item pvector / 1 thread's",
+    "append": "#16 state['msgs'] = state['msgs'] + [m], {n:,} {kind}",
+    "named_snapshot": "#17 dict(snapshot('name', 'email')), {n:,} keys",
+    "snapshot_order": "#17 snapshot iteration order == keys() order: orders that differ",
+}
+
+
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     """The rows of one item, from its figures (tests/test_benchmarks_smoke.py lists every row id)."""
     ms1 = Target(0.001)
+    row = labelled(LABELS, **r)
     if item == "6":
         what = {"ints": "ints", "floats": "floats", "dicts": "small dicts"}
         return [
-            Row(f"equal_write_{kind}", f"#6 equal write of a list of {r[kind]['n']:,} {what[kind]} (2nd write)",
-                r[kind]["s"], "s", Target(0.060) if kind == "ints" else None,
-                "(version advanced!)" if r[kind]["version_advanced"] else "", ok=not r[kind]["version_advanced"])
+            Row(
+                f"equal_write_{kind}",
+                LABELS["equal_write"].format(n=r[kind]["n"], what=what[kind]),
+                r[kind]["s"],
+                "s",
+                Target(0.060) if kind == "ints" else None,
+                "(version advanced!)" if r[kind]["version_advanced"] else "",
+                ok=not r[kind]["version_advanced"],
+            )
             for kind in what
-        ]  # fmt: skip
+        ]
     if item == "9":
         cost, p = r["cost"], r["progress"]
         n = list(cost)
-        fig = (
-            f"({p['attempts']} attempts)"
-            if p["finished"]
-            else f"(not finished in {p['bound']:.0f} s, {p['attempts']} attempts)"
-        )
+        row = labelled(LABELS, **p, lo=int(n[0]), hi=int(n[-1]))
+        attempts = f"{p['attempts']} attempts"
+        fig = f"({attempts})" if p["finished"] else f"(not finished in {p['bound']:.0f} s, {attempts})"
         return [
-            *(Row(f"transact_{label}", f"#9 transact() touching 2 keys, {int(k):,} keys in the state", cost[k], "s")
-              for label, k in zip(("small", "mid", "large"), n, strict=True)),
-            Row("transact_flat", f"#9 transact(): {int(n[-1]):,} keys / {int(n[0]):,} keys", cost[n[-1]] / cost[n[0]],
-                "x", Target(2.0)),
-            Row("transact_progress", f"#9 transact() on a/b, {p['keys']:,} keys, another key written every 3 ms",
-                p["s"] if p["finished"] else None, "s", Target(1.0, "<", note="(finishes)"), fig, ok=p["finished"]),
-        ]  # fmt: skip
+            *(
+                Row(f"transact_{size}", LABELS["transact"].format(n=int(k)), cost[k], "s")
+                for size, k in zip(("small", "mid", "large"), n, strict=True)
+            ),
+            row("transact_flat", cost[n[-1]] / cost[n[0]], "x", Target(2.0)),
+            row(
+                "transact_progress",
+                p["s"] if p["finished"] else None,
+                "s",
+                Target(1.0, "<", note="(finishes)"),
+                fig,
+                ok=p["finished"],
+            ),
+        ]
     if item == "10":
         rows = []
         for variant, keys in (("few", f"{r['keys']:,} keys"), ("distinct", "distinct keys")):
-            v = r[variant]
+            v, fields = r[variant], {"writes": r["writes"], "keys": keys}
+            no_lock = f"(no lock held: {fmt(v['control_max_s'], 's')})"
             rows += [
-                Row(f"burst_snapshot_{variant}", f"#10 first snapshot() after {r['writes']:,} writes to {keys}",
-                    v["snapshot_s"], "s"),
-                Row(f"burst_writer_blocked_{variant}", f"#10 longest write of another thread during it ({keys})",
-                    v["max_blocked_s"], "s", ms1, f"(no lock held: {fmt(v['control_max_s'], 's')})"),
-            ]  # fmt: skip
+                Row(
+                    f"burst_snapshot_{variant}",
+                    LABELS["burst_snapshot"].format(**fields),
+                    v["snapshot_s"],
+                    "s",
+                ),
+                Row(
+                    f"burst_writer_blocked_{variant}",
+                    LABELS["burst_writer_blocked"].format(**fields),
+                    v["max_blocked_s"],
+                    "s",
+                    ms1,
+                    no_lock,
+                ),
+            ]
         return rows
     if item == "13":
-        calls = (
-            ("churn_keys", "keys()", "keys_s"),
-            ("churn_iter", "list(state)", "list_s"),
-            ("churn_repr", "repr(state)", "repr_s"),
-        )
+        calls = (("churn_keys", "keys()", "keys_s"), ("churn_iter", "list(state)", "list_s"))
+        per = f"({r['churn_s'] / r['n'] * 1e6:.1f} µs per set+del)"
         return [
-            Row("churn_rss", f"#13 RSS growth after {r['n']:,} set+del of distinct keys", r["rss_growth"], "B",
-                Target(20 * MB * r["n"] / 1_000_000), f"({r['churn_s'] / r['n'] * 1e6:.1f} µs per set+del)"),
-            *(Row(rid, f"#13 {call} after that churn, 1 live key", r[key], "s", Target(0.001, "<")) for rid, call, key in calls),
-        ]  # fmt: skip
+            row("churn_rss", r["rss_growth"], "B", Target(20 * MB * r["n"] / 1_000_000), per),
+            *(
+                Row(rid, LABELS["churn"].format(call=call), r[key], "s", Target(0.001, "<"))
+                for rid, call, key in (*calls, ("churn_repr", "repr(state)", "repr_s"))
+            ),
+        ]
     if item == "14":
         note = f"(stored {r['stored_bytes'] / MB:.0f} MB, read {r['after_read_bytes'] / MB:.0f} MB)"
-        label = f"#14 memory held after a read {r['n']:,}-item pvector is replaced by []"
-        return [Row("replaced_vector_held", label, r["held_bytes"], "B", Target(MB), note)]
+        return [row("replaced_vector_held", r["held_bytes"], "B", Target(MB), note)]
     if item == "15":
-        label = f"#15 {r['threads']} threads' first read of a new {r['n']:,}-item pvector / 1 thread's"
-        note = f"({fmt(r['concurrent_s'], 's')} vs {fmt(r['single_s'], 's')}; {r['distinct_results']} distinct results)"
-        return [Row("first_read_concurrent", label, r["ratio"], "x", Target(1.5), note)]
+        times = f"{fmt(r['concurrent_s'], 's')} vs {fmt(r['single_s'], 's')}"
+        note = f"({times}; {r['distinct_results']} distinct results)"
+        return [row("first_read_concurrent", r["ratio"], "x", Target(1.5), note)]
     if item == "16":
         base = r["ints"]["s"]
         return [
-            Row(f"append_{kind}", f"#16 state['msgs'] = state['msgs'] + [m], {r[kind]['n']:,} {kind}", r[kind]["s"], "s",
+            Row(
+                f"append_{kind}",
+                LABELS["append"].format(n=r[kind]["n"], kind=kind),
+                r[kind]["s"],
+                "s",
                 None if kind == "ints" else Target(2.0, of="ints"),
-                "" if kind == "ints" else f"({r[kind]['s'] / base:.1f}x ints)", base=None if kind == "ints" else base)
+                "" if kind == "ints" else f"({r[kind]['s'] / base:.1f}x ints)",
+                base=None if kind == "ints" else base,
+            )
             for kind in APPEND_KINDS
-        ]  # fmt: skip
-    orders = f"full: {r['full_order_equal']}, named: {r['named_order_equal']}"
+        ]
+    orders = f"(full: {r['full_order_equal']}, named: {r['named_order_equal']})"
+    differ = 2 - r["full_order_equal"] - r["named_order_equal"]
     return [
-        Row("named_snapshot", f"#17 dict(snapshot('name', 'email')), {r['n']:,} keys", r["named_s"], "s", ms1),
-        Row("snapshot_order", "#17 snapshot iteration order == keys() order: orders that differ",
-            2 - r["full_order_equal"] - r["named_order_equal"], "", Target(0, "=="), f"({orders})"),
-    ]  # fmt: skip
+        row("named_snapshot", r["named_s"], "s", ms1),
+        row("snapshot_order", differ, "", Target(0, "=="), orders),
+    ]
 
 
 NOTES = """\
@@ -465,12 +517,12 @@ Hardening notes:
 - In-process, no server: fresh ServerState() instances, public API only; each item in a child process of its own.
 - Times: median of repeated calls (#13: best of 3), GC on unless said. Memory: #13 VmRSS after gc.collect();
   #14 tracemalloc (bytes still allocated after the replacement, beyond what was allocated before the vector).
-- #9 progress: the transact runs in a thread, given {bound:.0f} s; if it has not committed by then it is stopped.
+- #9 progress: the transact runs in a thread, given {progress_bound:.0f} s; if it has not committed by then it is stopped.
 - #10: a second thread writes another key and times each write while the main thread takes the snapshot;
   GIL switch interval 0.1 ms and GC off in that window, so a long write is a lock held, not the interpreter.
   "no lock held": the same writer while the main thread runs plain Python as long (≤ 50 ms), no lock held.
   The {burst_keys:,}-key figures: median over {burst_trials} run(s).
-- #15: wall time from a Barrier releasing {threads} threads to the last read, over one read alone; distinct
+- #15: wall time from a Barrier releasing {first_read_threads} threads to the last read, over one read alone; distinct
   results = how many read forms were built (1 when the threads share one conversion).
 """
 
@@ -479,12 +531,7 @@ GROUP = Group(
     module="benchmarks.hardening",
     title="server_state hardening figures",
     head=("hardening", "ours", "target", "met"),
-    notes=lambda mode: NOTES.format(
-        bound=SIZES[mode]["progress_bound"],
-        threads=SIZES[mode]["first_read_threads"],
-        burst_keys=SIZES[mode]["burst_keys"],
-        burst_trials=SIZES[mode]["burst_trials"],
-    ),
+    notes=lambda mode: NOTES.format(**SIZES[mode]),
     missed="Hardening targets missed",
     item_prefix="#",
     sizes=SIZES,

@@ -18,14 +18,17 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from ._core import Group, Row, Target, fmt, median_calls
+from ._core import Group, Row, Target, by_mode, fmt, median_calls
 
-SIZES: dict[str, dict[str, Any]] = {
-    "full": {"vector": 100_000, "appends": 10_000, "history_sizes": (10, 1_000, 10_000),
-        "at_depths": (1, 100, 1_000, 9_999), "budget": 0.5, "update_ops": 1_000, "update_repeats": 41},
-    "smoke": {"vector": 10_000, "appends": 1_000, "history_sizes": (10, 100, 1_000),
-        "at_depths": (1, 10, 100, 999), "budget": 0.05, "update_ops": 200, "update_repeats": 3},
-}  # fmt: skip
+SIZES = by_mode(  # name=(full, smoke)
+    vector=(100_000, 10_000),
+    appends=(10_000, 1_000),
+    history_sizes=((10, 1_000, 10_000), (10, 100, 1_000)),
+    at_depths=((1, 100, 1_000, 9_999), (1, 10, 100, 999)),
+    budget=(0.5, 0.05),
+    update_ops=(1_000, 200),
+    update_repeats=(41, 3),
+)
 
 
 AGE = 1e9  # seconds: the age bound never drops a commit here
@@ -274,35 +277,66 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     if item == "memory":
         what = {"ints": "ints", "strings": "30-char strs"}
         return [
-            Row(f"history_memory_{kind}",
+            Row(
+                f"history_memory_{kind}",
                 f"memory: {r['appends']:,} appends to a {r['n']:,}-item pvector of {what[kind]}, history={r['appends']:,} vs 0",
-                r[kind]["ratio"], "x", Target(2.0, note="one copy"),
+                r[kind]["ratio"],
+                "x",
+                Target(2.0, note="one copy"),
                 f"one copy ({fmt(r[kind]['held']['on'], 'B')} vs {fmt(r[kind]['held']['off'], 'B')}; "
                 f"{r[kind]['kept']['on']:,} commits kept)",
-                ok=r[kind]["kept"] == {"on": r["appends"], "off": 0})
+                ok=r[kind]["kept"] == {"on": r["appends"], "off": 0},
+            )
             for kind in ITEM_KINDS
-        ]  # fmt: skip
+        ]
     if item == "history":
         per, rare = r["per_entry"], r["rare"]
         lo, hi = min(per, key=int), max(per, key=int)
         return [
-            *(Row(f"history_list_{n}", f"history(), {int(n):,} commits kept: per entry", per[n], "s") for n in per),
-            Row("history_list_flat", f"history() per entry: {int(hi):,} commits / {int(lo):,}", per[hi] / per[lo], "x", flat),
-            Row("history_key_rare", f"history(key, limit=1), key changed by the oldest of {rare['size']:,} commits (info)",
-                rare["s"], "s", note=f"({fmt(rare['s'] / rare['size'], 's')} per commit looked at)"),
-        ]  # fmt: skip
+            *(
+                Row(f"history_list_{n}", f"history(), {int(n):,} commits kept: per entry", per[n], "s")
+                for n in per
+            ),
+            Row(
+                "history_list_flat",
+                f"history() per entry: {int(hi):,} commits / {int(lo):,}",
+                per[hi] / per[lo],
+                "x",
+                flat,
+            ),
+            Row(
+                "history_key_rare",
+                f"history(key, limit=1), key changed by the oldest of {rare['size']:,} commits (info)",
+                rare["s"],
+                "s",
+                note=f"({fmt(rare['s'] / rare['size'], 's')} per commit looked at)",
+            ),
+        ]
     if item == "at":
         depths = r["depths"]
         keys = list(depths)
         return [
-            *(Row(f"at_{k}", f"at(seq) {int(k):,} commit{'s' if int(k) > 1 else ''} back, {r['n']:,}-item pvector "
-                  f"+ {r['appends']:,} appends", d["s"], "s", note=f"({fmt(d['per_commit'], 's')} per commit undone)"
-                  + ("" if d["correct"] else " (wrong state!)"), ok=d["correct"])
-              for k, d in depths.items()),
-            Row("at_flat", f"at() per commit undone: {int(keys[-1]):,} back / {int(keys[1]):,} back",
-                depths[keys[-1]]["per_commit"] / depths[keys[1]]["per_commit"], "x",
-                Target(2.0, note="(O(1) per commit undone)")),
-        ]  # fmt: skip
+            *(
+                Row(
+                    f"at_{k}",
+                    f"at(seq) {int(k):,} commit{'s' if int(k) > 1 else ''} back, {r['n']:,}-item pvector "
+                    f"+ {r['appends']:,} appends",
+                    d["s"],
+                    "s",
+                    note=f"({fmt(d['per_commit'], 's')} per commit undone)"
+                    + ("" if d["correct"] else " (wrong state!)"),
+                    ok=d["correct"],
+                )
+                for k, d in depths.items()
+            ),
+            Row(
+                "at_flat",
+                f"at() per commit undone: {int(keys[-1]):,} back / {int(keys[1]):,} back",
+                depths[keys[-1]]["per_commit"] / depths[keys[1]]["per_commit"],
+                "x",
+                Target(2.0, note="(O(1) per commit undone)"),
+            ),
+        ]
     s, limits, paired = r["s"], r["limits"], r["paired"]
     full = r["kept"] == limits  # every history at its bound while timed
     bad = "" if full else f" (history kept {r['kept']}, not {limits}!)"
@@ -316,25 +350,38 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
 
     ratio = s["counter_default"] / s["upstream"]
     return [
-        *(Row(f"update_{what}_{v}", f"update() from a thread, {label}, history{history[v]}",
-              s[f"{what}_{v}"], "s", note=note(what, v), ok=full)
-          for what, label in (("counter", "counter +1"), ("append", f"append to a {r['n']:,}-item pvector"))
-          for v in history),
-        Row("update_upstream", "upstream ServerStateItem set_value(get_value() + 1), no history (info)",
-            s["upstream"], "s", note=f"(ours, history={limits['default']}: {ratio:.2f}x)"),
-    ]  # fmt: skip
+        *(
+            Row(
+                f"update_{what}_{v}",
+                f"update() from a thread, {label}, history{history[v]}",
+                s[f"{what}_{v}"],
+                "s",
+                note=note(what, v),
+                ok=full,
+            )
+            for what, label in (("counter", "counter +1"), ("append", f"append to a {r['n']:,}-item pvector"))
+            for v in history
+        ),
+        Row(
+            "update_upstream",
+            "upstream ServerStateItem set_value(get_value() + 1), no history (info)",
+            s["upstream"],
+            "s",
+            note=f"(ours, history={limits['default']}: {ratio:.2f}x)",
+        ),
+    ]
 
 
 NOTES = """\
 History notes:
 - In-process, no server: fresh ServerState() (memory backend), public API only; each item in a child process.
 - memory: tracemalloc, bytes still allocated after gc.collect(), from before the vector was made; the appends
-  run in a plain thread; "one copy" = the same appends with history=0: the state alone, {n:,} + {appends:,} items.
+  run in a plain thread; "one copy" = the same appends with history=0: the state alone, {vector:,} + {appends:,} items.
   ints are the smallest items, so theirs is the largest ratio: what a commit keeps is the same for any item.
 - history(): median time of one call / entries listed. at(): median time of one call of at(seq) alone (no
   read of the snapshot); the sizes (depths) measured round-robin, so that load on the machine hits all alike; each depth's snapshot checked once for the right length. at() undoes the newer
   commits one by one: O(commits undone), each O(log keys).
-- update(): median of {repeats} timed loops of {ops:,} calls per variant, variants interleaved, in one
+- update(): median of {update_repeats} timed loops of {update_ops:,} calls per variant, variants interleaved, in one
   plain thread, GC on, each history filled to its bound first; "x off": the median over the rounds of
   on / off in the same round (+ per commit: that, times off). Upstream's column calls its ServerStateItem
   directly: upstream's server_state needs a running server to find, and keeps no history.
@@ -345,12 +392,7 @@ GROUP = Group(
     module="benchmarks.history_bench",
     title="server_state history figures",
     head=("history", "ours", "target", "met"),
-    notes=lambda mode: NOTES.format(
-        n=SIZES[mode]["vector"],
-        appends=SIZES[mode]["appends"],
-        repeats=SIZES[mode]["update_repeats"],
-        ops=SIZES[mode]["update_ops"],
-    ),
+    notes=lambda mode: NOTES.format(**SIZES[mode]),
     missed="History targets missed",
     sizes=SIZES,
     measures=MEASURES,

@@ -1,11 +1,5 @@
-"""server_state on pyrsistent's pure-Python vector (group ``purepy``): what
-Python 3.13 gets, where pyrsistent 0.20 has no wheel and no C extension.
-
-Each item runs in a child interpreter with ``PYRSISTENT_NO_C_EXTENSION=1``
-(pyrsistent's own switch), in-process, no server: a fresh ``ServerState()``,
-public API only. Rows: an ``update`` append at 1,000 / 10,000 / 100,000
-items (flat: O(log n)), and an unchanged pyrsistent value written again (no
-change: its version stays, no rerun is asked).
+"""server_state on pyrsistent's pure-Python vector (group ``purepy``), each item in a
+child interpreter with ``PYRSISTENT_NO_C_EXTENSION=1``. Rows: benchmarks/README.md.
 
     python -m benchmarks.purepy_bench [--full|--smoke] [--json out.json] [--only ITEMS]
 """
@@ -94,14 +88,30 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
         us = {n: t / 1e6 for n, t in r["us"].items()}
         lo, hi = min(us, key=int), max(us, key=int)
         return [
-            *(Row(f"purepy_append_{n}", f"append update(), pure-Python pvector, n={int(n):,}", t, "s") for n, t in us.items()),
-            Row("purepy_append_flat", f"append update(), pure-Python pvector: n={int(hi):,} / n={int(lo):,}",
-                us[hi] / us[lo], "x", Target(FLAT, note="(O(log n))")),
-        ]  # fmt: skip
+            *(
+                Row(f"purepy_append_{n}", f"append update(), pure-Python pvector, n={int(n):,}", t, "s")
+                for n, t in us.items()
+            ),
+            Row(
+                "purepy_append_flat",
+                f"append update(), pure-Python pvector: n={int(hi):,} / n={int(lo):,}",
+                us[hi] / us[lo],
+                "x",
+                Target(FLAT, note="(O(log n))"),
+            ),
+        ]
     note = f"(stored as the same object: {r['same_object']}, version kept: {r['version_kept']})"
-    return [Row("purepy_unchanged_write", f"unchanged pyrsistent write, pure-Python pvector, n={r['n']:,}",
-                r["us"] / 1e6, "s", Target(UNCHANGED_US / 1e6, note="(no change)"), note,
-                ok=r["same_object"] and r["version_kept"])]  # fmt: skip
+    return [
+        Row(
+            "purepy_unchanged_write",
+            f"unchanged pyrsistent write, pure-Python pvector, n={r['n']:,}",
+            r["us"] / 1e6,
+            "s",
+            Target(UNCHANGED_US / 1e6, note="(no change)"),
+            note,
+            ok=r["same_object"] and r["version_kept"],
+        )
+    ]
 
 
 NOTES = """\
@@ -116,7 +126,7 @@ GROUP = Group(
     module="benchmarks.purepy_bench",
     title="server_state on pyrsistent's pure-Python vector",
     head=("purepy", "ours", "target", "met"),
-    notes=lambda mode: NOTES.format(repeats=SIZES[mode]["repeats"], ops=SIZES[mode]["ops"]),
+    notes=lambda mode: NOTES.format(**SIZES[mode]),
     missed="Pure-Python pyrsistent targets missed",
     sizes=SIZES,
     measures=MEASURES,

@@ -34,21 +34,28 @@ from ._client import (
     redis_server,
     redis_state,
     servers,
-)  # fmt: skip
-from ._core import ROOT, Group, Row, Target, attempt, logger, pct, timed
+)
+from ._core import ROOT, Group, Row, Target, attempt, by_mode, labelled, logger, pct, timed
 
-SIZES: dict[str, dict[str, Any]] = {
-    "full": {"read_loop": 50_000, "read_repeats": 41, "write_loop": 500, "write_repeats": 21,
-        "cross_writes": 2_000, "cross_warmup": 50, "resync_keys": 10_000, "resync_repeats": 7,
-        "resync_incremental": 21, "click_writes": 40, "click_warmup": 3,
-        "patch_sizes": (1_000, 10_000, 100_000), "patch_appends": 200, "patch_warmup": 50,
-        "patch_whole": (50, 20, 5), "patch_resync_items": 1_000_000, "patch_cross": 300},
-    "smoke": {"read_loop": 5_000, "read_repeats": 3, "write_loop": 20, "write_repeats": 3,
-        "cross_writes": 30, "cross_warmup": 5, "resync_keys": 1_000, "resync_repeats": 2,
-        "resync_incremental": 3, "click_writes": 2, "click_warmup": 1,
-        "patch_sizes": (1_000, 2_000, 4_000), "patch_appends": 10, "patch_warmup": 2,
-        "patch_whole": (3, 2, 2), "patch_resync_items": 20_000, "patch_cross": 10},
-}  # fmt: skip
+SIZES = by_mode(  # name=(full, smoke)
+    read_loop=(50_000, 5_000),
+    read_repeats=(41, 3),
+    write_loop=(500, 20),
+    write_repeats=(21, 3),
+    cross_writes=(2_000, 30),
+    cross_warmup=(50, 5),
+    resync_keys=(10_000, 1_000),
+    resync_repeats=(7, 2),
+    resync_incremental=(21, 3),
+    click_writes=(40, 2),
+    click_warmup=(3, 1),
+    patch_sizes=((1_000, 10_000, 100_000), (1_000, 2_000, 4_000)),
+    patch_appends=(200, 10),
+    patch_warmup=(50, 2),
+    patch_whole=((50, 20, 5), (3, 2, 2)),
+    patch_resync_items=(1_000_000, 20_000),
+    patch_cross=(300, 10),
+)
 
 CROSS_GAP = (0.0005, 0.0025)  # seconds of idle between two cross-replica writes (uniform)
 CHUNK = 1_000  # keys per transact when filling the state for the resync figures
@@ -460,10 +467,12 @@ async def _click(url: str, z: dict[str, Any], options: dict[str, str]) -> dict[s
         await init_key(srv["replica1"], "click")
         await init_key(srv["memory"], "click")
         pairs = {
-            name: (BenchSession(srv[a], query_string="key=click", name=f"{name}-A"),
-                   [BenchSession(srv[b], query_string="key=click", name=f"{name}-B")])
+            name: (
+                BenchSession(srv[a], query_string="key=click", name=f"{name}-A"),
+                [BenchSession(srv[b], query_string="key=click", name=f"{name}-B")],
+            )
             for name, a, b in (("redis", "replica1", "replica2"), ("memory", "memory", "memory"))
-        }  # fmt: skip
+        }
         try:
             for a, (b,) in pairs.values():
                 await connect_all([a, b])
@@ -490,68 +499,124 @@ MEASURES: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
 # -- the table -----------------------------------------------------------------------
 
 MS2, MS5 = Target(0.002), Target(0.005)
+VS_EVALSHA = "on Redis vs bare EVALSHA 'return 1'"
+MIRROR = "in replica 1 → replica 2's mirror (watch)"
+CROSS = "commit " + MIRROR + ", 2 processes, p{q} of {writes:,}"
+CLICK = "click in replica 1 → session of replica 2 re-rendered, p{q} of {n}"
+LABELS = {  # by row id, formatted with the item's figures
+    "redis_read": "read state['k'] of an int: Redis mirror vs memory backend",
+    "redis_read_peek": "read state.peek('k') of an int: Redis mirror vs memory backend",
+    "redis_update": "update('c', lambda v: v + 1) " + VS_EVALSHA,
+    "redis_set": "state['k'] = i " + VS_EVALSHA + " (info)",
+    "redis_cross_replica_p50": CROSS.replace("{q}", "50"),
+    "redis_cross_replica_p99": CROSS.replace("{q}", "99"),
+    "redis_resync": "resync: first use of a new store, {keys:,} keys of small values",
+    "redis_resync_incremental": "resync after 1 of {keys:,} keys changed (info)",
+    "redis_append": "update('log', lambda v: v.append(m)) on a {n:,}-item pvector; bytes to Redis per append",
+    "redis_append_flat": "append at {hi:,} items vs at {lo:,} (patches)",
+    "redis_map_set": "update('board', lambda m: m.set(k, v)) on a {hi:,}-entry pmap; bytes per set",
+    "redis_append_classic": "state['msgs'] = state['msgs'] + [m] at {hi:,} items, Redis vs memory (info)",
+    "redis_resync_big": "resync: first use of a new store on one {resync_items:,}-item pvector (info)",
+    "redis_append_cross_p50": "append at {items:,} items " + MIRROR + ", p50 of {writes}",
+    "redis_click_render": CLICK.replace("{q}", "50"),
+    "redis_click_render_p95": CLICK.replace("{q}", "95") + " (info)",
+    "redis_click_render_gc_off": "the same, postScriptGC false, p50 of {n_off} (info)",
+}
+
+
+def _bytes(figures: dict[str, Any], what: str = "") -> str:
+    return f", {figures['bytes']:,.0f} B{what}"
 
 
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
+    row = labelled(LABELS, **r)
     if item == "read":
+        mem = {"base_note": "(memory)", "target": Target(1.2, of="memory")}
         return [
-            Row(rid, f"read {what} of an int: Redis mirror vs memory backend", r[op]["redis_ns"] / 1e9, "s",
-                Target(1.2, of="memory"), base=r[op]["memory_ns"] / 1e9, base_note="(memory)")
-            for rid, what, op in (("redis_read", "state['k']", "get"), ("redis_read_peek", "state.peek('k')", "peek"))
-        ]  # fmt: skip
+            row(rid, r[op]["redis_ns"] / 1e9, "s", base=r[op]["memory_ns"] / 1e9, **mem)
+            for rid, op in (("redis_read", "get"), ("redis_read_peek", "peek"))
+        ]
     if item == "write":
-        vs = "on Redis vs bare EVALSHA 'return 1'"
+        floor = {"base": r["floor_ns"] / 1e9, "base_note": "(EVALSHA)"}
         return [
-            Row("redis_update", f"update('c', lambda v: v + 1) {vs}", r["update_ns"] / 1e9, "s",
-                Target(1.5, of="EVALSHA"), base=r["floor_ns"] / 1e9, base_note="(EVALSHA)"),
-            Row("redis_set", f"state['k'] = i {vs} (info)", r["set_ns"] / 1e9, "s", base=r["floor_ns"] / 1e9,
-                base_note="(EVALSHA)"),
-        ]  # fmt: skip
+            row("redis_update", r["update_ns"] / 1e9, "s", Target(1.5, of="EVALSHA"), **floor),
+            row("redis_set", r["set_ns"] / 1e9, "s", **floor),
+        ]
     if item == "cross":
-        what = f"commit in replica 1 → replica 2's mirror (watch), 2 processes, p{{}} of {r['writes']:,}"
+        commit = f"(commit call {r['commit_p50'] * 1e6:.1f} µs)"
         return [
-            Row("redis_cross_replica_p50", what.format(50), r["p50"], "s", MS5, f"(commit call {r['commit_p50'] * 1e6:.1f} µs)"),
-            Row("redis_cross_replica_p99", what.format(99), r["p99"], "s", Target(0.020), f"(max {r['max'] * 1e3:.2f} ms)"),
-        ]  # fmt: skip
+            row("redis_cross_replica_p50", r["p50"], "s", MS5, commit),
+            row("redis_cross_replica_p99", r["p99"], "s", Target(0.020), f"(max {r['max'] * 1e3:.2f} ms)"),
+        ]
     if item == "resync":
-        n, bare = r["keys"], "(bare MULTI read)"
+        bare = {"base": r["bare_read_s"], "base_note": "(bare MULTI read)", "ratio_digits": 1}
         return [
-            Row("redis_resync", f"resync: first use of a new store, {n:,} keys of small values", r["first_use_s"], "s",
-                Target(1.0), base=r["bare_read_s"], base_note=bare, ratio_digits=1),
-            Row("redis_resync_incremental", f"resync after 1 of {n:,} keys changed (info)", r["incremental_s"], "s",
-                base=r["bare_read_s"], base_note=bare, ratio_digits=1),
-        ]  # fmt: skip
+            row("redis_resync", r["first_use_s"], "s", Target(1.0), **bare),
+            row("redis_resync_incremental", r["incremental_s"], "s", **bare),
+        ]
     if item == "patch":
         sizes, c, red, mem = r["sizes"], r["cross"], r["classic"]["redis"], r["classic"]["memory"]
-        small, big = r["append"][0]["patch"], r["append"][-1]["patch"]
-        rows = [
-            Row(f"redis_append_{size}", f"update('log', lambda v: v.append(m)) on a {n:,}-item pvector; bytes to Redis per append",
-                a["patch"]["p50"], "s", MS2, f", {a['patch']['bytes']:,.0f} B", base=a["whole"]["p50"],
-                base_note=f", {a['whole']['bytes']:,.0f} B (whole value)", ratio_digits=3)
-            for n, a, size in zip(sizes, r["append"], ("small", "medium", "large"), strict=True)
-        ]  # fmt: skip
+        lo, hi = sizes[0], sizes[-1]
+        row = labelled(LABELS, **r, lo=lo, hi=hi, items=c["items"], writes=c["writes"])
+        whole = {"ratio_digits": 3, "target": MS2}
         return [
-            *rows,
-            Row("redis_append_flat", f"append at {sizes[-1]:,} items vs at {sizes[0]:,} (patches)", big["p50"], "s",
-                Target(2.0, of=f"at {sizes[0]:,}"), base=small["p50"], base_note=f"(at {sizes[0]:,})"),
-            Row("redis_map_set", f"update('board', lambda m: m.set(k, v)) on a {sizes[-1]:,}-entry pmap; bytes per set",
-                r["map"]["patch"]["p50"], "s", MS2, f", {r['map']['patch']['bytes']:,.0f} B", base=r["map"]["whole"]["p50"],
-                base_note=f", {r['map']['whole']['bytes']:,.0f} B (whole value)", ratio_digits=3),
-            Row("redis_append_classic", f"state['msgs'] = state['msgs'] + [m] at {sizes[-1]:,} items, Redis vs memory (info)",
-                red["p50"], "s", None, f", {red['bytes']:,.0f} B", base=mem["p50"], base_note="(memory)"),
-            Row("redis_resync_big", f"resync: first use of a new store on one {r['resync_items']:,}-item pvector (info)",
-                r["resync_s"], "s", base=r["resync_bare_s"], base_note="(bare LRANGE)", ratio_digits=1),
-            Row("redis_append_cross_p50", f"append at {c['items']:,} items in replica 1 → replica 2's mirror (watch), "
-                f"p50 of {c['writes']}", c["p50"], "s", MS5, f"(p99 {c['p99'] * 1e3:.2f} ms)"),
-        ]  # fmt: skip
-    on, off, n = r["gc_on"], r["gc_off"], r["gc_on"]["redis"]["writes"]
-    what, mem = f"click in replica 1 → session of replica 2 re-rendered, p{{}} of {n}", "(1 server, memory)"
+            *(
+                Row(
+                    f"redis_append_{size}",
+                    LABELS["redis_append"].format(n=n),
+                    a["patch"]["p50"],
+                    "s",
+                    note=_bytes(a["patch"]),
+                    base=a["whole"]["p50"],
+                    base_note=_bytes(a["whole"], " (whole value)"),
+                    **whole,
+                )
+                for n, a, size in zip(sizes, r["append"], ("small", "medium", "large"), strict=True)
+            ),
+            row(
+                "redis_append_flat",
+                r["append"][-1]["patch"]["p50"],
+                "s",
+                Target(2.0, of=f"at {lo:,}"),
+                base=r["append"][0]["patch"]["p50"],
+                base_note=f"(at {lo:,})",
+            ),
+            row(
+                "redis_map_set",
+                r["map"]["patch"]["p50"],
+                "s",
+                note=_bytes(r["map"]["patch"]),
+                base=r["map"]["whole"]["p50"],
+                base_note=_bytes(r["map"]["whole"], " (whole value)"),
+                **whole,
+            ),
+            row(
+                "redis_append_classic",
+                red["p50"],
+                "s",
+                None,
+                _bytes(red),
+                base=mem["p50"],
+                base_note="(memory)",
+            ),
+            row(
+                "redis_resync_big",
+                r["resync_s"],
+                "s",
+                base=r["resync_bare_s"],
+                base_note="(bare LRANGE)",
+                ratio_digits=1,
+            ),
+            row("redis_append_cross_p50", c["p50"], "s", MS5, f"(p99 {c['p99'] * 1e3:.2f} ms)"),
+        ]
+    on, off = r["gc_on"], r["gc_off"]
+    row = labelled(LABELS, n=on["redis"]["writes"], n_off=off["redis"]["writes"])
+    mem = {"base_note": "(1 server, memory)"}
     return [
-        Row("redis_click_render", what.format(50), on["redis"]["p50"], "ms", Target(0.100), base=on["memory"]["p50"], base_note=mem),
-        Row("redis_click_render_p95", what.format(95) + " (info)", on["redis"]["p95"], "ms", base=on["memory"]["p95"], base_note=mem),
-        Row("redis_click_render_gc_off", f"the same, postScriptGC false, p50 of {off['redis']['writes']} (info)",
-            off["redis"]["p50"], "ms", base=off["memory"]["p50"], base_note=mem),
-    ]  # fmt: skip
+        row("redis_click_render", on["redis"]["p50"], "ms", Target(0.100), base=on["memory"]["p50"], **mem),
+        row("redis_click_render_p95", on["redis"]["p95"], "ms", base=on["memory"]["p95"], **mem),
+        row("redis_click_render_gc_off", off["redis"]["p50"], "ms", base=off["memory"]["p50"], **mem),
+    ]
 
 
 NOTES = """\

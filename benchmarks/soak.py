@@ -1,8 +1,6 @@
-"""Soak (group ``soak``): many sessions over time on one ``streamlit run`` server
-of ``apps/soak_app.py``, in two phases: 1,000 sessions connect, read and
-disconnect (no dead session, RSS back within 10%), then a background writer
-under 50 sessions (every session converges, no error, no rerun loop). Rows,
-method and results: benchmarks/README.md.
+"""Soak (group ``soak``): many sessions, then a background writer, on one
+``streamlit run`` server of ``apps/soak_app.py``. Rows, method and results:
+benchmarks/README.md.
 
     python -m benchmarks.soak [--full|--smoke] [--json out.json]
 """
@@ -30,16 +28,19 @@ from ._client import (
     connect_all,
     log_lines,
 )
-from ._core import MB, Group, Outcome, Row, Target, cpu_seconds, fmt, logger, rss
+from ._core import MB, Group, Outcome, Row, Target, by_mode, cpu_seconds, fmt, labelled, logger, rss
 
 SOAK_APP = Path(__file__).resolve().parent / "apps" / "soak_app.py"
 
-SETTINGS: dict[str, dict[str, Any]] = {
-    "full": {"sessions": 1_000, "wave": 50, "warmup": 50, "live_sessions": 50, "rate": 20.0,
-        "duration": 120.0, "rss_deadline": 60.0},
-    "smoke": {"sessions": 100, "wave": 25, "warmup": 25, "live_sessions": 25, "rate": 20.0,
-        "duration": 10.0, "rss_deadline": 30.0},
-}  # fmt: skip
+SETTINGS = by_mode(  # name=(full, smoke)
+    sessions=(1_000, 100),
+    wave=(50, 25),
+    warmup=(50, 25),
+    live_sessions=(50, 25),
+    rate=(20.0, 20.0),
+    duration=(120.0, 10.0),
+    rss_deadline=(60.0, 30.0),
+)
 
 SESSION_TIMEOUT = 120.0  # seconds, per wait
 DRAIN_DEADLINE = 30.0  # seconds for the tracker to let go of closed sessions (liveness: every 1 s)
@@ -297,47 +298,71 @@ def run_all(mode: str) -> Outcome:
 # -- the table -----------------------------------------------------------------------
 
 
+LABELS = {  # by row id, formatted with the phase's figures
+    "soak_dead_sessions": "{sessions:,} sessions connect, read, disconnect (waves of {wave}): "
+    "stats()['sessions'] left, probe excepted",
+    "soak_bound_sessions": "the same: bound_sessions('shared') left; 'shared' written again",
+    "soak_rss": "server RSS after the {sessions:,} / after a warm-up of {warmup} (before / peak / after)",
+    "soak_parked": "disconnected sessions kept for a reconnect (tracker, private; info)",
+    "soak_converged": "{sessions} sessions, a background writer at {rate:g}/s for {duration:g} s: "
+    "sessions not showing the last value",
+    "soak_writes": "the same: writes made; reruns requested (stats); runs the sessions saw; server CPU (info)",
+    "soak_errors": "tracebacks in the server log (whole soak); writer and page errors",
+    "soak_loop": "rerun loops reported ('stopped rerunning' in the log; stats()['loops_stopped'])",
+}
+
+
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     """The rows of a phase (or of the server log: ``log``), from its results (tests/test_soak.py
     lists every row id)."""
-    rows: list[Row] = []
     none = Target(0, "==")
-    c = lg = r
-    w = r if item == "writer" else r.get("writer")
+    row = labelled(LABELS, **r)
     if item == "connect":
-        written = c["version_shared"] != c["version_shared_before"]
-        rss_note = f"({fmt(c['rss_before'], 'B')} / {fmt(c['rss_peak'], 'B')} / {fmt(c['rss_after'], 'B')}, after {c['rss_after_s']:.1f} s)"
-        rows += [
-            Row("soak_dead_sessions", f"{c['sessions']:,} sessions connect, read, disconnect (waves of {c['wave']}): "
-                "stats()['sessions'] left, probe excepted", c["dead"], "", Target(0, "==", note="dead sessions"),
-                f"(after {c['drain_s']:.1f} s; waves took {c['waves_s']:.0f} s)"),
-            Row("soak_bound_sessions", "the same: bound_sessions('shared') left; 'shared' written again", c["bound"], "",
-                none, f"; {'yes!' if written else 'no'}", ok=not written),
-            Row("soak_rss", f"server RSS after the {c['sessions']:,} / after a warm-up of {c['warmup']} "
-                "(before / peak / after)", c["rss_ratio"], "x", Target(1 + RSS_TOLERANCE), rss_note),
-            Row("soak_parked", "disconnected sessions kept for a reconnect (tracker, private; info)",
-                c["parked"] if c["parked"] >= 0 else None, "", None, "" if c["parked"] >= 0 else "unknown"),
-        ]  # fmt: skip
+        written = r["version_shared"] != r["version_shared_before"]
+        rss_mb = " / ".join(fmt(r[k], "B") for k in ("rss_before", "rss_peak", "rss_after"))
+        known = r["parked"] >= 0
+        return [
+            row(
+                "soak_dead_sessions",
+                r["dead"],
+                "",
+                Target(0, "==", note="dead sessions"),
+                f"(after {r['drain_s']:.1f} s; waves took {r['waves_s']:.0f} s)",
+            ),
+            row(
+                "soak_bound_sessions",
+                r["bound"],
+                "",
+                none,
+                f"; {'yes!' if written else 'no'}",
+                ok=not written,
+            ),
+            row(
+                "soak_rss",
+                r["rss_ratio"],
+                "x",
+                Target(1 + RSS_TOLERANCE),
+                f"({rss_mb}, after {r['rss_after_s']:.1f} s)",
+            ),
+            row("soak_parked", r["parked"] if known else None, "", None, "" if known else "unknown"),
+        ]
+    w = r if item == "writer" else r.get("writer")
     if item == "writer":
         conv = "-" if w["convergence_s"] is None else fmt(w["convergence_s"], "ms")
-        rows += [
-            Row("soak_converged", f"{w['sessions']} sessions, a background writer at {w['rate']:g}/s for {w['duration']:g} s: "
-                "sessions not showing the last value", w["sessions"] - min(w["converged"], w["still_showing_last"]), "",
-                none, f"({w['converged']}/{w['sessions']} converged, still {w['still_showing_last']}, in {conv})"),
-            Row("soak_writes", "the same: writes made; reruns requested (stats); runs the sessions saw; server CPU (info)",
-                w["writes"], "", None, f"in {w['writer_span_s']:.1f} s; {w['reruns_requested']:,}; "
-                f"{w['client_runs']:,}; {w['server_cpu']:.2f} cores"),
-        ]  # fmt: skip
-    if item == "log":
-        writer_errors = w["writer_errors"] + w["page_errors"] if w is not None else 0
-        loops = w["loops_stopped"] if w is not None else 0
-        rows += [
-            Row("soak_errors", "tracebacks in the server log (whole soak); writer and page errors", lg["errors"], "",
-                none, f"; {writer_errors}", ok=writer_errors == 0),
-            Row("soak_loop", "rerun loops reported ('stopped rerunning' in the log; stats()['loops_stopped'])",
-                lg["loops"], "", none, f"; {loops}", ok=loops == 0),
-        ]  # fmt: skip
-    return rows
+        seen = f"({w['converged']}/{w['sessions']} converged, still {w['still_showing_last']}, in {conv})"
+        made = f"in {w['writer_span_s']:.1f} s; {w['reruns_requested']:,}; {w['client_runs']:,}; "
+        return [
+            row(
+                "soak_converged", w["sessions"] - min(w["converged"], w["still_showing_last"]), "", none, seen
+            ),
+            row("soak_writes", w["writes"], "", None, made + f"{w['server_cpu']:.2f} cores"),
+        ]
+    errors = w["writer_errors"] + w["page_errors"] if w is not None else 0
+    loops = w["loops_stopped"] if w is not None else 0
+    return [
+        row("soak_errors", r["errors"], "", none, f"; {errors}", ok=errors == 0),
+        row("soak_loop", r["loops"], "", none, f"; {loops}", ok=loops == 0),
+    ]
 
 
 NOTES = """\

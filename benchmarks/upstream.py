@@ -1,12 +1,6 @@
 """server_state beside streamlit-server-state 0.20.2 (upstream), both in the
-same run: the first table of ``benchmarks.run``.
-
-- ``micro``: ``apps/micro_app.py`` served by ``streamlit run`` and loaded by
-  the headless protocol client; each microbenchmark runs in that one real
-  session's script thread, both libraries in the same script run.
-- ``propagation``, ``fanout``, ``unbound``: ``apps/counter_app.py`` on two
-  servers side by side (one per library, same options); this one client
-  process drives both, alternating the writes, so noise hits both alike.
+same run: the first table of ``benchmarks.run`` (groups micro, propagation,
+fanout, unbound; how each measures: benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -36,22 +30,29 @@ from ._client import (
     quiet_all,
     servers,
     shown_count,
-)  # fmt: skip
-from ._core import ROOT, Row, Target, attempt, logger, pct, render
+)
+from ._core import ROOT, Row, Target, attempt, by_mode, logger, pct, render
 
 GROUPS = ("micro", "propagation", "fanout", "unbound")
 LIBS = ("ours", "upstream")
 HEAD = ("benchmark", "ours", "upstream", "ratio", "target", "met")
+APPENDS = (f"append_{kind}_{n}" for kind in ("classic", "update") for n in (1_000, 10_000, 100_000))
 MICRO_BENCHMARKS = (
-    "snapshot", "read", "increment", "append_classic_1000", "append_classic_10000", "append_classic_100000",
-    "append_update_1000", "append_update_10000", "append_update_100000", "memory_ours", "memory_upstream",
-)  # fmt: skip
-SETTINGS: dict[str, dict[str, int]] = {
-    "full": {"propagation_writes": 100, "fanout_sessions": 100, "fanout_writes": 20, "unbound_sessions": 100,
-             "unbound_bound": 10, "warmup_writes": 3},
-    "smoke": {"propagation_writes": 5, "fanout_sessions": 5, "fanout_writes": 3, "unbound_sessions": 10,
-              "unbound_bound": 1, "warmup_writes": 1},
-}  # fmt: skip
+    "snapshot",
+    "read",
+    "increment",
+    *APPENDS,
+    "memory_ours",
+    "memory_upstream",
+)  # the app's buttons
+SETTINGS = by_mode(  # name=(full, smoke)
+    propagation_writes=(100, 5),
+    fanout_sessions=(100, 5),
+    fanout_writes=(20, 3),
+    unbound_sessions=(100, 10),
+    unbound_bound=(10, 1),
+    warmup_writes=(3, 1),
+)
 LIB_ENV = {lib: {"SERVER_STATE_BENCH_LIB": lib} for lib in LIBS}
 
 log = logger("bench")
@@ -206,35 +207,81 @@ def micro_rows(m: dict[str, Any]) -> list[Row]:
         vs("increment_classic", "counter +1, both lock+rw (info)", None),
         *(vs(f"append_classic_{n}", f"append, classic code, n={n:,}", NOT_WORSE) for n in sizes),
         *(
-            Row(f"append_update_{n}", f"append, ours update() on pvector, n={n:,}", ns[f"append_update_{n}"], "s",
-                Target(20e-6) if n == hi else None, base=m[f"append_classic_{n}"]["upstream_ns"] / 1e9,
-                ratio_digits=4)
+            Row(
+                f"append_update_{n}",
+                f"append, ours update() on pvector, n={n:,}",
+                ns[f"append_update_{n}"],
+                "s",
+                Target(20e-6) if n == hi else None,
+                base=m[f"append_classic_{n}"]["upstream_ns"] / 1e9,
+                ratio_digits=4,
+            )
             for n in sizes
         ),
-        Row("append_update_flat", f"append update(): n={hi:,} / n={lo:,}",
-            ns[f"append_update_{hi}"] / ns[f"append_update_{lo}"], "x", Target(2.0)),
-        *(Row(f"append_update_gcoff_{n}", f"append update(), GC off (info), n={n:,}", ns[f"append_update_gcoff_{n}"],
-              "s") for n in sizes),
-        Row("append_update_gcoff_flat", f"append update(), GC off: n={hi:,} / n={lo:,} (info)",
-            ns[f"append_update_gcoff_{hi}"] / ns[f"append_update_gcoff_{lo}"], "x"),
+        Row(
+            "append_update_flat",
+            f"append update(): n={hi:,} / n={lo:,}",
+            ns[f"append_update_{hi}"] / ns[f"append_update_{lo}"],
+            "x",
+            Target(2.0),
+        ),
         *(
-            Row(f"snapshot_{n}", f"snapshot(), {m[f'snapshot_{n}']['ours_keys']:,} keys (upstream: dict(state))",
-                m[f"snapshot_{n}"]["ours_ns"] / 1e9, "s", Target(2e-6), base=m[f"snapshot_{n}"]["upstream_ns"] / 1e9,
-                ratio_digits=5)
+            Row(
+                f"append_update_gcoff_{n}",
+                f"append update(), GC off (info), n={n:,}",
+                ns[f"append_update_gcoff_{n}"],
+                "s",
+            )
+            for n in sizes
+        ),
+        Row(
+            "append_update_gcoff_flat",
+            f"append update(), GC off: n={hi:,} / n={lo:,} (info)",
+            ns[f"append_update_gcoff_{hi}"] / ns[f"append_update_gcoff_{lo}"],
+            "x",
+        ),
+        *(
+            Row(
+                f"snapshot_{n}",
+                f"snapshot(), {m[f'snapshot_{n}']['ours_keys']:,} keys (upstream: dict(state))",
+                m[f"snapshot_{n}"]["ours_ns"] / 1e9,
+                "s",
+                Target(2e-6),
+                base=m[f"snapshot_{n}"]["upstream_ns"] / 1e9,
+                ratio_digits=5,
+            )
             for n in snaps
         ),
         *(
-            Row(f"snapshot_after_write_{n}",
+            Row(
+                f"snapshot_after_write_{n}",
                 f"snapshot() right after a write, {m[f'snapshot_after_write_{n}']['ours_keys']:,} keys",
-                ns[f"snapshot_after_write_{n}"], "s", Target(2e-6))
+                ns[f"snapshot_after_write_{n}"],
+                "s",
+                Target(2e-6),
+            )
             for n in snaps
         ),
-        Row("memory", f"memory: {mo['snapshots']:,} snapshots kept while appending, n={mo['n']:,}", mo["ratio"], "x",
-            Target(1.5, note="one copy"), note="one copy", base=mu["ratio"], base_note="one copy", ratio_digits=3),
-        Row("append_snapshots_held",
+        Row(
+            "memory",
+            f"memory: {mo['snapshots']:,} snapshots kept while appending, n={mo['n']:,}",
+            mo["ratio"],
+            "x",
+            Target(1.5, note="one copy"),
+            note="one copy",
+            base=mu["ratio"],
+            base_note="one copy",
+            ratio_digits=3,
+        ),
+        Row(
+            "append_snapshots_held",
             f"append update() with {held['snapshots']:,} snapshots held, n={held['n']:,} (info)",
-            held["ours_ns"] / 1e9, "s", base=mu["append_ns_gc_off"] / 1e9, base_note="(GC off)"),
-    ]  # fmt: skip
+            held["ours_ns"] / 1e9,
+            "s",
+            base=mu["append_ns_gc_off"] / 1e9,
+            base_note="(GC off)",
+        ),
+    ]
 
 
 def cross_rows(results: dict[str, Any]) -> list[Row]:
@@ -243,23 +290,46 @@ def cross_rows(results: dict[str, Any]) -> list[Row]:
     if prop is not None:
         o, u, n = prop["ours"], prop["upstream"], len(prop["ours"]["samples"])
         rows += [
-            Row(f"propagation_p{q}", f"propagation A→B, p{q} of {n} writes", o[f"p{q}"], "ms",
-                (NOT_WORSE, Target(0.100)) if q == 50 else NOT_WORSE, base=u[f"p{q}"])
+            Row(
+                f"propagation_p{q}",
+                f"propagation A→B, p{q} of {n} writes",
+                o[f"p{q}"],
+                "ms",
+                (NOT_WORSE, Target(0.100)) if q == 50 else NOT_WORSE,
+                base=u[f"p{q}"],
+            )
             for q in (50, 95)
-        ]  # fmt: skip
+        ]
     for gc in ("off", "on"):
         fan = results.get(f"fanout_gc_{gc}")
         if fan is not None:
             o, u = fan["ours"], fan["upstream"]
             label = f"fan-out to {o['sessions']} sessions, p50 of {len(o['samples'])} writes, postScriptGC {gc == 'on'}"
-            rows.append(Row(f"fanout_gc_{gc}", label.replace("True", "true").replace("False", "false"), o["p50"], "ms",
-                            NOT_WORSE, base=u["p50"]))  # fmt: skip
+            rows.append(
+                Row(
+                    f"fanout_gc_{gc}",
+                    label.replace("True", "true").replace("False", "false"),
+                    o["p50"],
+                    "ms",
+                    NOT_WORSE,
+                    base=u["p50"],
+                )
+            )
     unb = results.get("unbound")
     if unb is not None:
         o, u = unb["ours"], unb["upstream"]
         label = f"reruns after 1 write, {o['sessions']} sessions of which {o['sessions'] - o['bound']} never read the key"
-        rows.append(Row("unbound", label, o["reruns"], "", Target(o["bound"], "=="), base=u["reruns"],
-                        ok=o["readers_updated"] == o["bound"]))  # fmt: skip
+        rows.append(
+            Row(
+                "unbound",
+                label,
+                o["reruns"],
+                "",
+                Target(o["bound"], "=="),
+                base=u["reruns"],
+                ok=o["readers_updated"] == o["bound"],
+            )
+        )
     return rows
 
 
@@ -298,9 +368,14 @@ def environment() -> dict[str, str]:
         )
     except (OSError, subprocess.CalledProcessError):
         revision = "unknown"
-    return {"revision": revision, "upstream_version": version("streamlit-server-state"),
-            "ours_version": version("server-state"), "st_version": streamlit.__version__,
-            "python": platform.python_version(), "cpus": str(os.cpu_count())}  # fmt: skip
+    return {
+        "revision": revision,
+        "upstream_version": version("streamlit-server-state"),
+        "ours_version": version("server-state"),
+        "st_version": streamlit.__version__,
+        "python": platform.python_version(),
+        "cpus": str(os.cpu_count()),
+    }
 
 
 def run(mode: str, groups: set[str]) -> tuple[list[Row], dict[str, Any], list[str]]:

@@ -1,46 +1,23 @@
-"""In-session microbenchmarks of both libraries, in one real Streamlit session.
+"""In-session microbenchmarks of both libraries, in one real Streamlit session
+(method: benchmarks/README.md, "How it measures").
 
-Loaded by ``benchmarks/run.py`` through the headless protocol client. Each
-benchmark is a button ("run read", "run append_classic_100000", ...): a click runs
-that benchmark in that script run, on the script thread, so reads bind the
-session exactly as an app's reads do, for both libraries. Results are merged
-into the JSON file named by ``$SERVER_STATE_BENCH_OUT`` and the page shows
-``done <name> <seq>`` (or ``failed <name> <seq>: <error>``). Buttons, being
-one-shot triggers, make sure that a rerun pushed by server_state (this
-session read a key and then wrote it) runs no benchmark again.
-
-Sizes: query parameter ``mode=smoke|full``.
-
-Upstream's writes run inside upstream's own ``no_rerun``: upstream reruns
-every session bound to the key, the writer included, from inside the
-writer's run, which restarts this benchmark run under ``runner.fastReruns``.
-``no_rerun`` skips only the rerun requests: upstream's set still hashes the
-value (``repr``) and checks the suppression flag. server_state runs in normal
-mode (commit, announce, binding tracker, rerun scheduling): a comparison
-conservative for server_state.
-
-Timing: ``time.perf_counter_ns`` around a loop of k operations, k calibrated
-per library to a target time per repeat; the figure is the median over
-repeats of (elapsed / k). Repeats alternate between the libraries, so that
-noise hits both. The cyclic GC stays on, as in an app (collected once per
-benchmark, before it); the pvector append is also measured with it off, to
-separate the library's cost from the collector's. Loop overhead (~20 ns) is
-not subtracted. Appended messages are built inside the timed loop, as an
-app builds each new message (a dict; a pmap for the pvector variant).
-
-Every expression's value is assigned (``_ = s["k"]``): a bare expression
-statement is Streamlit "magic" (an ``st.write``), even inside a function;
-the server also runs with ``runner.magicEnabled false``.
-
-The page keeps every "done" line on later runs: when server_state reruns
-this session right after a run that read and then wrote a key (its rule 2),
-Streamlit drops that run's not-yet-sent output (``ForwardMsgQueue.clear``
-rewrites its ``script_finished`` to ``FINISHED_EARLY_FOR_RERUN``), so a line
-shown only by the benchmark's own run could be lost.
+Each benchmark is a button ("run read", "run append_classic_100000", ...),
+driven by ``benchmarks/upstream.py``: a click runs it in that script run, on the
+script thread; buttons, being one-shot, make sure a rerun pushed by
+server_state runs no benchmark again. Results are merged into the JSON file
+named by ``$SERVER_STATE_BENCH_OUT``; the page shows ``done <name> <seq>`` (or
+``failed <name> <seq>: <error>``), and keeps every such line on later runs: a
+rerun right after a run that read and wrote a key drops that run's unsent
+output. Sizes: query parameter ``mode=smoke|full``. Loop overhead (~20 ns) is
+not subtracted; appended messages are built inside the timed loop, as an app
+builds each new message. Every expression's value is assigned (``_ = s["k"]``):
+a bare expression statement is Streamlit "magic", even inside a function.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import json
 import os
@@ -63,39 +40,17 @@ from streamlit_server_state import server_state_lock as up_lock
 from server_state import server_state, server_state_lock
 
 perf = time.perf_counter_ns
+NO_CONTEXT = contextlib.nullcontext()  # reusable: what ours runs in where upstream runs in no_rerun
 
-SETTINGS: dict[str, dict[str, Any]] = {
-    "full": {
-        "repeats": 7,
-        "target_ns": 30_000_000,  # per repeat
-        "append_sizes": (1_000, 10_000, 100_000),
-        "snapshot_sizes": (10, 10_000),
-        "memory_n": 100_000,
-        "memory_snapshots": 1_000,
-    },
-    "smoke": {
-        "repeats": 2,
-        "target_ns": 1_000_000,
-        "append_sizes": (1_000, 10_000, 100_000),
-        "snapshot_sizes": (10, 10_000),
-        "memory_n": 10_000,
-        "memory_snapshots": 20,
-    },
+SIZES: dict[str, tuple[Any, Any]] = {  # name: (full, smoke)
+    "repeats": (7, 2),
+    "target_ns": (30_000_000, 1_000_000),  # per repeat
+    "append_sizes": ((1_000, 10_000, 100_000), (1_000, 10_000, 100_000)),
+    "snapshot_sizes": ((10, 10_000), (10, 10_000)),
+    "memory_n": (100_000, 10_000),
+    "memory_snapshots": (1_000, 20),
 }
-
-BENCHMARKS = (
-    "snapshot",
-    "read",
-    "increment",
-    "append_classic_1000",
-    "append_classic_10000",
-    "append_classic_100000",
-    "append_update_1000",
-    "append_update_10000",
-    "append_update_100000",
-    "memory_ours",
-    "memory_upstream",
-)
+SETTINGS = {mode: {k: v[i] for k, v in SIZES.items()} for i, mode in enumerate(("full", "smoke"))}
 
 
 def message(i: int) -> dict[str, str]:
@@ -177,21 +132,16 @@ def bench_read(cfg: dict[str, Any]) -> dict[str, Any]:
     with up_no_rerun:
         up_state["bench_r"] = 1
 
-    def ours(k: int) -> int:
-        s = server_state
-        t0 = perf()
-        for _ in range(k):
-            _ = s["bench_r"]
-        return perf() - t0
+    def reads(state: Any) -> Loop:
+        def loop(k: int, s: Any = state) -> int:
+            t0 = perf()
+            for _ in range(k):
+                _ = s["bench_r"]
+            return perf() - t0
 
-    def upstream(k: int) -> int:
-        s = up_state
-        t0 = perf()
-        for _ in range(k):
-            _ = s["bench_r"]
-        return perf() - t0
+        return loop
 
-    return {"read": pair(ours, upstream, cfg)}
+    return {"read": pair(reads(server_state), reads(up_state), cfg)}
 
 
 def bench_increment(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -212,23 +162,19 @@ def bench_increment(cfg: dict[str, Any]) -> dict[str, Any]:
             update("bench_c", inc)
         return perf() - t0
 
-    def ours_classic(k: int) -> int:
-        s, lock = server_state, server_state_lock
-        t0 = perf()
-        for _ in range(k):
-            with lock["bench_c2"]:
-                s["bench_c2"] = s["bench_c2"] + 1
-        return perf() - t0
+    def classic(state: Any, lock: Any, key: str, ctx: Any = NO_CONTEXT) -> Loop:
+        def loop(k: int, s: Any = state, lock: Any = lock, key: str = key) -> int:
+            with ctx:
+                t0 = perf()
+                for _ in range(k):
+                    with lock[key]:
+                        s[key] = s[key] + 1
+                return perf() - t0
 
-    def upstream(k: int) -> int:
-        s, lock = up_state, up_lock
-        with up_no_rerun:
-            t0 = perf()
-            for _ in range(k):
-                with lock["bench_c"]:
-                    s["bench_c"] = s["bench_c"] + 1
-            return perf() - t0
+        return loop
 
+    upstream = classic(up_state, up_lock, "bench_c", up_no_rerun)
+    ours_classic = classic(server_state, server_state_lock, "bench_c2")
     out = {"increment": pair(ours, upstream, cfg)}
     out["increment_classic"] = pair(ours_classic, upstream, cfg)
     ours_count = server_state.peek("bench_c")
@@ -253,23 +199,18 @@ def bench_append_classic(cfg: dict[str, Any], n: int) -> dict[str, Any]:
     def reset_ours() -> None:
         server_state["bench_m"] = base
 
-    def upstream(k: int) -> int:
-        s, lock = up_state, up_lock
-        with up_no_rerun:
-            t0 = perf()
-            for i in range(k):
-                with lock["bench_m"]:
-                    s["bench_m"] = s["bench_m"] + [{"user": "bench", "text": f"message {i}"}]
-            return perf() - t0
+    def classic(s: Any, lock: Any, ctx: Any = NO_CONTEXT) -> Loop:
+        def loop(k: int, s: Any = s, lock: Any = lock) -> int:
+            with ctx:
+                t0 = perf()
+                for i in range(k):
+                    with lock["bench_m"]:
+                        s["bench_m"] = s["bench_m"] + [{"user": "bench", "text": f"message {i}"}]
+                return perf() - t0
 
-    def ours(k: int) -> int:
-        s, lock = server_state, server_state_lock
-        t0 = perf()
-        for i in range(k):
-            with lock["bench_m"]:
-                s["bench_m"] = s["bench_m"] + [{"user": "bench", "text": f"message {i}"}]
-        return perf() - t0
+        return loop
 
+    ours, upstream = classic(server_state, server_state_lock), classic(up_state, up_lock, up_no_rerun)
     res = pair(ours, upstream, cfg, reset_ours=reset_ours, reset_upstream=reset_up, chunk=chunk)
     assert len(server_state.peek("bench_m")) > n and len(up_state["bench_m"]) > n
     res["n"] = n
@@ -478,18 +419,18 @@ def bench_memory_upstream(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_benchmark(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    if name.startswith("append_classic_"):
-        return bench_append_classic(cfg, int(name.rsplit("_", 1)[1]))
-    if name.startswith("append_update_"):
-        return bench_append_update(cfg, int(name.rsplit("_", 1)[1]))
-    return {
-        "snapshot": bench_snapshot,
-        "read": bench_read,
-        "increment": bench_increment,
-        "memory_ours": bench_memory_ours,
-        "memory_upstream": bench_memory_upstream,
-    }[name](cfg)
+BENCHMARKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "snapshot": bench_snapshot,
+    "read": bench_read,
+    "increment": bench_increment,
+    **{
+        f"append_{kind}_{n}": functools.partial(f, n=n)
+        for kind, f in (("classic", bench_append_classic), ("update", bench_append_update))
+        for n in (1_000, 10_000, 100_000)
+    },
+    "memory_ours": bench_memory_ours,
+    "memory_upstream": bench_memory_upstream,
+}
 
 
 _file_lock = threading.Lock()
@@ -520,7 +461,7 @@ for name in clicked:
     seq = st.session_state.seq
     started = time.perf_counter()
     try:
-        results = run_benchmark(name, cfg)
+        results = BENCHMARKS[name](cfg)
     except Exception as exc:  # reported to the client, which fails the run
         save({f"error_{name}": traceback.format_exc()})
         st.session_state.finished.append(f"failed {name} {seq}: {type(exc).__name__}: {exc}")

@@ -146,7 +146,10 @@ class ServerState:
         and ``revert()``; they may be changed at any time, alone."""
         if history is not None or history_age is not None:
             kept = self._store.history
-            kept.configure(kept.limit if history is None else history, history_age or kept.max_age)
+            kept.configure(
+                kept.limit if history is None else history,
+                kept.max_age if history_age is None else history_age,
+            )
             if url is None and all(v is None for v in (namespace, serializer, signing_key, lease_ttl)):
                 return
         options = {

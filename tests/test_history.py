@@ -112,3 +112,20 @@ def test_history_zero_keeps_nothing(state: ServerState) -> None:
     assert state.history() == []
     with pytest.raises(LookupError):
         state.at(0)
+
+
+def test_configure_refuses_a_history_bound_it_cannot_keep_and_keeps_the_old_one() -> None:
+    """history_age=0 was taken for "not given" and silently ignored; a bound
+    that cannot be kept is refused, naming it, and the history stays as it was."""
+    state = ServerState()
+    state.configure(history=50, history_age=30)
+    for bad, what in (
+        ({"history_age": 0}, "age"),
+        ({"history_age": -1.5}, "age"),
+        ({"history": -1}, "limit"),
+    ):
+        with pytest.raises(ValueError, match=f"history {what} must be"):
+            state.configure(**bad)
+        assert (state._store.history.limit, state._store.history.max_age) == (50, 30.0)
+    state.configure(history_age=0.5)
+    assert state._store.history.max_age == 0.5

@@ -43,7 +43,7 @@ _new = tuple.__new__
 class Record(NamedTuple):
     seq: int
     time: float  # time.time() when applied here
-    origin: str  # "session <id>", "thread <name>", "<replica> · session <id>", "resync"
+    origin: str  # "session <id>", "thread <name>", "<replica> · session <id>", "resync from Redis"
     changes: tuple[Change, ...]
 
 

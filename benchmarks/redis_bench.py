@@ -382,12 +382,14 @@ def measure_patch(url: str, z: dict[str, Any]) -> dict[str, Any]:
         for n, k_whole in zip(z["patch_sizes"], z["patch_whole"], strict=True):
             row = patch_and_whole("log", pvector(_message(i) for i in range(n)), append, k_whole)
             out["append"].append(row)
-            log(
-                f"patch: append at {n:,}: {row['patch']['p50'] * 1e3:.2f} ms vs whole {row['whole']['p50'] * 1e3:.2f} ms"
-            )
+            patch, whole = row["patch"]["p50"] * 1e3, row["whole"]["p50"] * 1e3
+            log(f"patch: append at {n:,}: {patch:.2f} ms vs whole {whole:.2f} ms")
         n = z["patch_sizes"][-1]
         board = pmap({f"player{i}": i for i in range(n)})
-        set_one = lambda state, j: state.update("board", lambda m: m.set(f"player{j % n}", -1 - j))  # noqa: E731
+
+        def set_one(state: Any, j: int) -> None:
+            state.update("board", lambda m: m.set(f"player{j % n}", -1 - j))
+
         out["map"] = patch_and_whole("board", board, set_one, z["patch_whole"][-1])
         # The classic assignment of v + [m], on Redis and on memory.
         classic: dict[str, Any] = {}

@@ -345,18 +345,8 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
 
 
 NOTES = """\
-History notes:
-- In-process, no server: fresh ServerState() (memory backend), public API only; each item in a child process.
-- memory: tracemalloc, bytes still allocated after gc.collect(), from before the vector was made; the appends
-  run in a plain thread; "one copy" = the same appends with history=0: the state alone, {vector:,} + {appends:,} items.
-  ints are the smallest items, so theirs is the largest ratio: what a commit keeps is the same for any item.
-- history(): median time of one call / entries listed. at(): median time of one call of at(seq) alone (no
-  read of the snapshot); the sizes (depths) measured round-robin, so that load on the machine hits all alike; each depth's snapshot checked once for the right length. at() undoes the newer
-  commits one by one: O(commits undone), each O(log keys).
-- update(): median of {update_repeats} timed loops of {update_ops:,} calls per variant, variants interleaved, in one
-  plain thread, GC on, each history filled to its bound first; "x off": the median over the rounds of
-  on / off in the same round (+ per commit: that, times off). Upstream's column calls its ServerStateItem
-  directly: upstream's server_state needs a running server to find, and keeps no history.
+History notes: {vector:,}-item pvectors and {appends:,} appends; update(): {update_repeats} rounds of {update_ops:,} calls
+per variant. How each figure is measured: benchmarks/README.md, "The history figures".
 """
 
 

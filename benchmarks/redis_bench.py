@@ -622,32 +622,11 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
 
 
 NOTES = """\
-Redis notes:
-- One redis-server of the run's own on 127.0.0.1 (loopback TCP, no persistence), redis-py {redis_py},
-  redis-server {redis_server}; each figure on a namespace of its own.
-- read: median over {read_repeats} interleaved repeats of a loop of {read_loop:,} reads, minus the empty loop's cost,
-  outside any session (no binding); the store reads its local Redis mirror, no Redis call.
-- update/set: median over {write_repeats} interleaved repeats of {write_loop} calls; each is one EVALSHA of the commit
-  script, and the replica's own follower thread then reads the commit back from the stream (part of the cost).
-  The floor: a redis-py client from redis.Redis.from_url(url) calling a registered `return 1` script.
-- cross-replica: replica 2 is another process; time from before replica 1's `state["x"] = i` to replica 2's
-  watch callback (CLOCK_MONOTONIC in both), the next write after replica 2 reported and 0.5-2.5 ms of idle.
-- resync: median of {resync_repeats} new stores, from the first call (`peek`) to its return: PING, CONFIG GET, one
-  MULTI (HGETALL values, HGETALL versions, meta, last stream id), decoding, threads started. Incremental: the
-  same MULTI on a replica with its follower stopped after another replica changed 1 key (only it is decoded),
-  median of {resync_incremental}. Bare MULTI read: the same four commands from redis-py, nothing decoded.
-- patch: big values travel as patches. Appends via update on a pvector of chat messages (~80 bytes each) at
-  each size: median of {patch_appends} after {patch_warmup} untimed; beside the same with patches turned off (the
-  store's _patches = False: the whole value encoded and sent on every write, as before patches), median of
-  {patch_whole}. Bytes: Redis' total_net_input_bytes per write (the commit, plus the XREAD calls of the
-  replica's follower). Map: one entry set per update in a pmap of the largest size. Classic: the plain list
-  assigned back (v + [m]) on Redis and on the memory backend. Resync: median of 3 new stores' first use on one
-  pvector of {patch_resync_items:,} messages (WATCH + MULTI read, decode, build), beside a bare LRANGE of its
-  Redis list. Cross: as cross-replica above, each write an append to a pvector of the largest size.
-- click: apps/counter_app.py (the seed counter: lock, read, write) on two `streamlit run` replicas with
-  SERVER_STATE_URL, from sending the click in replica 1's session to the script_finished of replica 2's
-  session's first run showing the value; memory: the same two sessions on one server, writes alternating.
-  Default server options (postScriptGC on: every run ends with a full gc.collect()), then postScriptGC off.
+Redis notes: one redis-server of the run's own on 127.0.0.1 (loopback TCP, no persistence), redis-py {redis_py},
+redis-server {redis_server}. Repeats x calls: reads {read_repeats} x {read_loop:,}, writes {write_repeats} x {write_loop};
+new stores {resync_repeats}, incremental resyncs {resync_incremental}; appends {patch_appends} after {patch_warmup} untimed,
+whole values {patch_whole} by size; one {patch_resync_items:,}-message pvector resynced. How each figure is measured:
+benchmarks/README.md, "The Redis backend".
 """
 
 

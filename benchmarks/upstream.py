@@ -269,22 +269,9 @@ def cross_rows(results: dict[str, Any]) -> list[Row]:
 
 
 NOTES = """\
-Notes:
-- upstream = streamlit-server-state {upstream_version}; ours = server_state {ours_version} at {revision}. Streamlit {st_version},
-  Python {python}, {cpus} CPUs. Ratio = ours / upstream (lower is better for ours).
-- In-session figures (µs, ms per operation): median over repeats of a timed loop in the script thread of
-  one real session (apps/micro_app.py), both libraries in the same script run, repeats interleaved, GC on.
-- Upstream's writes run inside upstream's own `no_rerun` (its writer reruns itself mid-run otherwise,
-  which restarts the benchmark run); that still pays its repr() hash. Ours run in normal mode.
-- "append ... update() on pvector": the upstream column is upstream's classic append at the same n.
-- snapshot(): upstream has none; its column is `dict(server_state)` (a copy, for scale only). "right
-  after a write": one key written (untimed) before each timed snapshot() call.
-- memory: bytes still allocated after the appends (tracemalloc for ours; upstream: tracemalloc for the
-  copy, sys.getsizeof for the lists and hash it keeps), divided by one copy of the n-item value.
-- propagation: default server options (fastReruns and postScriptGC on), seed counter app, same code
-  for both libraries; time from sending A's click to B's script_finished of a run showing the value.
-- fan-out: 1 writer + N readers per server, time until the last reader finished a run showing the value.
-- unbound: reruns counted on every session after one write by a session that does not read the key.
+Notes: upstream = streamlit-server-state {upstream_version}; ours = server_state {ours_version} at {revision}.
+Streamlit {st_version}, Python {python}, {cpus} CPUs. Ratio = ours / upstream (lower is better for ours).
+How each figure is measured: benchmarks/README.md, "How it measures".
 """
 
 

@@ -560,55 +560,22 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
         sizes, c, red, mem = r["sizes"], r["cross"], r["classic"]["redis"], r["classic"]["memory"]
         lo, hi = sizes[0], sizes[-1]
         row = labelled(LABELS, **r, lo=lo, hi=hi, items=c["items"], writes=c["writes"])
-        whole = {"ratio_digits": 3, "target": MS2}
+        first, last = (a["patch"]["p50"] for a in (r["append"][0], r["append"][-1]))
+        at_lo = {"base": first, "base_note": f"(at {lo:,})"}
+        classic = {"base": mem["p50"], "base_note": "(memory)"}
+        lrange = {"base": r["resync_bare_s"], "base_note": "(bare LRANGE)", "ratio_digits": 1}
+        sized = zip(("small", "medium", "large"), sizes, r["append"], strict=True)
+
+        def vs_whole(rid: str, label: str, x: dict[str, Any]) -> Row:  # a patch beside the whole value
+            whole = {"base": x["whole"]["p50"], "base_note": _bytes(x["whole"], " (whole value)")}
+            return Row(rid, label, x["patch"]["p50"], "s", MS2, _bytes(x["patch"]), **whole, ratio_digits=3)
+
         return [
-            *(
-                Row(
-                    f"redis_append_{size}",
-                    LABELS["redis_append"].format(n=n),
-                    a["patch"]["p50"],
-                    "s",
-                    note=_bytes(a["patch"]),
-                    base=a["whole"]["p50"],
-                    base_note=_bytes(a["whole"], " (whole value)"),
-                    **whole,
-                )
-                for n, a, size in zip(sizes, r["append"], ("small", "medium", "large"), strict=True)
-            ),
-            row(
-                "redis_append_flat",
-                r["append"][-1]["patch"]["p50"],
-                "s",
-                Target(2.0, of=f"at {lo:,}"),
-                base=r["append"][0]["patch"]["p50"],
-                base_note=f"(at {lo:,})",
-            ),
-            row(
-                "redis_map_set",
-                r["map"]["patch"]["p50"],
-                "s",
-                note=_bytes(r["map"]["patch"]),
-                base=r["map"]["whole"]["p50"],
-                base_note=_bytes(r["map"]["whole"], " (whole value)"),
-                **whole,
-            ),
-            row(
-                "redis_append_classic",
-                red["p50"],
-                "s",
-                None,
-                _bytes(red),
-                base=mem["p50"],
-                base_note="(memory)",
-            ),
-            row(
-                "redis_resync_big",
-                r["resync_s"],
-                "s",
-                base=r["resync_bare_s"],
-                base_note="(bare LRANGE)",
-                ratio_digits=1,
-            ),
+            *(vs_whole(f"redis_append_{k}", LABELS["redis_append"].format(n=n), a) for k, n, a in sized),
+            row("redis_append_flat", last, "s", Target(2.0, of=f"at {lo:,}"), **at_lo),
+            vs_whole("redis_map_set", LABELS["redis_map_set"].format(hi=hi), r["map"]),
+            row("redis_append_classic", red["p50"], "s", None, _bytes(red), **classic),
+            row("redis_resync_big", r["resync_s"], "s", **lrange),
             row("redis_append_cross_p50", c["p50"], "s", MS5, f"(p99 {c['p99'] * 1e3:.2f} ms)"),
         ]
     on, off = r["gc_on"], r["gc_off"]

@@ -145,7 +145,8 @@ async def one_write(writer: BenchSession, readers: list[BenchSession]) -> list[f
             for s, m in zip(everyone, marks, strict=True)
         )
     )
-    latencies = [r.first_finish_showing(expected, m) - t0 for r, m in zip(readers, marks[:-1], strict=True)]  # type: ignore[operator]
+    finished = [r.first_finish_showing(expected, m) for r, m in zip(readers, marks[:-1], strict=True)]
+    latencies = [f - t0 for f in finished]  # type: ignore[operator]  # none is None: waited for above
     await quiet_all(everyone)
     return latencies
 

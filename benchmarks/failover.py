@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from ._client import TESTS, BenchSession, StreamlitServer, redis_server, start_all
-from ._core import Group, Outcome, Row, Target
+from ._core import Group, Outcome, Row, Target, labelled
 
 APP = TESTS / "apps" / "failover_app.py"
 SETTINGS: dict[str, dict[str, int]] = {"full": {"reps": 10, "tabs": 100}, "smoke": {"reps": 1, "tabs": 20}}
@@ -138,9 +138,19 @@ async def many_tabs(redis_url: str, n: int, rate: str | None) -> dict[str, Any]:
 # -- the table ----------------------------------------------------------------------
 
 
+LABELS = {  # by row id, formatted with the figures
+    "failover_ws": "replica stopped -> tab A's websocket back through nginx (Chromium), p50 of {reps}",
+    "failover_shown": "tab A's websocket back -> A shows the current count by itself, p50 of {reps}",
+    "failover_many": "{n} tabs of a stopped replica back on the survivor -> all show the current count",
+    "failover_many_runs": "runs of those {n} tabs on the survivor",
+    "failover_burst": "the same without spreading (RECONNECT_RATE 100,000) (info)",
+}
+
+
 def rows_for(r: dict[str, Any]) -> list[Row]:
     b, spread, burst = r["browser"], r["spread"], r["burst"]
-    n, reps = spread["tabs"], len(b["shown"])
+    n = spread["tabs"]
+    row = labelled(LABELS, n=n, reps=len(b["shown"]))
 
     def p50(key: str) -> tuple[float, str]:
         return statistics.median(b[key]), f"(max {max(b[key]):.2f} s)"
@@ -150,46 +160,11 @@ def rows_for(r: dict[str, Any]) -> list[Row]:
 
     (ws, ws_max), (shown, shown_max) = p50("ws_back"), p50("shown")
     return [
-        Row(
-            "failover_ws",
-            f"replica stopped -> tab A's websocket back through nginx (Chromium), p50 of {reps}",
-            ws,
-            "s",
-            None,
-            ws_max,
-        ),
-        Row(
-            "failover_shown",
-            f"tab A's websocket back -> A shows the current count by itself, p50 of {reps}",
-            shown,
-            "s",
-            Target(TARGET_SHOWN),
-            shown_max,
-        ),
-        Row(
-            "failover_many",
-            f"{n} tabs of a stopped replica back on the survivor -> all show the current count",
-            spread["all_shown"],
-            "s",
-            None,
-            many(spread),
-        ),
-        Row(
-            "failover_many_runs",
-            f"runs of those {n} tabs on the survivor",
-            spread["runs"],
-            "",
-            Target(n, "=="),
-            ok=burst["runs"] == n,
-        ),
-        Row(
-            "failover_burst",
-            "the same without spreading (RECONNECT_RATE 100,000) (info)",
-            burst["all_shown"],
-            "s",
-            None,
-            many(burst),
-        ),
+        row("failover_ws", ws, "s", None, ws_max),
+        row("failover_shown", shown, "s", Target(TARGET_SHOWN), shown_max),
+        row("failover_many", spread["all_shown"], "s", None, many(spread)),
+        row("failover_many_runs", spread["runs"], "", Target(n, "=="), ok=burst["runs"] == n),
+        row("failover_burst", burst["all_shown"], "s", None, many(burst)),
     ]
 
 

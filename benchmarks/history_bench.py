@@ -271,120 +271,82 @@ MEASURES = {name.removeprefix("item_"): f for name, f in list(globals().items())
 # -- the table -----------------------------------------------------------------------
 
 
+LABELS = {  # by row id (or its shape), formatted with the item's figures
+    "history_memory": "memory: {appends:,} appends to a {n:,}-item pvector of {what}, "
+    "history={appends:,} vs 0",
+    "history_list": "history(), {n:,} commits kept: per entry",
+    "history_list_flat": "history() per entry: {hi:,} commits / {lo:,}",
+    "history_key_rare": "history(key, limit=1), key changed by the oldest of {size:,} commits (info)",
+    "at": "at(seq) {k:,} commit{s} back, {n:,}-item pvector + {appends:,} appends",
+    "at_flat": "at() per commit undone: {far:,} back / {near:,} back",
+    "update": "update() from a thread, {what}, history{history}",
+    "update_upstream": "upstream ServerStateItem set_value(get_value() + 1), no history (info)",
+}
+
+
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     """The rows of one item, from its figures (tests/test_history_bench.py lists every row id)."""
     flat = Target(2.0, note="(O(1) per entry)")
     if item == "memory":
-        what = {"ints": "ints", "strings": "30-char strs"}
-        return [
-            Row(
-                f"history_memory_{kind}",
-                f"memory: {r['appends']:,} appends to a {r['n']:,}-item pvector of {what[kind]}, history={r['appends']:,} vs 0",
-                r[kind]["ratio"],
-                "x",
-                Target(2.0, note="one copy"),
-                f"one copy ({fmt(r[kind]['held']['on'], 'B')} vs {fmt(r[kind]['held']['off'], 'B')}; "
-                f"{r[kind]['kept']['on']:,} commits kept)",
-                ok=r[kind]["kept"] == {"on": r["appends"], "off": 0},
-            )
-            for kind in ITEM_KINDS
-        ]
+        what, copy = {"ints": "ints", "strings": "30-char strs"}, Target(2.0, note="one copy")
+        kept = {"on": r["appends"], "off": 0}
+
+        def memory(kind: str, x: dict[str, Any]) -> Row:
+            held = " vs ".join(fmt(x["held"][k], "B") for k in ("on", "off"))
+            note, ok = f"one copy ({held}; {x['kept']['on']:,} commits kept)", x["kept"] == kept
+            label = LABELS["history_memory"].format(**r, what=what[kind])
+            return Row(f"history_memory_{kind}", label, x["ratio"], "x", copy, note, ok=ok)
+
+        return [memory(kind, r[kind]) for kind in ITEM_KINDS]
     if item == "history":
         per, rare = r["per_entry"], r["rare"]
         lo, hi = min(per, key=int), max(per, key=int)
+        label = LABELS["history_list_flat"].format(lo=int(lo), hi=int(hi))
+        rare_label = LABELS["history_key_rare"].format(**rare)
+        rare_note = f"({fmt(rare['s'] / rare['size'], 's')} per commit looked at)"
         return [
-            *(
-                Row(f"history_list_{n}", f"history(), {int(n):,} commits kept: per entry", per[n], "s")
-                for n in per
-            ),
-            Row(
-                "history_list_flat",
-                f"history() per entry: {int(hi):,} commits / {int(lo):,}",
-                per[hi] / per[lo],
-                "x",
-                flat,
-            ),
-            Row(
-                "history_key_rare",
-                f"history(key, limit=1), key changed by the oldest of {rare['size']:,} commits (info)",
-                rare["s"],
-                "s",
-                note=f"({fmt(rare['s'] / rare['size'], 's')} per commit looked at)",
-            ),
+            *(Row(f"history_list_{n}", LABELS["history_list"].format(n=int(n)), per[n], "s") for n in per),
+            Row("history_list_flat", label, per[hi] / per[lo], "x", flat),
+            Row("history_key_rare", rare_label, rare["s"], "s", note=rare_note),
         ]
     if item == "at":
         depths = r["depths"]
-        keys = list(depths)
+        far, near = (depths[k]["per_commit"] for k in (list(depths)[-1], list(depths)[1]))
+
+        def at(k: str, d: dict[str, Any]) -> Row:
+            label = LABELS["at"].format(**r, k=int(k), s="s" if int(k) > 1 else "")
+            wrong = "" if d["correct"] else " (wrong state!)"
+            note = f"({fmt(d['per_commit'], 's')} per commit undone){wrong}"
+            return Row(f"at_{k}", label, d["s"], "s", note=note, ok=d["correct"])
+
+        label = LABELS["at_flat"].format(far=int(list(depths)[-1]), near=int(list(depths)[1]))
         return [
-            *(
-                Row(
-                    f"at_{k}",
-                    f"at(seq) {int(k):,} commit{'s' if int(k) > 1 else ''} back, {r['n']:,}-item pvector "
-                    f"+ {r['appends']:,} appends",
-                    d["s"],
-                    "s",
-                    note=f"({fmt(d['per_commit'], 's')} per commit undone)"
-                    + ("" if d["correct"] else " (wrong state!)"),
-                    ok=d["correct"],
-                )
-                for k, d in depths.items()
-            ),
-            Row(
-                "at_flat",
-                f"at() per commit undone: {int(keys[-1]):,} back / {int(keys[1]):,} back",
-                depths[keys[-1]]["per_commit"] / depths[keys[1]]["per_commit"],
-                "x",
-                Target(2.0, note="(O(1) per commit undone)"),
-            ),
+            *(at(k, d) for k, d in depths.items()),
+            Row("at_flat", label, far / near, "x", Target(2.0, note="(O(1) per commit undone)")),
         ]
     s, limits, paired = r["s"], r["limits"], r["paired"]
     full = r["kept"] == limits  # every history at its bound while timed
     bad = "" if full else f" (history kept {r['kept']}, not {limits}!)"
     history = {"off": " off", "default": f"={limits['default']:,}", "big": f"={limits['big']:,}"}
 
-    def note(what: str, v: str) -> str:  # "(1.25x off, +540 ns per commit)"
+    def update(what: str, v: str, label: str) -> Row:  # note: "(1.25x off, +540 ns per commit)"
         x = paired.get(f"{what}_{v}", 1.0)
-        return (
-            bad if v == "off" else f"({x:.2f}x off, +{fmt(s[f'{what}_off'] * (x - 1), 's')} per commit){bad}"
-        )
+        more = f"({x:.2f}x off, +{fmt(s[f'{what}_off'] * (x - 1), 's')} per commit)"
+        note = bad if v == "off" else more + bad
+        label = LABELS["update"].format(what=label, history=history[v])
+        return Row(f"update_{what}_{v}", label, s[f"{what}_{v}"], "s", note=note, ok=full)
 
-    ratio = s["counter_default"] / s["upstream"]
+    ratio = f"(ours, history={limits['default']}: {s['counter_default'] / s['upstream']:.2f}x)"
     return [
-        *(
-            Row(
-                f"update_{what}_{v}",
-                f"update() from a thread, {label}, history{history[v]}",
-                s[f"{what}_{v}"],
-                "s",
-                note=note(what, v),
-                ok=full,
-            )
-            for what, label in (("counter", "counter +1"), ("append", f"append to a {r['n']:,}-item pvector"))
-            for v in history
-        ),
-        Row(
-            "update_upstream",
-            "upstream ServerStateItem set_value(get_value() + 1), no history (info)",
-            s["upstream"],
-            "s",
-            note=f"(ours, history={limits['default']}: {ratio:.2f}x)",
-        ),
+        *(update("counter", v, "counter +1") for v in history),
+        *(update("append", v, f"append to a {r['n']:,}-item pvector") for v in history),
+        Row("update_upstream", LABELS["update_upstream"], s["upstream"], "s", note=ratio),
     ]
 
 
 NOTES = """\
-History notes:
-- In-process, no server: fresh ServerState() (memory backend), public API only; each item in a child process.
-- memory: tracemalloc, bytes still allocated after gc.collect(), from before the vector was made; the appends
-  run in a plain thread; "one copy" = the same appends with history=0: the state alone, {vector:,} + {appends:,} items.
-  ints are the smallest items, so theirs is the largest ratio: what a commit keeps is the same for any item.
-- history(): median time of one call / entries listed. at(): median time of one call of at(seq) alone (no
-  read of the snapshot); the sizes (depths) measured round-robin, so that load on the machine hits all alike; each depth's snapshot checked once for the right length. at() undoes the newer
-  commits one by one: O(commits undone), each O(log keys).
-- update(): median of {update_repeats} timed loops of {update_ops:,} calls per variant, variants interleaved, in one
-  plain thread, GC on, each history filled to its bound first; "x off": the median over the rounds of
-  on / off in the same round (+ per commit: that, times off). Upstream's column calls its ServerStateItem
-  directly: upstream's server_state needs a running server to find, and keeps no history.
+History notes: {vector:,}-item pvectors and {appends:,} appends; update(): {update_repeats} rounds of {update_ops:,} calls
+per variant. How each figure is measured: benchmarks/README.md, "The history figures".
 """
 
 

@@ -30,7 +30,7 @@ from ._client import (
     redis_state,
     start_all,
 )
-from ._core import Group, Row, Target, cpu_seconds, logger, render
+from ._core import Group, Row, Target, cpu_seconds, labelled, logger, render
 
 APP = Path(__file__).resolve().parent / "apps" / "load_chat_app.py"
 
@@ -218,65 +218,38 @@ def ok(r: dict[str, Any]) -> bool:
     )
 
 
+LABELS = {  # by row id, formatted with the figures
+    "load_history": "{replicas} replicas x {per_replica} sessions, {rate:g} messages/s for {duration:g} s: "
+    "views of the history that differ from a new replica's",
+    "load_lost_doubled": "commits lost + applied twice (the app's own log of each post)",
+    "load_converged": "every session shows the whole history, after the last click",
+    "load_cpu": "CPU per replica while writing (of one core)",
+    "load_redis_memory": "Redis used_memory; the chat's list per message",
+    "load_bytes": "bytes per message received / sent by Redis",
+    "load_logs": "server logs: error lines + page errors, rerun-loop warnings",
+}
+
+
 def rows_for(mode: str, r: dict[str, Any]) -> list[Row]:
     """The load test as a table (group ``load``)."""
+    row = labelled(LABELS, **r, per_replica=r["sessions"] // r["replicas"])
     cpu = ", ".join(f"{c * 100:.0f}%" for c in r["cpu_per_replica"])
-    label = (
-        f"{r['replicas']} replicas x {r['sessions'] // r['replicas']} sessions, {r['rate']:g} messages/s for "
-        f"{r['duration']:g} s: views of the history that differ from a new replica's"
-    )
     same = "the same everywhere" if r["same_history"] else "NOT the same everywhere"
     lost, doubled, none = len(r["lost"]), len(r["doubled"]), Target(0, "==")
     messages = f"({r['count']} messages from {r['clicks']} clicks, {same})"
     twice = f"({lost} / {doubled}; ids posted by two clicks: {len(r['reposted'])})"
     bytes_ = f"{r['bytes_in_per_message']:,.0f} / {r['bytes_out_per_message']:,.0f} B"
     chat = f"; {r['redis_chat_bytes'] / max(r['count'], 1):.0f} B"
-    converged = r["converge_s"] if r["converged"] else None
+    converged, reached = (r["converge_s"], "") if r["converged"] else (None, "NOT reached")
+    views, errors = 0 if r["same_history"] else r["views"], len(r["log_errors"]) + len(r["page_errors"])
     return [
-        Row(
-            "load_history",
-            label,
-            0 if r["same_history"] else r["views"],
-            "",
-            none,
-            messages,
-            ok=r["count"] > 0.9 * r["clicks"],
-        ),
-        Row(
-            "load_lost_doubled",
-            "commits lost + applied twice (the app's own log of each post)",
-            lost + doubled,
-            "",
-            none,
-            twice,
-        ),
-        Row(
-            "load_converged",
-            "every session shows the whole history, after the last click",
-            converged,
-            "s",
-            Target(CONVERGE_DEADLINE),
-            "" if r["converged"] else "NOT reached",
-        ),
-        Row("load_cpu", "CPU per replica while writing (of one core)", None, note=cpu),
-        Row(
-            "load_redis_memory",
-            "Redis used_memory; the chat's list per message",
-            r["redis_used_memory"],
-            "B",
-            None,
-            chat,
-        ),
-        Row("load_bytes", "bytes per message received / sent by Redis", None, note=bytes_),
-        Row(
-            "load_logs",
-            "server logs: error lines + page errors, rerun-loop warnings",
-            len(r["log_errors"]) + len(r["page_errors"]),
-            "",
-            none,
-            f", {len(r['loop_warnings'])}",
-            ok=not r["loop_warnings"],
-        ),
+        row("load_history", views, "", none, messages, ok=r["count"] > 0.9 * r["clicks"]),
+        row("load_lost_doubled", lost + doubled, "", none, twice),
+        row("load_converged", converged, "s", Target(CONVERGE_DEADLINE), reached),
+        row("load_cpu", None, note=cpu),
+        row("load_redis_memory", r["redis_used_memory"], "B", None, chat),
+        row("load_bytes", None, note=bytes_),
+        row("load_logs", errors, "", none, f", {len(r['loop_warnings'])}", ok=not r["loop_warnings"]),
     ]
 
 

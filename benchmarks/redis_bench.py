@@ -382,12 +382,14 @@ def measure_patch(url: str, z: dict[str, Any]) -> dict[str, Any]:
         for n, k_whole in zip(z["patch_sizes"], z["patch_whole"], strict=True):
             row = patch_and_whole("log", pvector(_message(i) for i in range(n)), append, k_whole)
             out["append"].append(row)
-            log(
-                f"patch: append at {n:,}: {row['patch']['p50'] * 1e3:.2f} ms vs whole {row['whole']['p50'] * 1e3:.2f} ms"
-            )
+            patch, whole = row["patch"]["p50"] * 1e3, row["whole"]["p50"] * 1e3
+            log(f"patch: append at {n:,}: {patch:.2f} ms vs whole {whole:.2f} ms")
         n = z["patch_sizes"][-1]
         board = pmap({f"player{i}": i for i in range(n)})
-        set_one = lambda state, j: state.update("board", lambda m: m.set(f"player{j % n}", -1 - j))  # noqa: E731
+
+        def set_one(state: Any, j: int) -> None:
+            state.update("board", lambda m: m.set(f"player{j % n}", -1 - j))
+
         out["map"] = patch_and_whole("board", board, set_one, z["patch_whole"][-1])
         # The classic assignment of v + [m], on Redis and on memory.
         classic: dict[str, Any] = {}
@@ -558,55 +560,22 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
         sizes, c, red, mem = r["sizes"], r["cross"], r["classic"]["redis"], r["classic"]["memory"]
         lo, hi = sizes[0], sizes[-1]
         row = labelled(LABELS, **r, lo=lo, hi=hi, items=c["items"], writes=c["writes"])
-        whole = {"ratio_digits": 3, "target": MS2}
+        first, last = (a["patch"]["p50"] for a in (r["append"][0], r["append"][-1]))
+        at_lo = {"base": first, "base_note": f"(at {lo:,})"}
+        classic = {"base": mem["p50"], "base_note": "(memory)"}
+        lrange = {"base": r["resync_bare_s"], "base_note": "(bare LRANGE)", "ratio_digits": 1}
+        sized = zip(("small", "medium", "large"), sizes, r["append"], strict=True)
+
+        def vs_whole(rid: str, label: str, x: dict[str, Any]) -> Row:  # a patch beside the whole value
+            whole = {"base": x["whole"]["p50"], "base_note": _bytes(x["whole"], " (whole value)")}
+            return Row(rid, label, x["patch"]["p50"], "s", MS2, _bytes(x["patch"]), **whole, ratio_digits=3)
+
         return [
-            *(
-                Row(
-                    f"redis_append_{size}",
-                    LABELS["redis_append"].format(n=n),
-                    a["patch"]["p50"],
-                    "s",
-                    note=_bytes(a["patch"]),
-                    base=a["whole"]["p50"],
-                    base_note=_bytes(a["whole"], " (whole value)"),
-                    **whole,
-                )
-                for n, a, size in zip(sizes, r["append"], ("small", "medium", "large"), strict=True)
-            ),
-            row(
-                "redis_append_flat",
-                r["append"][-1]["patch"]["p50"],
-                "s",
-                Target(2.0, of=f"at {lo:,}"),
-                base=r["append"][0]["patch"]["p50"],
-                base_note=f"(at {lo:,})",
-            ),
-            row(
-                "redis_map_set",
-                r["map"]["patch"]["p50"],
-                "s",
-                note=_bytes(r["map"]["patch"]),
-                base=r["map"]["whole"]["p50"],
-                base_note=_bytes(r["map"]["whole"], " (whole value)"),
-                **whole,
-            ),
-            row(
-                "redis_append_classic",
-                red["p50"],
-                "s",
-                None,
-                _bytes(red),
-                base=mem["p50"],
-                base_note="(memory)",
-            ),
-            row(
-                "redis_resync_big",
-                r["resync_s"],
-                "s",
-                base=r["resync_bare_s"],
-                base_note="(bare LRANGE)",
-                ratio_digits=1,
-            ),
+            *(vs_whole(f"redis_append_{k}", LABELS["redis_append"].format(n=n), a) for k, n, a in sized),
+            row("redis_append_flat", last, "s", Target(2.0, of=f"at {lo:,}"), **at_lo),
+            vs_whole("redis_map_set", LABELS["redis_map_set"].format(hi=hi), r["map"]),
+            row("redis_append_classic", red["p50"], "s", None, _bytes(red), **classic),
+            row("redis_resync_big", r["resync_s"], "s", **lrange),
             row("redis_append_cross_p50", c["p50"], "s", MS5, f"(p99 {c['p99'] * 1e3:.2f} ms)"),
         ]
     on, off = r["gc_on"], r["gc_off"]
@@ -620,32 +589,11 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
 
 
 NOTES = """\
-Redis notes:
-- One redis-server of the run's own on 127.0.0.1 (loopback TCP, no persistence), redis-py {redis_py},
-  redis-server {redis_server}; each figure on a namespace of its own.
-- read: median over {read_repeats} interleaved repeats of a loop of {read_loop:,} reads, minus the empty loop's cost,
-  outside any session (no binding); the store reads its local Redis mirror, no Redis call.
-- update/set: median over {write_repeats} interleaved repeats of {write_loop} calls; each is one EVALSHA of the commit
-  script, and the replica's own follower thread then reads the commit back from the stream (part of the cost).
-  The floor: a redis-py client from redis.Redis.from_url(url) calling a registered `return 1` script.
-- cross-replica: replica 2 is another process; time from before replica 1's `state["x"] = i` to replica 2's
-  watch callback (CLOCK_MONOTONIC in both), the next write after replica 2 reported and 0.5-2.5 ms of idle.
-- resync: median of {resync_repeats} new stores, from the first call (`peek`) to its return: PING, CONFIG GET, one
-  MULTI (HGETALL values, HGETALL versions, meta, last stream id), decoding, threads started. Incremental: the
-  same MULTI on a replica with its follower stopped after another replica changed 1 key (only it is decoded),
-  median of {resync_incremental}. Bare MULTI read: the same four commands from redis-py, nothing decoded.
-- patch: big values travel as patches. Appends via update on a pvector of chat messages (~80 bytes each) at
-  each size: median of {patch_appends} after {patch_warmup} untimed; beside the same with patches turned off (the
-  store's _patches = False: the whole value encoded and sent on every write, as before patches), median of
-  {patch_whole}. Bytes: Redis' total_net_input_bytes per write (the commit, plus the XREAD calls of the
-  replica's follower). Map: one entry set per update in a pmap of the largest size. Classic: the plain list
-  assigned back (v + [m]) on Redis and on the memory backend. Resync: median of 3 new stores' first use on one
-  pvector of {patch_resync_items:,} messages (WATCH + MULTI read, decode, build), beside a bare LRANGE of its
-  Redis list. Cross: as cross-replica above, each write an append to a pvector of the largest size.
-- click: apps/counter_app.py (the seed counter: lock, read, write) on two `streamlit run` replicas with
-  SERVER_STATE_URL, from sending the click in replica 1's session to the script_finished of replica 2's
-  session's first run showing the value; memory: the same two sessions on one server, writes alternating.
-  Default server options (postScriptGC on: every run ends with a full gc.collect()), then postScriptGC off.
+Redis notes: one redis-server of the run's own on 127.0.0.1 (loopback TCP, no persistence), redis-py {redis_py},
+redis-server {redis_server}. Repeats x calls: reads {read_repeats} x {read_loop:,}, writes {write_repeats} x {write_loop};
+new stores {resync_repeats}, incremental resyncs {resync_incremental}; appends {patch_appends} after {patch_warmup} untimed,
+whole values {patch_whole} by size; one {patch_resync_items:,}-message pvector resynced. How each figure is measured:
+benchmarks/README.md, "The Redis backend".
 """
 
 

@@ -275,7 +275,10 @@ def run_all(mode: str) -> Outcome:
         probe = session(server, "role=probe", "probe")
         loop.run_until_complete(probe.connect())
         try:
-            phase = lambda name: loop.run_until_complete(PHASES[name](server, probe, SETTINGS[mode]))  # noqa: E731
+
+            def phase(name: str) -> Any:
+                return loop.run_until_complete(PHASES[name](server, probe, SETTINGS[mode]))
+
             rows, phases, failures = GROUP.run_items(mode, list(PHASES), phase)
             results.update(phases)
         finally:

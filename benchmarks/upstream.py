@@ -192,164 +192,86 @@ def run_cross(mode: str, groups: set[str], results: dict[str, Any], failures: li
 HALF, NOT_WORSE = Target(0.5, of="upstream"), Target(1.0, of="upstream")
 
 
-def micro_rows(m: dict[str, Any]) -> list[Row]:
-    def vs(rid: str, label: str, target: Target | None) -> Row:
-        return Row(rid, label, m[rid]["ours_ns"] / 1e9, "s", target, base=m[rid]["upstream_ns"] / 1e9)
+LABELS = {  # by row id, or its shape (without "_<n>"), formatted with the item's figures
+    "read": "read of a bound key, in session",
+    "increment": "counter +1: ours update() vs upstream lock+rw",
+    "increment_classic": "counter +1, both lock+rw (info)",
+    "append_classic": "append, classic code, n={n:,}",
+    "append_update": "append, ours update() on pvector, n={n:,}",
+    "append_update_flat": "append update(): n={hi:,} / n={lo:,}",
+    "append_update_gcoff": "append update(), GC off (info), n={n:,}",
+    "append_update_gcoff_flat": "append update(), GC off: n={hi:,} / n={lo:,} (info)",
+    "snapshot": "snapshot(), {keys:,} keys (upstream: dict(state))",
+    "snapshot_after_write": "snapshot() right after a write, {keys:,} keys",
+    "memory": "memory: {snapshots:,} snapshots kept while appending, n={n:,}",
+    "append_snapshots_held": "append update() with {snapshots:,} snapshots held, n={n:,} (info)",
+    "propagation": "propagation A→B, p{q} of {n} writes",
+    "fanout": "fan-out to {sessions} sessions, p50 of {n} writes, postScriptGC {gc}",
+    "unbound": "reruns after 1 write, {sessions} sessions of which {never} never read the key",
+}
 
+
+def micro_rows(m: dict[str, Any]) -> list[Row]:
     sizes = sorted(int(k.rsplit("_", 1)[1]) for k in m if k.startswith("append_classic_"))
     lo, hi = min(sizes), max(sizes)
     snaps = sorted(int(k.rsplit("_", 1)[1]) for k in m if k.startswith("snapshot_") and "after" not in k)
-    ns = {k: v["ns"] / 1e9 for k, v in m.items() if isinstance(v, dict) and "ns" in v}
-    mo, mu, held = m["memory_ours"], m["memory_upstream"], m["append_snapshots_held"]
+    figures = {k: v for k, v in m.items() if isinstance(v, dict)}
+    s = {k: v.get("ns", v.get("ours_ns", 0)) / 1e9 for k, v in figures.items()}  # ours, in seconds
+    up = {k: v["upstream_ns"] / 1e9 for k, v in figures.items() if "upstream_ns" in v}
+    mo, mu, cap = m["memory_ours"], m["memory_upstream"], {hi: Target(20e-6)}  # cap: at the largest n
+    copy = {"note": "one copy", "base": mu["ratio"], "base_note": "one copy", "ratio_digits": 3}
+
+    def row(shape: str, n: int | None = None, target: Target | None = None, **kw: Any) -> Row:
+        """Row ``shape`` (or ``shape_<n>``): ours in seconds, upstream's (when any) its base."""
+        rid = shape if n is None else f"{shape}_{n}"
+        label = LABELS[shape].format(**m[rid], keys=m[rid].get("ours_keys"))
+        return Row(rid, label, s[rid], "s", target, **{"base": up.get(rid), **kw})
+
+    def flat(shape: str, target: Target | None = None) -> Row:
+        """Row ``shape_flat``: the figure at the largest n / at the smallest."""
+        label = LABELS[f"{shape}_flat"].format(lo=lo, hi=hi)
+        return Row(f"{shape}_flat", label, s[f"{shape}_{hi}"] / s[f"{shape}_{lo}"], "x", target)
+
     return [
-        vs("read", "read of a bound key, in session", HALF),
-        vs("increment", "counter +1: ours update() vs upstream lock+rw", HALF),
-        vs("increment_classic", "counter +1, both lock+rw (info)", None),
-        *(vs(f"append_classic_{n}", f"append, classic code, n={n:,}", NOT_WORSE) for n in sizes),
-        *(
-            Row(
-                f"append_update_{n}",
-                f"append, ours update() on pvector, n={n:,}",
-                ns[f"append_update_{n}"],
-                "s",
-                Target(20e-6) if n == hi else None,
-                base=m[f"append_classic_{n}"]["upstream_ns"] / 1e9,
-                ratio_digits=4,
-            )
-            for n in sizes
-        ),
-        Row(
-            "append_update_flat",
-            f"append update(): n={hi:,} / n={lo:,}",
-            ns[f"append_update_{hi}"] / ns[f"append_update_{lo}"],
-            "x",
-            Target(2.0),
-        ),
-        *(
-            Row(
-                f"append_update_gcoff_{n}",
-                f"append update(), GC off (info), n={n:,}",
-                ns[f"append_update_gcoff_{n}"],
-                "s",
-            )
-            for n in sizes
-        ),
-        Row(
-            "append_update_gcoff_flat",
-            f"append update(), GC off: n={hi:,} / n={lo:,} (info)",
-            ns[f"append_update_gcoff_{hi}"] / ns[f"append_update_gcoff_{lo}"],
-            "x",
-        ),
-        *(
-            Row(
-                f"snapshot_{n}",
-                f"snapshot(), {m[f'snapshot_{n}']['ours_keys']:,} keys (upstream: dict(state))",
-                m[f"snapshot_{n}"]["ours_ns"] / 1e9,
-                "s",
-                Target(2e-6),
-                base=m[f"snapshot_{n}"]["upstream_ns"] / 1e9,
-                ratio_digits=5,
-            )
-            for n in snaps
-        ),
-        *(
-            Row(
-                f"snapshot_after_write_{n}",
-                f"snapshot() right after a write, {m[f'snapshot_after_write_{n}']['ours_keys']:,} keys",
-                ns[f"snapshot_after_write_{n}"],
-                "s",
-                Target(2e-6),
-            )
-            for n in snaps
-        ),
-        Row(
-            "memory",
-            f"memory: {mo['snapshots']:,} snapshots kept while appending, n={mo['n']:,}",
-            mo["ratio"],
-            "x",
-            Target(1.5, note="one copy"),
-            note="one copy",
-            base=mu["ratio"],
-            base_note="one copy",
-            ratio_digits=3,
-        ),
-        Row(
-            "append_snapshots_held",
-            f"append update() with {held['snapshots']:,} snapshots held, n={held['n']:,} (info)",
-            held["ours_ns"] / 1e9,
-            "s",
-            base=mu["append_ns_gc_off"] / 1e9,
-            base_note="(GC off)",
-        ),
+        row("read", None, HALF),
+        row("increment", None, HALF),
+        row("increment_classic"),
+        *(row("append_classic", n, NOT_WORSE) for n in sizes),
+        *(row("append_update", n, cap.get(n), base=up[f"append_classic_{n}"], ratio_digits=4) for n in sizes),
+        flat("append_update", Target(2.0)),
+        *(row("append_update_gcoff", n) for n in sizes),
+        flat("append_update_gcoff"),
+        *(row("snapshot", n, Target(2e-6), ratio_digits=5) for n in snaps),
+        *(row("snapshot_after_write", n, Target(2e-6)) for n in snaps),
+        Row("memory", LABELS["memory"].format(**mo), mo["ratio"], "x", Target(1.5, note="one copy"), **copy),
+        row("append_snapshots_held", base=mu["append_ns_gc_off"] / 1e9, base_note="(GC off)"),
     ]
 
 
 def cross_rows(results: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
-    prop = results.get("propagation")
-    if prop is not None:
+    if prop := results.get("propagation"):
         o, u, n = prop["ours"], prop["upstream"], len(prop["ours"]["samples"])
-        rows += [
-            Row(
-                f"propagation_p{q}",
-                f"propagation A→B, p{q} of {n} writes",
-                o[f"p{q}"],
-                "ms",
-                (NOT_WORSE, Target(0.100)) if q == 50 else NOT_WORSE,
-                base=u[f"p{q}"],
-            )
-            for q in (50, 95)
-        ]
+        for q in (50, 95):
+            label = LABELS["propagation"].format(q=q, n=n)
+            target = (NOT_WORSE, Target(0.100)) if q == 50 else NOT_WORSE
+            rows.append(Row(f"propagation_p{q}", label, o[f"p{q}"], "ms", target, base=u[f"p{q}"]))
     for gc in ("off", "on"):
-        fan = results.get(f"fanout_gc_{gc}")
-        if fan is not None:
+        if fan := results.get(f"fanout_gc_{gc}"):
             o, u = fan["ours"], fan["upstream"]
-            label = f"fan-out to {o['sessions']} sessions, p50 of {len(o['samples'])} writes, postScriptGC {gc == 'on'}"
-            rows.append(
-                Row(
-                    f"fanout_gc_{gc}",
-                    label.replace("True", "true").replace("False", "false"),
-                    o["p50"],
-                    "ms",
-                    NOT_WORSE,
-                    base=u["p50"],
-                )
-            )
-    unb = results.get("unbound")
-    if unb is not None:
-        o, u = unb["ours"], unb["upstream"]
-        label = f"reruns after 1 write, {o['sessions']} sessions of which {o['sessions'] - o['bound']} never read the key"
-        rows.append(
-            Row(
-                "unbound",
-                label,
-                o["reruns"],
-                "",
-                Target(o["bound"], "=="),
-                base=u["reruns"],
-                ok=o["readers_updated"] == o["bound"],
-            )
-        )
+            label = LABELS["fanout"].format(**o, n=len(o["samples"]), gc=str(gc == "on").lower())
+            rows.append(Row(f"fanout_gc_{gc}", label, o["p50"], "ms", NOT_WORSE, base=u["p50"]))
+    if unb := results.get("unbound"):
+        o, u, ok = unb["ours"], unb["upstream"], unb["ours"]["readers_updated"] == unb["ours"]["bound"]
+        label = LABELS["unbound"].format(**o, never=o["sessions"] - o["bound"])
+        rows.append(Row("unbound", label, o["reruns"], "", Target(o["bound"], "=="), base=u["reruns"], ok=ok))
     return rows
 
 
 NOTES = """\
-Notes:
-- upstream = streamlit-server-state {upstream_version}; ours = server_state {ours_version} at {revision}. Streamlit {st_version},
-  Python {python}, {cpus} CPUs. Ratio = ours / upstream (lower is better for ours).
-- In-session figures (µs, ms per operation): median over repeats of a timed loop in the script thread of
-  one real session (apps/micro_app.py), both libraries in the same script run, repeats interleaved, GC on.
-- Upstream's writes run inside upstream's own `no_rerun` (its writer reruns itself mid-run otherwise,
-  which restarts the benchmark run); that still pays its repr() hash. Ours run in normal mode.
-- "append ... update() on pvector": the upstream column is upstream's classic append at the same n.
-- snapshot(): upstream has none; its column is `dict(server_state)` (a copy, for scale only). "right
-  after a write": one key written (untimed) before each timed snapshot() call.
-- memory: bytes still allocated after the appends (tracemalloc for ours; upstream: tracemalloc for the
-  copy, sys.getsizeof for the lists and hash it keeps), divided by one copy of the n-item value.
-- propagation: default server options (fastReruns and postScriptGC on), seed counter app, same code
-  for both libraries; time from sending A's click to B's script_finished of a run showing the value.
-- fan-out: 1 writer + N readers per server, time until the last reader finished a run showing the value.
-- unbound: reruns counted on every session after one write by a session that does not read the key.
+Notes: upstream = streamlit-server-state {upstream_version}; ours = server_state {ours_version} at {revision}.
+Streamlit {st_version}, Python {python}, {cpus} CPUs. Ratio = ours / upstream (lower is better for ours).
+How each figure is measured: benchmarks/README.md, "How it measures".
 """
 
 

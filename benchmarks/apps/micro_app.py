@@ -85,42 +85,36 @@ def _calibrate(loop: Loop, reset: Reset, target_ns: float, chunk: int, gc_on: bo
     return int(max(3, min(1_000_000, target_ns // max(one, 1.0))))
 
 
+def _medians(cfg: dict[str, Any], chunk: int, gc_on: bool, *loops: tuple[Loop, Reset]) -> list[Any]:
+    """Per loop (with its reset): median ns per operation, the samples, k; repeats interleaved."""
+    gc.collect()  # once: a full collection of a large heap takes tens of ms
+    ks = [_calibrate(loop, reset, cfg["target_ns"], chunk, gc_on) for loop, reset in loops]
+    samples: list[list[float]] = [[] for _ in loops]
+    for _ in range(cfg["repeats"]):
+        for (loop, reset), k, s in zip(loops, ks, samples, strict=True):
+            s.append(_timed(loop, k, reset, chunk, gc_on))
+    return [(statistics.median(s), s, k) for s, k in zip(samples, ks, strict=True)]
+
+
 def pair(
     ours: Loop,
     upstream: Loop,
     cfg: dict[str, Any],
     *,
-    reset_ours: Reset = None,
-    reset_upstream: Reset = None,
+    resets: tuple[Reset, Reset] = (None, None),
     chunk: int = 1_000_000,
-    gc_on: bool = True,
 ) -> dict[str, Any]:
     """Median ns per operation of each library, repeats interleaved."""
-    gc.collect()  # once: a full collection of a large heap takes tens of ms
-    k_ours = _calibrate(ours, reset_ours, cfg["target_ns"], chunk, gc_on)
-    k_up = _calibrate(upstream, reset_upstream, cfg["target_ns"], chunk, gc_on)
-    ours_s: list[float] = []
-    up_s: list[float] = []
-    for _ in range(cfg["repeats"]):
-        ours_s.append(_timed(ours, k_ours, reset_ours, chunk, gc_on))
-        up_s.append(_timed(upstream, k_up, reset_upstream, chunk, gc_on))
-    return {
-        "ours_ns": statistics.median(ours_s),
-        "upstream_ns": statistics.median(up_s),
-        "ours_samples_ns": ours_s,
-        "upstream_samples_ns": up_s,
-        "k": [k_ours, k_up],
-        "gc": gc_on,
-    }
+    (o, o_s, o_k), (u, u_s, u_k) = _medians(cfg, chunk, True, (ours, resets[0]), (upstream, resets[1]))
+    samples = {"ours_samples_ns": o_s, "upstream_samples_ns": u_s}
+    return {"ours_ns": o, "upstream_ns": u, **samples, "k": [o_k, u_k], "gc": True}
 
 
 def single(
     loop: Loop, cfg: dict[str, Any], *, reset: Reset = None, chunk: int = 1_000_000, gc_on: bool = True
 ) -> dict[str, Any]:
-    gc.collect()
-    k = _calibrate(loop, reset, cfg["target_ns"], chunk, gc_on)
-    samples = [_timed(loop, k, reset, chunk, gc_on) for _ in range(cfg["repeats"])]
-    return {"ns": statistics.median(samples), "samples_ns": samples, "k": k, "gc": gc_on}
+    ((ns, samples, k),) = _medians(cfg, chunk, gc_on, (loop, reset))
+    return {"ns": ns, "samples_ns": samples, "k": k, "gc": gc_on}
 
 
 # -- the benchmarks ---------------------------------------------------------------
@@ -211,7 +205,7 @@ def bench_append_classic(cfg: dict[str, Any], n: int) -> dict[str, Any]:
         return loop
 
     ours, upstream = classic(server_state, server_state_lock), classic(up_state, up_lock, up_no_rerun)
-    res = pair(ours, upstream, cfg, reset_ours=reset_ours, reset_upstream=reset_up, chunk=chunk)
+    res = pair(ours, upstream, cfg, resets=(reset_ours, reset_up), chunk=chunk)
     assert len(server_state.peek("bench_m")) > n and len(up_state["bench_m"]) > n
     res["n"] = n
     return {f"append_classic_{n}": res}
@@ -314,6 +308,12 @@ def bench_memory_ours(cfg: dict[str, Any]) -> dict[str, Any]:
     Then the same loop again, untraced and with the GC on, timed: the cost of
     an append while the snapshots are held (information, no target)."""
     n, count = cfg["memory_n"], cfg["memory_snapshots"]
+
+    def append(i: int) -> Any:  # one append; the snapshot after it
+        m = pmap(message(n + i))
+        server_state.update("bench_mem", lambda v: v.append(m))
+        return server_state.snapshot()
+
     gc.collect()
     tracemalloc.start()
     try:
@@ -322,12 +322,8 @@ def bench_memory_ours(cfg: dict[str, Any]) -> dict[str, Any]:
         one = _traced() - b0
         server_state["bench_mem"] = value
         del value
-        snaps = []
         gc.disable()
-        for i in range(count):
-            m = pmap(message(n + i))
-            server_state.update("bench_mem", lambda v: v.append(m))  # noqa: B023 - called at once
-            snaps.append(server_state.snapshot())
+        snaps = [append(i) for i in range(count)]
         gc.enable()
         gc.collect()
         total = _traced() - b0
@@ -339,13 +335,9 @@ def bench_memory_ours(cfg: dict[str, Any]) -> dict[str, Any]:
     del snaps
 
     server_state["bench_mem"] = pvector(pmap(message(i)) for i in range(n))
-    snaps = []
     gc.collect()
     t0 = perf()
-    for i in range(count):
-        m = pmap(message(n + i))
-        server_state.update("bench_mem", lambda v: v.append(m))  # noqa: B023 - called at once
-        snaps.append(server_state.snapshot())
+    snaps = [append(i) for i in range(count)]
     per_append = (perf() - t0) / count
     del snaps
     del server_state["bench_mem"]

@@ -25,7 +25,8 @@ Invariant (checked by ``check_invariants`` in the hypothesis model):
 
 where ``fold`` applies the dicts of writes left to right (``MISSING`` deletes)
 and ``_folding`` is the batch of pending writes being folded right now (None
-between folds). ``_snapshot`` is None or ``StoreState(fold(...), seq)``.
+between folds). ``folded`` is None or ``StoreState(fold(...), seq)``: the newest state once
+folded, which ``state`` returns without a lock.
 
 Deleted keys keep their last version in ``_gone`` (bounded: the oldest are
 forgotten, their versions raised into ``_floor``). An absent key's version is
@@ -69,7 +70,7 @@ class Mirror:
         self._values: PMap[str, Any] = pmap()
         self._pending: dict[str, Any] = {}  # writes not yet in _values (MISSING: deleted)
         self._folding: dict[str, Any] | None = None
-        self._snapshot: StoreState | None = StoreState(self._values, 0)
+        self.folded: StoreState | None = StoreState(self._values, 0)  # None until the next fold
         self.lock = threading.Lock()  # the root lock: every commit is applied under it
         self._fold_lock = threading.Lock()  # one folder at a time; never taken inside the root lock
         self.exclusive: int | None = None  # thread running a transaction alone
@@ -81,12 +82,12 @@ class Mirror:
     @property
     def state(self) -> StoreState:
         """The state at the newest commit, as one immutable value."""
-        snapshot = self._snapshot
+        snapshot = self.folded
         if snapshot is not None:
             return snapshot
         with self._fold_lock:
             with self.lock:
-                snapshot = self._snapshot
+                snapshot = self.folded
                 if snapshot is not None:
                     return snapshot
                 batch, base, seq = self._pending, self._values, self.seq
@@ -104,7 +105,7 @@ class Mirror:
                 self._values, self._folding = values, None
                 snapshot = StoreState(values, seq)
                 if self.seq == seq:
-                    self._snapshot = snapshot
+                    self.folded = snapshot
             return snapshot
 
     def __len__(self) -> int:
@@ -185,7 +186,7 @@ class Mirror:
                 self.tokens[key] = token
             elif self.tokens:
                 self.tokens.pop(key, None)
-            self._snapshot = None
+            self.folded = None
             change = _new(Change, (key, old, value, seq))  # Change(...) without NamedTuple's Python __new__
             if who and history.limit:
                 history.record_one(seq, key, old, value, who)
@@ -224,7 +225,7 @@ class Mirror:
             self._forget(key, seq)
             del latest[key]
         self.seq = seq
-        self._snapshot = None
+        self.folded = None
         done = tuple(changes)
         if who and done and self.history.limit:
             if len(done) == 1:
@@ -303,6 +304,6 @@ class Mirror:
             assert not (self._gone.keys() & live.keys())
             assert all(version <= self.seq for _, version in self.latest.values())
             assert len(self._gone) <= GONE_KEPT
-            if self._snapshot is not None:
-                assert self._snapshot.seq == self.seq
-                assert dict(self._snapshot.values) == folded
+            if self.folded is not None:
+                assert self.folded.seq == self.seq
+                assert dict(self.folded.values) == folded

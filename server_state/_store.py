@@ -164,8 +164,10 @@ class Store:
     @property
     def state(self) -> StoreState:
         """The state at the newest commit, as one immutable value."""
-        if not self._opened:
-            self._open()
+        folded = self.mirror.folded  # (the mirror's state, its lock-free first step inline)
+        if folded is not None and self._opened:
+            return folded
+        self._open()
         return self.mirror.state
 
     def __len__(self) -> int:

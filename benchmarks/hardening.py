@@ -79,11 +79,8 @@ def item_6(z: dict[str, Any]) -> dict[str, Any]:
             gc.collect()
             samples.append(timed(lambda again=again, state=state: state.__setitem__("v", again)))
             del again
-        out[kind] = {
-            "n": n,
-            "s": statistics.median(samples),
-            "version_advanced": state.version("v") != version,
-        }
+        advanced = state.version("v") != version
+        out[kind] = {"n": n, "s": statistics.median(samples), "version_advanced": advanced}
     return out
 
 
@@ -150,17 +147,9 @@ def item_9(z: dict[str, Any]) -> dict[str, Any]:
     stop.set()  # ...or commits now that the storm has stopped
     tick.join(5)
     worker.join(5)
-    return {
-        "cost": cost,
-        "progress": {
-            "keys": n,
-            "finished": finished,
-            "s": outcome.get("s") if finished else None,
-            "attempts": attempts,
-            "bound": z["progress_bound"],
-            "ticks": state.peek("tick"),
-        },
-    }
+    s = outcome.get("s") if finished else None
+    progress = {"keys": n, "finished": finished, "s": s, "attempts": attempts, "bound": z["progress_bound"]}
+    return {"cost": cost, "progress": {**progress, "ticks": state.peek("tick")}}
 
 
 def _burst_and_snapshot(nkeys: int, writes: int) -> dict[str, float]:
@@ -222,17 +211,11 @@ def item_10(z: dict[str, Any]) -> dict[str, Any]:
     thread was blocked meanwhile (GIL switch interval 0.1 ms, GC off in the
     window, so that a stall is the lock, not the interpreter). Over
     ``burst_keys`` keys (median of ``burst_trials``) and over distinct keys."""
-    writes = z["burst_writes"]
-    trials = [_burst_and_snapshot(z["burst_keys"], writes) for _ in range(z["burst_trials"])]
+    writes, keys = z["burst_writes"], z["burst_keys"]
+    trials = [_burst_and_snapshot(keys, writes) for _ in range(z["burst_trials"])]
     few = {k: statistics.median(t[k] for t in trials) for k in trials[0]}
     distinct = _burst_and_snapshot(writes, writes)
-    return {
-        "writes": writes,
-        "keys": z["burst_keys"],
-        "trials": len(trials),
-        "few": few,
-        "distinct": distinct,
-    }
+    return {"writes": writes, "keys": keys, "trials": len(trials), "few": few, "distinct": distinct}
 
 
 def item_13(z: dict[str, Any]) -> dict[str, Any]:
@@ -255,15 +238,9 @@ def item_13(z: dict[str, Any]) -> dict[str, Any]:
     def best(fn: Callable[[], Any]) -> float:
         return min(timed(fn) for _ in range(3))
 
-    return {
-        "n": n,
-        "churn_s": churn_s,
-        "rss_growth": rss1 - rss0,
-        "keys_s": best(state.keys),
-        "list_s": best(lambda: list(state)),
-        "repr_s": best(lambda: repr(state)),
-        "len": len(state),
-    }
+    calls = {"keys_s": state.keys, "list_s": lambda: list(state), "repr_s": lambda: repr(state)}
+    times = {k: best(f) for k, f in calls.items()}
+    return {"n": n, "churn_s": churn_s, "rss_growth": rss1 - rss0, **times, "len": len(state)}
 
 
 def item_14(z: dict[str, Any]) -> dict[str, Any]:
@@ -331,14 +308,9 @@ def item_15(z: dict[str, Any]) -> dict[str, Any]:
         totals.append(total)
         distinct.append(len({id(r) for r in results}))
         ratios.append(total / statistics.median(singles))
-    return {
-        "n": n,
-        "threads": threads,
-        "single_s": statistics.median(singles),
-        "concurrent_s": statistics.median(totals),
-        "ratio": statistics.median(ratios),
-        "distinct_results": max(distinct),
-    }
+    single, concurrent = statistics.median(singles), statistics.median(totals)
+    figures = {"single_s": single, "concurrent_s": concurrent, "ratio": statistics.median(ratios)}
+    return {"n": n, "threads": threads, **figures, "distinct_results": max(distinct)}
 
 
 Msg = namedtuple("Msg", "user text")
@@ -379,13 +351,9 @@ def item_17(z: dict[str, Any]) -> dict[str, Any]:
     keys = state.keys()
     full_order = list(state.snapshot()) == keys
     named_order = list(state.snapshot("name", "email")) == [k for k in keys if k in ("name", "email")]
-    return {
-        "n": n,
-        "named_s": named_s,
-        "value": dict(state.snapshot("name", "email")),
-        "full_order_equal": full_order,
-        "named_order_equal": named_order,
-    }
+    value = dict(state.snapshot("name", "email"))
+    orders = {"full_order_equal": full_order, "named_order_equal": named_order}
+    return {"n": n, "named_s": named_s, "value": value, **orders}
 
 
 # Every item_<name> function above, in the order defined: the items, by name.

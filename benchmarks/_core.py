@@ -246,26 +246,18 @@ class Group:
     def report(self, mode: str, rows: Sequence[Row], seconds: float) -> str:
         """Title, table, notes, smoke-mode line, targets missed."""
         missed = [r.id for r in rows if r.met == "no"]
-        parts = [
-            f"{self.title} ({mode} mode, {seconds:.0f} s)",
-            "",
-            render(rows, self.head),
-            "",
-            self.notes(mode),
-        ]
+        title = f"{self.title} ({mode} mode, {seconds:.0f} s)"
+        parts = [title, "", render(rows, self.head), "", self.notes(mode)]
         parts += [self.smoke] if mode == "smoke" else []
         return "\n".join([*parts, f"{self.missed}: {', '.join(missed) if missed else 'none'}"])
 
     def measure_in_child(self, item: str, mode: str, env: Mapping[str, str] = {}) -> Results:
         """One item in a fresh interpreter; its figures come back as JSON (its stdout's last line)."""
+        cmd = [sys.executable, "-m", self.module, "--measure", item, f"--{mode}"]
+        child_env = {**os.environ, **self.child_env, **env}
+        timeout = self.child_timeout[mode]
         proc = subprocess.run(
-            [sys.executable, "-m", self.module, "--measure", item, f"--{mode}"],
-            cwd=ROOT,
-            env={**os.environ, **self.child_env, **env},
-            capture_output=True,
-            text=True,
-            timeout=self.child_timeout[mode],
-            check=False,
+            cmd, cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=timeout, check=False
         )
         if proc.returncode != 0:
             raise RuntimeError(f"item {item}: exit {proc.returncode}\n{proc.stderr[-4000:]}")
@@ -315,9 +307,8 @@ class Group:
         rows, results, failures = self.run_all(mode, picked)
         print(self.report(mode, rows, time.monotonic() - started))
         rows_json = [r.as_json(len(self.head) == 6) for r in rows]
-        return finish(
-            args.json, {"mode": mode, "rows": rows_json, "results": results, "failures": failures}, failures
-        )
+        output = {"mode": mode, "rows": rows_json, "results": results, "failures": failures}
+        return finish(args.json, output, failures)
 
 
 def attempt(log: Callable[[str], None], what: str, fn: Callable[[], Any], failures: list[str]) -> Any:

@@ -105,12 +105,9 @@ def _count(session: BenchSession) -> int | None:
 async def many_tabs(redis_url: str, n: int, rate: str | None) -> dict[str, Any]:
     namespace = f"bench-failover-{uuid.uuid4().hex[:8]}"
     extra = {} if rate is None else {"SERVER_STATE_RECONNECT_RATE": rate}
-    doomed, survivor = start_all(
-        [
-            StreamlitServer(APP, env=_env(redis_url, name, namespace, **extra))
-            for name in ("doomed", "survivor")
-        ]
-    )
+    names = ("doomed", "survivor")
+    made = [StreamlitServer(APP, env=_env(redis_url, name, namespace, **extra)) for name in names]
+    doomed, survivor = start_all(made)
     left: list[BenchSession] = []
     back: list[BenchSession] = []
     try:

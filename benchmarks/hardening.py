@@ -79,11 +79,8 @@ def item_6(z: dict[str, Any]) -> dict[str, Any]:
             gc.collect()
             samples.append(timed(lambda again=again, state=state: state.__setitem__("v", again)))
             del again
-        out[kind] = {
-            "n": n,
-            "s": statistics.median(samples),
-            "version_advanced": state.version("v") != version,
-        }
+        advanced = state.version("v") != version
+        out[kind] = {"n": n, "s": statistics.median(samples), "version_advanced": advanced}
     return out
 
 
@@ -150,17 +147,9 @@ def item_9(z: dict[str, Any]) -> dict[str, Any]:
     stop.set()  # ...or commits now that the storm has stopped
     tick.join(5)
     worker.join(5)
-    return {
-        "cost": cost,
-        "progress": {
-            "keys": n,
-            "finished": finished,
-            "s": outcome.get("s") if finished else None,
-            "attempts": attempts,
-            "bound": z["progress_bound"],
-            "ticks": state.peek("tick"),
-        },
-    }
+    s = outcome.get("s") if finished else None
+    progress = {"keys": n, "finished": finished, "s": s, "attempts": attempts, "bound": z["progress_bound"]}
+    return {"cost": cost, "progress": {**progress, "ticks": state.peek("tick")}}
 
 
 def _burst_and_snapshot(nkeys: int, writes: int) -> dict[str, float]:
@@ -222,17 +211,11 @@ def item_10(z: dict[str, Any]) -> dict[str, Any]:
     thread was blocked meanwhile (GIL switch interval 0.1 ms, GC off in the
     window, so that a stall is the lock, not the interpreter). Over
     ``burst_keys`` keys (median of ``burst_trials``) and over distinct keys."""
-    writes = z["burst_writes"]
-    trials = [_burst_and_snapshot(z["burst_keys"], writes) for _ in range(z["burst_trials"])]
+    writes, keys = z["burst_writes"], z["burst_keys"]
+    trials = [_burst_and_snapshot(keys, writes) for _ in range(z["burst_trials"])]
     few = {k: statistics.median(t[k] for t in trials) for k in trials[0]}
     distinct = _burst_and_snapshot(writes, writes)
-    return {
-        "writes": writes,
-        "keys": z["burst_keys"],
-        "trials": len(trials),
-        "few": few,
-        "distinct": distinct,
-    }
+    return {"writes": writes, "keys": keys, "trials": len(trials), "few": few, "distinct": distinct}
 
 
 def item_13(z: dict[str, Any]) -> dict[str, Any]:
@@ -255,15 +238,9 @@ def item_13(z: dict[str, Any]) -> dict[str, Any]:
     def best(fn: Callable[[], Any]) -> float:
         return min(timed(fn) for _ in range(3))
 
-    return {
-        "n": n,
-        "churn_s": churn_s,
-        "rss_growth": rss1 - rss0,
-        "keys_s": best(state.keys),
-        "list_s": best(lambda: list(state)),
-        "repr_s": best(lambda: repr(state)),
-        "len": len(state),
-    }
+    calls = {"keys_s": state.keys, "list_s": lambda: list(state), "repr_s": lambda: repr(state)}
+    times = {k: best(f) for k, f in calls.items()}
+    return {"n": n, "churn_s": churn_s, "rss_growth": rss1 - rss0, **times, "len": len(state)}
 
 
 def item_14(z: dict[str, Any]) -> dict[str, Any]:
@@ -331,14 +308,9 @@ def item_15(z: dict[str, Any]) -> dict[str, Any]:
         totals.append(total)
         distinct.append(len({id(r) for r in results}))
         ratios.append(total / statistics.median(singles))
-    return {
-        "n": n,
-        "threads": threads,
-        "single_s": statistics.median(singles),
-        "concurrent_s": statistics.median(totals),
-        "ratio": statistics.median(ratios),
-        "distinct_results": max(distinct),
-    }
+    single, concurrent = statistics.median(singles), statistics.median(totals)
+    figures = {"single_s": single, "concurrent_s": concurrent, "ratio": statistics.median(ratios)}
+    return {"n": n, "threads": threads, **figures, "distinct_results": max(distinct)}
 
 
 Msg = namedtuple("Msg", "user text")
@@ -379,13 +351,9 @@ def item_17(z: dict[str, Any]) -> dict[str, Any]:
     keys = state.keys()
     full_order = list(state.snapshot()) == keys
     named_order = list(state.snapshot("name", "email")) == [k for k in keys if k in ("name", "email")]
-    return {
-        "n": n,
-        "named_s": named_s,
-        "value": dict(state.snapshot("name", "email")),
-        "full_order_equal": full_order,
-        "named_order_equal": named_order,
-    }
+    value = dict(state.snapshot("name", "email"))
+    orders = {"full_order_equal": full_order, "named_order_equal": named_order}
+    return {"n": n, "named_s": named_s, "value": value, **orders}
 
 
 # Every item_<name> function above, in the order defined: the items, by name.
@@ -395,18 +363,26 @@ MEASURES = {name.removeprefix("item_"): f for name, f in list(globals().items())
 # -- the table -----------------------------------------------------------------------
 
 
-LABELS = {  # by row id (or its shape), formatted with the item's figures
-    "equal_write": "#6 equal write of a list of {n:,} {what} (2nd write)",
-    "transact": "#9 transact() touching 2 keys, {n:,} keys in the state",
+LABELS = {  # by row id, formatted with the item's figures
+    "equal_write_ints": "#6 equal write of a list of {ints[n]:,} ints (2nd write)",
+    "equal_write_floats": "#6 equal write of a list of {floats[n]:,} floats (2nd write)",
+    "equal_write_dicts": "#6 equal write of a list of {dicts[n]:,} small dicts (2nd write)",
+    "transact_small": "#9 transact() touching 2 keys, {lo:,} keys in the state",
+    "transact_mid": "#9 transact() touching 2 keys, {mid:,} keys in the state",
+    "transact_large": "#9 transact() touching 2 keys, {hi:,} keys in the state",
     "transact_flat": "#9 transact(): {hi:,} keys / {lo:,} keys",
     "transact_progress": "#9 transact() on a/b, {keys:,} keys, another key written every 3 ms",
-    "burst_snapshot": "#10 first snapshot() after {writes:,} writes to {keys}",
-    "burst_writer_blocked": "#10 longest write of another thread during it ({keys})",
+    "burst_snapshot_few": "#10 first snapshot() after {writes:,} writes to {keys:,} keys",
+    "burst_writer_blocked_few": "#10 longest write of another thread during it ({keys:,} keys)",
+    "burst_snapshot_distinct": "#10 first snapshot() after {writes:,} writes to distinct keys",
+    "burst_writer_blocked_distinct": "#10 longest write of another thread during it (distinct keys)",
     "churn_rss": "#13 RSS growth after {n:,} set+del of distinct keys",
-    "churn": "#13 {call} after that churn, 1 live key",
+    "churn_keys": "#13 keys() after that churn, 1 live key",
+    "churn_iter": "#13 list(state) after that churn, 1 live key",
+    "churn_repr": "#13 repr(state) after that churn, 1 live key",
     "replaced_vector_held": "#14 memory held after a read {n:,}-item pvector is replaced by []",
     "first_read_concurrent": "#15 {threads} threads' first read of a new {n:,}-item pvector / 1 thread's",
-    "append": "#16 state['msgs'] = state['msgs'] + [m], {n:,} {kind}",
+    **{f"append_{k}": f"#16 state['msgs'] = state['msgs'] + [m], {{{k}[n]:,}} {k}" for k in APPEND_KINDS},
     "named_snapshot": "#17 dict(snapshot('name', 'email')), {n:,} keys",
     "snapshot_order": "#17 snapshot iteration order == keys() order: orders that differ",
 }
@@ -414,74 +390,43 @@ LABELS = {  # by row id (or its shape), formatted with the item's figures
 
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     """The rows of one item, from its figures (tests/test_benchmarks_smoke.py lists every row id)."""
-    ms1 = Target(0.001)
+    ms1, fast = Target(0.001), Target(0.001, "<")
     row = labelled(LABELS, **r)
     if item == "6":
-        what = {"ints": "ints", "floats": "floats", "dicts": "small dicts"}
-        return [
-            Row(
-                f"equal_write_{kind}",
-                LABELS["equal_write"].format(n=r[kind]["n"], what=what[kind]),
-                r[kind]["s"],
-                "s",
-                Target(0.060) if kind == "ints" else None,
-                "(version advanced!)" if r[kind]["version_advanced"] else "",
-                ok=not r[kind]["version_advanced"],
-            )
-            for kind in what
-        ]
+
+        def equal(kind: str, limit: Target | None) -> Row:
+            bad = r[kind]["version_advanced"]
+            note = "(version advanced!)" if bad else ""
+            return row(f"equal_write_{kind}", r[kind]["s"], "s", limit, note, ok=not bad)
+
+        return [equal("ints", Target(0.060)), equal("floats", None), equal("dicts", None)]
     if item == "9":
         cost, p = r["cost"], r["progress"]
-        n = list(cost)
-        row = labelled(LABELS, **p, lo=int(n[0]), hi=int(n[-1]))
+        lo, mid, hi = (int(k) for k in cost)
+        row = labelled(LABELS, **p, lo=lo, mid=mid, hi=hi)
         attempts = f"{p['attempts']} attempts"
         fig = f"({attempts})" if p["finished"] else f"(not finished in {p['bound']:.0f} s, {attempts})"
+        s = list(cost.values())
         return [
-            *(
-                Row(f"transact_{size}", LABELS["transact"].format(n=int(k)), cost[k], "s")
-                for size, k in zip(("small", "mid", "large"), n, strict=True)
-            ),
-            row("transact_flat", cost[n[-1]] / cost[n[0]], "x", Target(2.0)),
-            row(
-                "transact_progress",
-                p["s"] if p["finished"] else None,
-                "s",
-                Target(1.0, "<", note="(finishes)"),
-                fig,
-                ok=p["finished"],
-            ),
+            *(row(f"transact_{size}", c, "s") for size, c in zip(("small", "mid", "large"), s, strict=True)),
+            row("transact_flat", s[-1] / s[0], "x", Target(2.0)),
+            row("transact_progress", p["s"], "s", Target(1.0, "<", note="(finishes)"), fig, ok=p["finished"]),
         ]
     if item == "10":
-        rows = []
-        for variant, keys in (("few", f"{r['keys']:,} keys"), ("distinct", "distinct keys")):
-            v, fields = r[variant], {"writes": r["writes"], "keys": keys}
-            no_lock = f"(no lock held: {fmt(v['control_max_s'], 's')})"
-            rows += [
-                Row(
-                    f"burst_snapshot_{variant}",
-                    LABELS["burst_snapshot"].format(**fields),
-                    v["snapshot_s"],
-                    "s",
-                ),
-                Row(
-                    f"burst_writer_blocked_{variant}",
-                    LABELS["burst_writer_blocked"].format(**fields),
-                    v["max_blocked_s"],
-                    "s",
-                    ms1,
-                    no_lock,
-                ),
-            ]
-        return rows
+
+        def burst(v: str, x: dict[str, float]) -> list[Row]:
+            no_lock = f"(no lock held: {fmt(x['control_max_s'], 's')})"
+            blocked = row(f"burst_writer_blocked_{v}", x["max_blocked_s"], "s", ms1, no_lock)
+            return [row(f"burst_snapshot_{v}", x["snapshot_s"], "s"), blocked]
+
+        return [*burst("few", r["few"]), *burst("distinct", r["distinct"])]
     if item == "13":
-        calls = (("churn_keys", "keys()", "keys_s"), ("churn_iter", "list(state)", "list_s"))
         per = f"({r['churn_s'] / r['n'] * 1e6:.1f} µs per set+del)"
         return [
             row("churn_rss", r["rss_growth"], "B", Target(20 * MB * r["n"] / 1_000_000), per),
-            *(
-                Row(rid, LABELS["churn"].format(call=call), r[key], "s", Target(0.001, "<"))
-                for rid, call, key in (*calls, ("churn_repr", "repr(state)", "repr_s"))
-            ),
+            row("churn_keys", r["keys_s"], "s", fast),
+            row("churn_iter", r["list_s"], "s", fast),
+            row("churn_repr", r["repr_s"], "s", fast),
         ]
     if item == "14":
         note = f"(stored {r['stored_bytes'] / MB:.0f} MB, read {r['after_read_bytes'] / MB:.0f} MB)"
@@ -491,19 +436,10 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
         note = f"({times}; {r['distinct_results']} distinct results)"
         return [row("first_read_concurrent", r["ratio"], "x", Target(1.5), note)]
     if item == "16":
-        base = r["ints"]["s"]
-        return [
-            Row(
-                f"append_{kind}",
-                LABELS["append"].format(n=r[kind]["n"], kind=kind),
-                r[kind]["s"],
-                "s",
-                None if kind == "ints" else Target(2.0, of="ints"),
-                "" if kind == "ints" else f"({r[kind]['s'] / base:.1f}x ints)",
-                base=None if kind == "ints" else base,
-            )
-            for kind in APPEND_KINDS
-        ]
+        base, x2 = r["ints"]["s"], Target(2.0, of="ints")
+        notes = {k: f"({r[k]['s'] / base:.1f}x ints)" for k in APPEND_KINDS if k != "ints"}
+        others = (row(f"append_{k}", r[k]["s"], "s", x2, note, base=base) for k, note in notes.items())
+        return [row("append_ints", base, "s"), *others]
     orders = f"(full: {r['full_order_equal']}, named: {r['named_order_equal']})"
     differ = 2 - r["full_order_equal"] - r["named_order_equal"]
     return [
@@ -513,17 +449,8 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
 
 
 NOTES = """\
-Hardening notes:
-- In-process, no server: fresh ServerState() instances, public API only; each item in a child process of its own.
-- Times: median of repeated calls (#13: best of 3), GC on unless said. Memory: #13 VmRSS after gc.collect();
-  #14 tracemalloc (bytes still allocated after the replacement, beyond what was allocated before the vector).
-- #9 progress: the transact runs in a thread, given {progress_bound:.0f} s; if it has not committed by then it is stopped.
-- #10: a second thread writes another key and times each write while the main thread takes the snapshot;
-  GIL switch interval 0.1 ms and GC off in that window, so a long write is a lock held, not the interpreter.
-  "no lock held": the same writer while the main thread runs plain Python as long (≤ 50 ms), no lock held.
-  The {burst_keys:,}-key figures: median over {burst_trials} run(s).
-- #15: wall time from a Barrier releasing {first_read_threads} threads to the last read, over one read alone; distinct
-  results = how many read forms were built (1 when the threads share one conversion).
+Hardening notes: #9's transact given {progress_bound:.0f} s; #10's {burst_keys:,}-key figures: median of {burst_trials} run(s);
+#15: {first_read_threads} threads. How each figure is measured: benchmarks/README.md, "The hardening figures".
 """
 
 

@@ -246,22 +246,16 @@ def item_update(z: dict[str, Any]) -> dict[str, Any]:
 
     samples = _in_thread(measure)
     kept = {label: len(counters[label].history()) for label in limits}
-    return {
-        "ops": k,
-        "n": n,
-        "limits": limits,
-        "kept": kept,
-        "s": {name: statistics.median(v) for name, v in samples.items()},
-        # on / off of the same round, median over rounds: a machine slower for a while slows both alike
-        "paired": {
-            name: statistics.median(
-                a / b for a, b in zip(v, samples[name.rsplit("_", 1)[0] + "_off"], strict=True)
-            )
-            for name, v in samples.items()
-            if name.startswith(("counter_", "append_")) and not name.endswith("_off")
-        },
-        "samples": samples,
-    }
+
+    def paired(name: str) -> float:
+        """On / off of the same round, median over rounds: a machine slower for a while slows both alike."""
+        off = samples[name.rsplit("_", 1)[0] + "_off"]
+        return statistics.median(a / b for a, b in zip(samples[name], off, strict=True))
+
+    s = {name: statistics.median(v) for name, v in samples.items()}
+    on = [name for name in samples if name.startswith(("counter_", "append_")) and not name.endswith("_off")]
+    ratios = {name: paired(name) for name in on}
+    return {"ops": k, "n": n, "limits": limits, "kept": kept, "s": s, "paired": ratios, "samples": samples}
 
 
 # Every item_<name> function above, in the order defined: the items, by name.

@@ -271,11 +271,7 @@ def run_all(mode: str) -> tuple[list[Row], dict[str, Any], list[str]]:
     )
 
 
-NOTES = """\
-Load notes:
-- One redis-server and N `streamlit run` replicas of apps/load_chat_app.py on 127.0.0.1, headless protocol sessions
-  spread over them clicking "post" at the rate; lost / doubled from the app's own log lines around each update.
-- Bytes: Redis INFO stats (total_net_input_bytes / total_net_output_bytes) over the run, per message."""
+NOTES = 'Load notes: how each figure is measured: benchmarks/README.md, "The Redis load test".'
 
 GROUP = Group(
     module="benchmarks.load_chat",

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from ._core import Group, Row, Target
+from ._core import Group, Row, Target, labelled
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"sizes": (1_000, 10_000, 100_000), "ops": 2_000, "repeats": 7, "vector": 100_000},
@@ -83,35 +83,24 @@ def item_unchanged(z: dict[str, Any]) -> dict[str, Any]:
 MEASURES = {"append": item_append, "unchanged": item_unchanged}
 
 
+LABELS = {  # by row id (or its shape), formatted with the item's figures
+    "purepy_append": "append update(), pure-Python pvector, n={n:,}",
+    "purepy_append_flat": "append update(), pure-Python pvector: n={hi:,} / n={lo:,}",
+    "purepy_unchanged_write": "unchanged pyrsistent write, pure-Python pvector, n={n:,}",
+}
+
+
 def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
     if item == "append":
-        us = {n: t / 1e6 for n, t in r["us"].items()}
-        lo, hi = min(us, key=int), max(us, key=int)
-        return [
-            *(
-                Row(f"purepy_append_{n}", f"append update(), pure-Python pvector, n={int(n):,}", t, "s")
-                for n, t in us.items()
-            ),
-            Row(
-                "purepy_append_flat",
-                f"append update(), pure-Python pvector: n={int(hi):,} / n={int(lo):,}",
-                us[hi] / us[lo],
-                "x",
-                Target(FLAT, note="(O(log n))"),
-            ),
-        ]
+        us = {int(n): t / 1e6 for n, t in r["us"].items()}
+        lo, hi = min(us), max(us)
+        row, label = labelled(LABELS, lo=lo, hi=hi), LABELS["purepy_append"].format
+        flat = Target(FLAT, note="(O(log n))")
+        sized = [Row(f"purepy_append_{n}", label(n=n), t, "s") for n, t in us.items()]
+        return [*sized, row("purepy_append_flat", us[hi] / us[lo], "x", flat)]
     note = f"(stored as the same object: {r['same_object']}, version kept: {r['version_kept']})"
-    return [
-        Row(
-            "purepy_unchanged_write",
-            f"unchanged pyrsistent write, pure-Python pvector, n={r['n']:,}",
-            r["us"] / 1e6,
-            "s",
-            Target(UNCHANGED_US / 1e6, note="(no change)"),
-            note,
-            ok=r["same_object"] and r["version_kept"],
-        )
-    ]
+    unchanged, ok = Target(UNCHANGED_US / 1e6, note="(no change)"), r["same_object"] and r["version_kept"]
+    return [labelled(LABELS, **r)("purepy_unchanged_write", r["us"] / 1e6, "s", unchanged, note, ok=ok)]
 
 
 NOTES = """\

@@ -100,9 +100,8 @@ def measure_read(url: str, z: dict[str, Any]) -> dict[str, Any]:
         med = {b: {op: statistics.median(v) for op, v in ops.items()} for b, ops in samples.items()}
         out: dict[str, Any] = {"loop": k, "repeats": repeats}
         for op in ("get", "peek"):
-            out[op] = {
-                f"{b}_ns": max(med[b][op] - med[b]["empty"], 0.1) for b in states
-            }  # the loop's own cost taken off
+            # the loop's own cost taken off
+            out[op] = {f"{b}_ns": max(med[b][op] - med[b]["empty"], 0.1) for b in states}
             out[op].update({f"{b}_raw_ns": med[b][op] for b in states})
         out["empty_ns"] = {b: med[b]["empty"] for b in states}
         return out
@@ -137,11 +136,8 @@ def measure_write(url: str, z: dict[str, Any]) -> dict[str, Any]:
                 samples[name].append(runs[name]())
         updates = k * (repeats + 1)
         assert state.peek("c") == updates, (state.peek("c"), updates)
-        return {
-            "loop": k,
-            "repeats": repeats,
-            **{f"{name}_ns": statistics.median(v) for name, v in samples.items()},
-        }
+        medians = {f"{name}_ns": statistics.median(v) for name, v in samples.items()}
+        return {"loop": k, "repeats": repeats, **medians}
     finally:
         store.close()
         client.close()
@@ -225,14 +221,8 @@ def _cross(
                 time.sleep(rng.uniform(*CROSS_GAP))  # both replicas idle again before the next write
     finally:
         store.close()
-    return {
-        "writes": len(latency),
-        "p50": pct(latency, 0.5),
-        "p99": pct(latency, 0.99),
-        "max": max(latency),
-        "commit_p50": pct(commit, 0.5),
-        "commit_p99": pct(commit, 0.99),
-    }
+    seen = {"p50": pct(latency, 0.5), "p99": pct(latency, 0.99), "max": max(latency)}
+    return {"writes": len(latency), **seen, "commit_p50": pct(commit, 0.5), "commit_p99": pct(commit, 0.99)}
 
 
 def measure_cross(url: str, z: dict[str, Any]) -> dict[str, Any]:
@@ -305,14 +295,9 @@ def measure_resync(url: str, z: dict[str, Any]) -> dict[str, Any]:
             lagging_store.committer.resync()
             incremental.append(time.perf_counter() - t0)
             assert lagging.peek(key) == f"changed {rep}"
-        return {
-            "keys": n,
-            "first_use_s": statistics.median(first_use),
-            "first_use_max_s": max(first_use),
-            "incremental_s": statistics.median(incremental),
-            "bare_read_s": statistics.median(floors),
-            "repeats": len(first_use),
-        }
+        first = {"first_use_s": statistics.median(first_use), "first_use_max_s": max(first_use)}
+        times = {"incremental_s": statistics.median(incremental), "bare_read_s": statistics.median(floors)}
+        return {"keys": n, **first, **times, "repeats": len(first_use)}
     finally:
         for store in stores:
             store.close()
@@ -449,22 +434,16 @@ async def measure_click(url: str, z: dict[str, Any]) -> dict[str, Any]:
     """The click figures with Streamlit's default options (``postScriptGC``
     on: a full ``gc.collect()`` at the end of every run), then with
     ``postScriptGC`` off, which leaves the part the backend itself adds."""
-    return {
-        "gc_on": await _click(url, z, {}),
-        "gc_off": await _click(url, z, {"runner.postScriptGC": "false"}),
-    }
+    gc_on = await _click(url, z, {})
+    return {"gc_on": gc_on, "gc_off": await _click(url, z, {"runner.postScriptGC": "false"})}
 
 
 async def _click(url: str, z: dict[str, Any], options: dict[str, str]) -> dict[str, Any]:
     """Click "Increment" in a session of replica 1 until a session of
     replica 2 finished a run showing the new count; beside it, the same two
     sessions on one server with the memory backend; writes alternate."""
-    replica = {
-        "SERVER_STATE_URL": url,
-        "SERVER_STATE_NAMESPACE": namespace("click"),
-        "SERVER_STATE_BENCH_LIB": "ours",
-    }
     memory = {"SERVER_STATE_URL": "memory://", "SERVER_STATE_BENCH_LIB": "ours"}
+    replica = {**memory, "SERVER_STATE_URL": url, "SERVER_STATE_NAMESPACE": namespace("click")}
     with servers(COUNTER_APP, {"replica1": replica, "replica2": replica, "memory": memory}, options) as srv:
         await init_key(srv["replica1"], "click")
         await init_key(srv["memory"], "click")

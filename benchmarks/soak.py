@@ -324,29 +324,12 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
         written = r["version_shared"] != r["version_shared_before"]
         rss_mb = " / ".join(fmt(r[k], "B") for k in ("rss_before", "rss_peak", "rss_after"))
         known = r["parked"] >= 0
+        dead = f"(after {r['drain_s']:.1f} s; waves took {r['waves_s']:.0f} s)"
+        rss_note = f"({rss_mb}, after {r['rss_after_s']:.1f} s)"
         return [
-            row(
-                "soak_dead_sessions",
-                r["dead"],
-                "",
-                Target(0, "==", note="dead sessions"),
-                f"(after {r['drain_s']:.1f} s; waves took {r['waves_s']:.0f} s)",
-            ),
-            row(
-                "soak_bound_sessions",
-                r["bound"],
-                "",
-                none,
-                f"; {'yes!' if written else 'no'}",
-                ok=not written,
-            ),
-            row(
-                "soak_rss",
-                r["rss_ratio"],
-                "x",
-                Target(1 + RSS_TOLERANCE),
-                f"({rss_mb}, after {r['rss_after_s']:.1f} s)",
-            ),
+            row("soak_dead_sessions", r["dead"], "", Target(0, "==", note="dead sessions"), dead),
+            row("soak_bound_sessions", r["bound"], "", none, "; yes!" if written else "; no", ok=not written),
+            row("soak_rss", r["rss_ratio"], "x", Target(1 + RSS_TOLERANCE), rss_note),
             row("soak_parked", r["parked"] if known else None, "", None, "" if known else "unknown"),
         ]
     w = r if item == "writer" else r.get("writer")
@@ -354,10 +337,9 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
         conv = "-" if w["convergence_s"] is None else fmt(w["convergence_s"], "ms")
         seen = f"({w['converged']}/{w['sessions']} converged, still {w['still_showing_last']}, in {conv})"
         made = f"in {w['writer_span_s']:.1f} s; {w['reruns_requested']:,}; {w['client_runs']:,}; "
+        stale = w["sessions"] - min(w["converged"], w["still_showing_last"])
         return [
-            row(
-                "soak_converged", w["sessions"] - min(w["converged"], w["still_showing_last"]), "", none, seen
-            ),
+            row("soak_converged", stale, "", none, seen),
             row("soak_writes", w["writes"], "", None, made + f"{w['server_cpu']:.2f} cores"),
         ]
     errors = w["writer_errors"] + w["page_errors"] if w is not None else 0
@@ -369,15 +351,8 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
 
 
 NOTES = """\
-Soak notes:
-- One `streamlit run` server (apps/soak_app.py, Streamlit's default options), headless protocol sessions.
-- Dead sessions: what a probe session (reading no key) shows of stats()['sessions'] minus itself, polled
-  (rerun every {poll} s, ≤ {drain:.0f} s) once the last session closed; no key is written meanwhile.
-- RSS: VmRSS of the server process; baseline once the warm-up's sessions left the tracker; peak sampled every
-  {sample:.0f} ms during the waves; "after": polled until within {tol:.0%} of the baseline (≤ {rss:.0f} s).
-  Streamlit itself keeps up to 128 disconnected sessions for server.disconnectedSessionTTL (120 s).
-- Convergence: from the writer's last write (server's time.monotonic) to the end of the last session's
-  first run showing it. Reruns requested: stats()['reruns_requested'] over the writer phase.
+Soak notes: the probe polled every {poll} s (≤ {drain:.0f} s), the peak RSS sampled every {sample:.0f} ms, the RSS
+back within {tol:.0%} in ≤ {rss:.0f} s. How each figure is measured: benchmarks/README.md, "The soak".
 """
 
 

@@ -37,14 +37,8 @@ GROUPS = ("micro", "propagation", "fanout", "unbound")
 LIBS = ("ours", "upstream")
 HEAD = ("benchmark", "ours", "upstream", "ratio", "target", "met")
 APPENDS = (f"append_{kind}_{n}" for kind in ("classic", "update") for n in (1_000, 10_000, 100_000))
-MICRO_BENCHMARKS = (
-    "snapshot",
-    "read",
-    "increment",
-    *APPENDS,
-    "memory_ours",
-    "memory_upstream",
-)  # the app's buttons
+# the app's buttons
+MICRO_BENCHMARKS = ("snapshot", "read", "increment", *APPENDS, "memory_ours", "memory_upstream")
 SETTINGS = by_mode(  # name=(full, smoke)
     propagation_writes=(100, 5),
     fanout_sessions=(100, 5),
@@ -78,9 +72,8 @@ async def run_micro(mode: str) -> dict[str, Any]:
                     )
                     if any(t.startswith(failed) for t in session.runs_showing("")):
                         data = json.loads(out.read_text()) if out.exists() else {}
-                        raise RuntimeError(
-                            f"micro benchmark {name} failed:\n{data.get('error_' + name, '?')}"
-                        )
+                        error = data.get("error_" + name, "?")
+                        raise RuntimeError(f"micro benchmark {name} failed:\n{error}")
                     log(f"micro {name}: {time.monotonic() - started:.1f} s")
             finally:
                 await session.close()
@@ -150,14 +143,10 @@ async def run_unbound(srv: dict[str, Any], cfg: dict[str, int]) -> dict[str, Any
             await quiet_all(sessions, 1.0)
             reader_runs = sum(s.runs_started - marks[id(s)] for s in readers)
             other_runs = sum(s.runs_started - marks[id(s)] for s in others) - 1  # the writer's click run
-            out[lib] = {
-                "reruns": reader_runs + other_runs,
-                "bound_reruns": reader_runs,
-                "unbound_reruns": other_runs,
-                "readers_updated": sum(1 for s in readers if shown_count(s) != before[id(s)]),
-                "sessions": total,
-                "bound": bound,
-            }
+            reruns = {"reruns": reader_runs + other_runs, "bound_reruns": reader_runs}
+            updated = sum(1 for s in readers if shown_count(s) != before[id(s)])
+            figures = {"unbound_reruns": other_runs, "readers_updated": updated, "sessions": total}
+            out[lib] = {**reruns, **figures, "bound": bound}
         finally:
             await close_all(sessions)
     return out

@@ -27,7 +27,7 @@ import threading
 import time
 import traceback
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -207,8 +207,7 @@ def bench_append_classic(cfg: dict[str, Any], n: int) -> dict[str, Any]:
     ours, upstream = classic(server_state, server_state_lock), classic(up_state, up_lock, up_no_rerun)
     res = pair(ours, upstream, cfg, resets=(reset_ours, reset_up), chunk=chunk)
     assert len(server_state.peek("bench_m")) > n and len(up_state["bench_m"]) > n
-    res["n"] = n
-    return {f"append_classic_{n}": res}
+    return {f"append_classic_{n}": {**res, "n": n}}
 
 
 def bench_append_update(cfg: dict[str, Any], n: int) -> dict[str, Any]:
@@ -234,8 +233,7 @@ def bench_append_update(cfg: dict[str, Any], n: int) -> dict[str, Any]:
     res_off = single(ours, cfg, reset=reset, chunk=chunk, gc_on=False)
     # The stored value itself, not its read form (converting it is O(n)).
     assert len(server_state.snapshot().stored("bench_mp")) > n
-    res["n"] = res_off["n"] = n
-    return {f"append_update_{n}": res, f"append_update_gcoff_{n}": res_off}
+    return {f"append_update_{n}": {**res, "n": n}, f"append_update_gcoff_{n}": {**res_off, "n": n}}
 
 
 def bench_snapshot(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -281,20 +279,27 @@ def bench_snapshot(cfg: dict[str, Any]) -> dict[str, Any]:
             return total
 
         res = pair(ours, upstream, cfg)
-        res["ours_keys"] = len(server_state)
-        res["upstream_keys"] = len(up_state)
-        out[f"snapshot_{size}"] = res
+        out[f"snapshot_{size}"] = {**res, "ours_keys": len(server_state), "upstream_keys": len(up_state)}
         res = single(ours_after_write, cfg)
-        res["ours_keys"] = len(server_state)
-        out[f"snapshot_after_write_{size}"] = res
+        out[f"snapshot_after_write_{size}"] = {**res, "ours_keys": len(server_state)}
     for i in range(present):
         del server_state[f"bench_s{i}"]
         del up_state[f"bench_s{i}"]
     return out
 
 
-def _traced() -> int:
-    return tracemalloc.get_traced_memory()[0]
+@contextlib.contextmanager
+def traced() -> Iterator[Callable[[], int]]:
+    """From a collected heap, under tracemalloc: ``since()``, the bytes allocated since
+    (one copy: ``with traced() as since: value = make(); one = since()``). The GC on again after."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        b0 = tracemalloc.get_traced_memory()[0]
+        yield lambda: tracemalloc.get_traced_memory()[0] - b0
+    finally:
+        gc.enable()
+        tracemalloc.stop()
 
 
 def bench_memory_ours(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -314,22 +319,16 @@ def bench_memory_ours(cfg: dict[str, Any]) -> dict[str, Any]:
         server_state.update("bench_mem", lambda v: v.append(m))
         return server_state.snapshot()
 
-    gc.collect()
-    tracemalloc.start()
-    try:
-        b0 = _traced()
+    with traced() as since:
         value = pvector(pmap(message(i)) for i in range(n))
-        one = _traced() - b0
+        one = since()
         server_state["bench_mem"] = value
         del value
         gc.disable()
         snaps = [append(i) for i in range(count)]
         gc.enable()
         gc.collect()
-        total = _traced() - b0
-    finally:
-        gc.enable()
-        tracemalloc.stop()
+        total = since()
     assert len(server_state.snapshot().stored("bench_mem")) == n + count
     assert len(snaps) == count
     del snaps
@@ -341,16 +340,9 @@ def bench_memory_ours(cfg: dict[str, Any]) -> dict[str, Any]:
     per_append = (perf() - t0) / count
     del snaps
     del server_state["bench_mem"]
-    return {
-        "memory_ours": {
-            "one_copy_bytes": one,
-            "total_bytes": total,
-            "ratio": total / one,
-            "n": n,
-            "snapshots": count,
-        },
-        "append_snapshots_held": {"ours_ns": per_append, "n": n, "snapshots": count, "gc": True},
-    }
+    memory = {"one_copy_bytes": one, "total_bytes": total, "ratio": total / one, "n": n, "snapshots": count}
+    held = {"ours_ns": per_append, "n": n, "snapshots": count, "gc": True}
+    return {"memory_ours": memory, "append_snapshots_held": held}
 
 
 def bench_memory_upstream(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -366,14 +358,9 @@ def bench_memory_upstream(cfg: dict[str, Any]) -> dict[str, Any]:
     of the appended messages (dict and two strings each) and of the hash
     upstream keeps (the repr string of the last value). GC off in the loop."""
     n, count = cfg["memory_n"], cfg["memory_snapshots"]
-    gc.collect()
-    tracemalloc.start()
-    try:
-        b0 = _traced()
+    with traced() as since:
         value = [message(i) for i in range(n)]
-        one = _traced() - b0
-    finally:
-        tracemalloc.stop()
+        one = since()
     with up_no_rerun:
         up_state["bench_mem"] = value
     del value
@@ -399,16 +386,9 @@ def bench_memory_upstream(cfg: dict[str, Any]) -> dict[str, Any]:
     added += sys.getsizeof(value_hash[0]) if value_hash else 0
     del snaps, kept, final
     del up_state["bench_mem"]
-    return {
-        "memory_upstream": {
-            "one_copy_bytes": one,
-            "total_bytes": one + added,
-            "ratio": (one + added) / one,
-            "n": n,
-            "snapshots": count,
-            "append_ns_gc_off": per_append,
-        },
-    }
+    total = one + added
+    memory = {"one_copy_bytes": one, "total_bytes": total, "ratio": total / one, "n": n, "snapshots": count}
+    return {"memory_upstream": {**memory, "append_ns_gc_off": per_append}}
 
 
 BENCHMARKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

@@ -80,6 +80,10 @@ class Store:
         self.mirror = mirror = Mirror()
         self.history = mirror.history
         self._writer: Callable[[], str] = _thread_writer  # who commits, for the history
+        # A shared backend sends the writer with every commit (the other
+        # replicas' histories); in one process it is asked only while a
+        # history is kept (``_who``).
+        self._always_who = committer.shared
         self._on_remote: Callable[[tuple[Change, ...], Origin], None] | None = None
         self._origin: Callable[[], Origin] = _local
         self._watchers: dict[str | None, list[_Subscription]] = {}
@@ -120,6 +124,10 @@ class Store:
         self._on_remote, self._origin = on_remote, origin
         if writer is not None:
             self._writer = writer
+
+    def _who(self) -> str:
+        """Who commits, when anybody will read it (see ``_always_who``)."""
+        return self._writer() if self._always_who or self.history.limit else ""
 
     def _announce(self, changes: tuple[Change, ...], origin: Origin) -> None:
         if self._on_remote is not None:
@@ -216,7 +224,8 @@ class Store:
                     if self.committer.confirm(key, version):
                         return None
                     continue
-            change = self._commit_one(key, version, value, token, self._writer(), False)
+            who = self._writer() if self._always_who or self.history.limit else ""
+            change = self._commit_one(key, version, value, token, who, False)
             if change is not None:
                 return change
 
@@ -230,7 +239,7 @@ class Store:
                     continue
                 raise ServerStateKeyError(key, f"server_state has no key {key!r}; set it first.")
             token = None if type(value) in TOKENLESS_TYPES else content_token(value)
-            change = self._commit_one(key, version, value, token, self._writer(), False)
+            change = self._commit_one(key, version, value, token, self._who(), False)
             if change is not None:
                 return change
 
@@ -291,7 +300,8 @@ class Store:
                 if committer.confirm(key, version):
                     return current, version, None
                 continue
-            change = self._commit_one(key, version, new, token, self._writer(), True)
+            who = self._writer() if self._always_who or self.history.limit else ""
+            change = self._commit_one(key, version, new, token, who, True)
             if change is not None:
                 return new, change.version, change
 
@@ -433,7 +443,7 @@ class Store:
             since=since,
             conflicts=conflicts,
             tokens=tokens_of(writes),
-            who=self._writer(),
+            who=self._who(),
             respect=respect,
         )
 

@@ -93,6 +93,16 @@ class History:
         while records[0][1] < oldest:
             records.popleft()
 
+    def restore(self, records: list[Record]) -> None:
+        """Records kept elsewhere (a durable backend's log), oldest first,
+        before any new one: what a restart brings back."""
+        records_ = self._records
+        for record in records:
+            records_.append(tuple(record))
+        oldest = _time() - self.max_age
+        while records_ and records_[0][1] < oldest:
+            records_.popleft()
+
     def records(self, key: str | None = None, limit: int | None = None) -> list[Record]:
         """The records (of commits that changed ``key``), newest first, at
         most ``limit``; O(records looked at). Call under the store's root lock."""

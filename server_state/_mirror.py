@@ -234,6 +234,60 @@ class Mirror:
                 self.history.record(seq, done, who)
         return done
 
+    def reset(
+        self,
+        entries: dict[str, tuple[Any, int]],
+        gone: dict[str, int],
+        floor: int,
+        seq: int,
+        tokens: dict[str, Any],
+        who: str = "",
+    ) -> tuple[Change, ...]:
+        """Under the root lock: the state of a source of truth that numbers
+        its commits as this mirror does (SQLite), at its commit ``seq`` (not
+        behind this mirror's): ``entries`` the live keys' stored values and
+        versions in first-set order, ``gone`` deleted keys' versions (oldest
+        first), ``floor`` the version of any other absent key. Only the keys
+        whose version moved change; they keep the versions the source gave
+        them. One history record when ``who``."""
+        if seq < self.seq:
+            raise ValueError(f"server_state: a mirror at commit {self.seq} cannot go back to {seq}")
+        latest = self.latest
+        changes = []
+        for key, (value, version) in entries.items():
+            entry = latest.get(key)
+            if entry is not None and entry[1] == version:
+                continue
+            changes.append(Change(key, MISSING if entry is None else entry[0], value, version))
+        for key in [k for k in latest if k not in entries]:
+            changes.append(Change(key, latest[key][0], MISSING, gone.get(key, floor)))
+        # Live keys first, then the versions of absent keys, then the keys
+        # removed: a lock-free entry() in between never sees a version lower
+        # than one it saw before (see apply).
+        if not latest:  # a first load: keep the source's order
+            latest.update(entries)
+        else:
+            for change in changes:
+                if change.new is not MISSING:
+                    latest[change.key] = (change.new, change.version)
+        kept = {k: v for k, v in gone.items() if k not in entries}
+        while len(kept) > GONE_KEPT:
+            floor = max(floor, kept.pop(next(iter(kept))))
+        self._floor = max(self._floor, floor)
+        self._gone = kept
+        for change in changes:
+            if change.new is MISSING:
+                del latest[change.key]
+        self.tokens = {k: t for k, t in tokens.items() if k in entries}
+        for change in changes:
+            self._pending[change.key] = change.new
+        self.seq = seq
+        self.folded = None
+        done = tuple(changes)
+        if who and done and self.history.limit:
+            self.history.record(seq, done, who)
+        return done
+
     def _forget(self, key: str, seq: int) -> None:
         """A delete: keep the key's version in ``_gone`` (bounded) and drop
         its pending write if the map never had it, so that per-user keys

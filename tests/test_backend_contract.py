@@ -33,7 +33,7 @@ from server_state import (
 )
 from server_state._values import is_persistent, read_form, unchanged
 
-BACKENDS = ("memory", "fakeredis", "redis")
+BACKENDS = ("memory", "fakeredis", "redis", "sqlite")
 
 
 class Color(enum.Enum):
@@ -63,16 +63,14 @@ class Replicas:
         return ServerStateLock(state._locks, _check_key, state.keys, state._has)
 
     def settled(self, timeout: float = 10.0) -> None:
-        """Until every mirror is at the same commit as Redis."""
+        """Until every mirror is at the same commit as the source of truth."""
         if not self.shared:
             return
-        client = self.a._store.committer.client  # type: ignore[attr-defined]
-        meta = self.a._store.committer.names.meta  # type: ignore[attr-defined]
         for state in self.states:
-            state._store.committer.open()  # type: ignore[attr-defined]  # a replica nobody used yet starts
+            state._store.committer.open()  # a replica nobody used yet starts
         deadline = time.monotonic() + timeout
         while True:
-            seq = int(client.hget(meta, "seq") or 0)
+            seq = self.a._store.committer.head()
             if all(s._store.position() >= seq for s in self.states):  # type: ignore[attr-defined]
                 return
             assert time.monotonic() < deadline, "the mirrors did not catch up with Redis"
@@ -89,7 +87,7 @@ def replicas(request: pytest.FixtureRequest) -> Iterator[Replicas]:
 
 
 @pytest.fixture(params=BACKENDS[1:])
-def redis_replicas(request: pytest.FixtureRequest) -> Iterator[Replicas]:
+def shared_replicas(request: pytest.FixtureRequest) -> Iterator[Replicas]:
     """Only the backends with replicas (each has its own copy to encode into)."""
     yield from _replicas(request)
 
@@ -110,6 +108,11 @@ def _replicas(request: pytest.FixtureRequest) -> Iterator[Replicas]:
             return ServerState(store_from_url("redis://fakeredis", clients=clients, block_ms=50))
 
         pair = Replicas(kind, make)
+    elif kind == "sqlite":
+        url = f"sqlite:///{request.getfixturevalue('tmp_path')}/state.db"
+        from server_state._store import store_from_url
+
+        pair = Replicas(kind, lambda: ServerState(store_from_url(url)))
     else:
         url = request.getfixturevalue("redis_url")
         from server_state._store import store_from_url
@@ -294,26 +297,31 @@ def follower_paused(store: Any) -> Iterator[tuple[threading.Event, threading.Eve
     """The store's follower held at its next commit from Redis (``held`` is
     then set) until ``release`` is set or the block ends: a mirror that lags."""
     held, release = threading.Event(), threading.Event()
-    follower = store.committer.follower
-    original = follower.follow_entry
+    committer = store.committer
+    # Redis: the stream follower, before its next entry; SQLite: the
+    # follower thread, before its next look at the file.
+    follower, name = (
+        (committer.follower, "follow_entry") if hasattr(committer, "follower") else (committer, "follow_once")
+    )
+    original = getattr(follower, name)
 
-    def paused(fields: Any) -> bool:
+    def paused(*args: Any) -> Any:
         held.set()
         release.wait(10)
-        return bool(original(fields))
+        return original(*args)
 
-    follower.follow_entry = paused
+    setattr(follower, name, paused)
     try:
         yield held, release
     finally:
         release.set()
-        follower.follow_entry = original
+        setattr(follower, name, original)
 
 
-def test_a_pop_on_a_lagging_mirror_finds_the_key(redis_replicas: Replicas) -> None:
+def test_a_pop_on_a_lagging_mirror_finds_the_key(shared_replicas: Replicas) -> None:
     """b has not yet seen a's new key: pop without a default asks Redis
     before saying the key is missing (as del does)."""
-    replicas = redis_replicas
+    replicas = shared_replicas
     a, b = replicas.a, replicas.b
     b.peek("x")  # started
     store = b._store
@@ -398,8 +406,8 @@ def test_missing_is_refused_and_changes_nothing(replicas: Replicas) -> None:
     assert [s.peek("k") for s in replicas.states] == [1] * len(replicas.states)
 
 
-def test_a_value_redis_cannot_carry_is_refused_naming_the_key_and_path(redis_replicas: Replicas) -> None:
-    replicas = redis_replicas
+def test_a_value_redis_cannot_carry_is_refused_naming_the_key_and_path(shared_replicas: Replicas) -> None:
+    replicas = shared_replicas
     a, b = replicas.a, replicas.b
     a["cfg"] = {"models": [1, 2]}
     replicas.settled()
@@ -412,10 +420,10 @@ def test_a_value_redis_cannot_carry_is_refused_naming_the_key_and_path(redis_rep
     assert b.peek("cfg") == {"models": [1, 2]}
 
 
-def test_an_equal_write_on_a_lagging_mirror_is_not_dropped(redis_replicas: Replicas) -> None:
+def test_an_equal_write_on_a_lagging_mirror_is_not_dropped(shared_replicas: Replicas) -> None:
     """b still shows x=1 while a already wrote x=2: b writing 1 must land
     (last writer wins), not be taken for 'unchanged' against b's old copy."""
-    replicas = redis_replicas
+    replicas = shared_replicas
     a, b = replicas.a, replicas.b
     a["x"] = 1
     replicas.settled()

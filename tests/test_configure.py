@@ -49,10 +49,16 @@ def test_configure_before_first_use_puts_the_state_in_redis(redis_url: str, redi
         state._store.close()
 
 
-def test_configure_refuses_redis_settings_for_memory_and_unknown_schemes() -> None:
+def test_configure_refuses_settings_a_backend_does_not_take_and_unknown_schemes() -> None:
     state = ServerState()
-    with pytest.raises(ServerStateError, match="namespace only apply to a Redis URL"):
+    with pytest.raises(ServerStateError, match="namespace only apply to a shared backend"):
         state.configure("memory://", namespace="x")
+    with pytest.raises(ServerStateError, match="namespace='x' applies to Redis; with SQLite"):
+        state.configure("sqlite:///state.db", namespace="x")
+    with pytest.raises(ServerStateError, match="a SQLite URL names a file"):
+        state.configure("sqlite://", lease_ttl=5)
+    with pytest.raises(ServerStateError, match="synchronous='fast'"):
+        state.configure("sqlite:///state.db?synchronous=fast")
     with pytest.raises(ServerStateError, match="unknown scheme"):
         state.configure("mongodb://127.0.0.1/0")
     with pytest.raises(ServerStateError, match="signing key"):

@@ -18,6 +18,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -307,3 +308,15 @@ def test_the_model_holds_on_a_redis_server(redis_url: str) -> None:
         "OnRedis", (StoreMachine,), {"make_states": staticmethod(_redis_pair(redis_url, block_ms=200))}
     )
     run_state_machine_as_test(machine, settings=_settings(5, 25))
+
+
+def test_the_model_holds_on_sqlite(tmp_path: Path) -> None:
+    """Two processes' worth of stores on one file (two mirrors, two
+    connections, two followers); each example on a new file."""
+
+    def make() -> list[ServerState]:
+        url = f"sqlite:///{tmp_path}/model-{uuid.uuid4().hex[:8]}.db"
+        return [ServerState(store_from_url(url)) for _ in range(2)]
+
+    machine = type("OnSqlite", (StoreMachine,), {"make_states": staticmethod(make)})
+    run_state_machine_as_test(machine, settings=_settings(20, 25))

@@ -4,10 +4,13 @@
 - ``memory://`` (the default): ``memory.MemoryCommitter``, one process.
 - ``redis://``, ``rediss://``, ``unix://``: ``redis.RedisCommitter``,
   several replicas sharing one Redis; each replica reads a local mirror.
+- ``sqlite:///path.db``: ``sqlite.SqliteCommitter``, durable in one file,
+  shared by the processes of one host; each reads a local mirror.
 
 Nothing connects at import: ``committer_from_url`` checks the URL and builds
-the committer; the Redis committer connects on first use. Only
-``backends/redis/`` imports ``redis``.
+the committer; a shared committer connects (opens its file) on first use.
+Only ``backends/redis/`` imports ``redis``, only ``backends/sqlite/``
+``sqlite3``.
 """
 
 from __future__ import annotations
@@ -28,10 +31,20 @@ def committer_from_url(url: str | None, **options: Any) -> Committer:
     if not url or url.startswith("memory://"):
         if options:
             raise ServerStateError(
-                f"server_state: {', '.join(sorted(options))} only apply to a Redis URL "
-                f"(redis://, rediss://, unix://); the state is in memory ({url or 'memory://'})."
+                f"server_state: {', '.join(sorted(options))} only apply to a shared backend (a Redis "
+                f"URL; a SQLite URL but for namespace); the state is in memory ({url or 'memory://'})."
             )
         return MemoryCommitter()
+    if url.startswith("sqlite:"):
+        if options.get("namespace"):
+            raise ServerStateError(
+                f"server_state: namespace={options['namespace']!r} applies to Redis; with SQLite, "
+                f"each state is a file of its own ({url}): unset SERVER_STATE_NAMESPACE."
+            )
+        options.pop("namespace", None)
+        from .sqlite import SqliteCommitter
+
+        return SqliteCommitter(url, **options)
     if url.startswith(_REDIS_SCHEMES):
         try:
             from .redis import RedisCommitter
@@ -43,5 +56,6 @@ def committer_from_url(url: str | None, **options: Any) -> Committer:
         return RedisCommitter(url, **options)
     raise ServerStateError(
         f"SERVER_STATE_URL={redact(url)}: unknown scheme; use memory:// (the default, one server), "
-        "or redis://host:6379/0, rediss://... or unix:///path/to/redis.sock for several replicas."
+        "sqlite:///path/to/state.db (durable, the processes of one host), or redis://host:6379/0, "
+        "rediss://... or unix:///path/to/redis.sock for several replicas."
     )

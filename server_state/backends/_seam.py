@@ -106,6 +106,10 @@ class Committer(Protocol):
         """The sequence of the last commit the mirror took in, in the source
         of truth's numbering (what a test or a tool waits on)."""
 
+    def head(self) -> int:
+        """The sequence of the last commit in the source of truth (asks it):
+        the mirror has every commit once ``position() >= head()``."""
+
     def close(self) -> None:
         """Stop what the backend runs and close its connections."""
 

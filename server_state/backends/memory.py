@@ -69,6 +69,9 @@ class MemoryCommitter:
     def position(self) -> int:
         return self._mirror.seq
 
+    def head(self) -> int:
+        return self._mirror.seq
+
     def close(self) -> None:
         pass
 

@@ -231,6 +231,10 @@ class RedisCommitter:
     def position(self) -> int:
         return self.rseq
 
+    def head(self) -> int:
+        self.open()
+        return int(self.client.hget(self.names.meta, "seq") or 0)
+
     def close(self) -> None:
         """Stop the follower and the lease renewer and close the connections."""
         self.closing.set()

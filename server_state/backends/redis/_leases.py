@@ -1,5 +1,5 @@
-"""``server_state_lock[key]`` across replicas: a lease in Redis, held while
-the outermost ``with`` lasts, in the style of redis-py's ``lock.py``.
+"""``server_state_lock[key]`` across replicas: a lease in Redis (the lock
+itself, ``LeasedLock``, is shared with SQLite: ``backends._leasing``).
 
 - take: ``SET NX PX`` (``_scripts.LEASE_TAKE``), a random token per take,
   re-entrant in-process through the local lock it wraps; taking waits until
@@ -25,9 +25,10 @@ from typing import Any
 
 from ... import _locks
 from ..._errors import ServerStateConnectionError, ServerStateDeadlockError
+from .._leasing import LeasedLock
 from . import _scripts
 
-__all__ = ["LeasedLock", "Leases"]
+__all__ = ["LeasedLock", "Leases"]  # LeasedLock: the lock the facade hands out
 
 _LOG = logging.getLogger("server_state")
 
@@ -36,6 +37,8 @@ class Leases:
     """The leases of one replica. ``prefix``: the lease keys' prefix;
     ``catch_up(seq)``: wait until the mirror has Redis commit ``seq``;
     ``open()``: connect on first use."""
+
+    kind = "Redis"
 
     def __init__(
         self,
@@ -154,60 +157,3 @@ class Leases:
                         )
                 except self._net_errors as exc:
                     _LOG.warning("server_state: could not renew the lock %s (%s)", name, exc)
-
-
-class LeasedLock:
-    """``server_state_lock[key]`` with Redis: this process's re-entrant lock,
-    plus a lease in Redis while the outermost ``with`` lasts."""
-
-    def __init__(self, leases: Leases, key: str, local: threading.RLock) -> None:
-        self._leases, self._key, self._local = leases, key, local
-        self._depth = 0  # only the owning thread changes it
-        self._token: str | None = None
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
-        if not self._local.acquire(blocking, timeout if blocking else -1):
-            return False
-        if self._depth:
-            self._depth += 1
-            return True
-        try:
-            token = self._leases.take(self._key, blocking, deadline)
-        except BaseException:
-            self._local.release()
-            raise
-        if token is None:
-            self._local.release()
-            return False
-        self._token, self._depth = token, 1
-        return True
-
-    def release(self) -> None:
-        if not self._local._is_owned():  # type: ignore[attr-defined]
-            raise RuntimeError(f"server_state_lock[{self._key!r}] released without being held")
-        self._depth -= 1
-        if self._depth == 0:
-            token, self._token = self._token, None
-            try:
-                if token is not None:
-                    self._leases.drop(self._key, token)
-            finally:
-                self._local.release()
-        else:
-            self._local.release()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def _is_owned(self) -> bool:
-        return self._local._is_owned()  # type: ignore[attr-defined,no-any-return]
-
-    def locked(self) -> bool:
-        return self._depth > 0 or self._local._is_owned()  # type: ignore[attr-defined]
-
-    def __repr__(self) -> str:
-        return f"<server_state_lock[{self._key!r}] (Redis lease, {'held' if self._depth else 'free'})>"

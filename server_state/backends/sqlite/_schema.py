@@ -1,0 +1,244 @@
+"""The SQLite file: where it is, how it is opened, its schema and what its
+errors mean.
+
+A state file is marked as ours by ``PRAGMA application_id`` (``APP_ID``) and
+versioned by ``PRAGMA user_version`` (``SCHEMA``). Opening a file:
+
+- a new or empty file gets the schema, in one transaction;
+- a file of ours at an older schema is migrated (``MIGRATIONS``: one step per
+  version, each in one transaction, so a crash leaves the old or the new);
+- a file of a newer schema (a newer server_state wrote it), a database of
+  another program, or a file that is not a SQLite database is refused with an
+  error naming the path and what to do.
+
+Tables (schema 1):
+
+- ``meta(name, value)``: ``floor`` (the version of every absent key without a
+  tombstone), ``lease`` (the last fencing token given), ``created``;
+- ``kv(key, version, value, n)``: one row per key ever set. ``value`` is the
+  codec's bytes; NULL for a deleted key (a tombstone: its version lives on,
+  so that versions only grow across deletes). ``n`` is NULL, or the length of
+  a sequence kept item by item: then ``value`` is its layout header
+  (``backends._layout``) and its items are rows of ``items``;
+- ``items(key, i, item)``: the items of those sequences;
+- ``log(seq, time, origin, body, old, undo)``: one row per commit, in order:
+  what it wrote (``body``, read by the other processes) and what it replaced
+  (``old``/``undo``, read at start to bring the history back); trimmed to the
+  last ``LOG_KEPT`` commits;
+- ``leases(key, token, owner, expires)``: ``server_state_lock`` across
+  processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from ..._errors import ServerStateConnectionError, ServerStateError
+
+__all__ = [
+    "APP_ID",
+    "SCHEMA",
+    "Settings",
+    "connect",
+    "explain",
+    "parse_url",
+    "prepare",
+]
+
+APP_ID = 0x53537374  # "SSst"
+SCHEMA = 1
+SYNCHRONOUS = ("normal", "full")
+
+_SCHEMA_1 = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE kv (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value BLOB, n INTEGER);
+CREATE INDEX kv_gone ON kv (version) WHERE value IS NULL;
+CREATE TABLE items (key TEXT NOT NULL, i INTEGER NOT NULL, item BLOB NOT NULL, PRIMARY KEY (key, i))
+    WITHOUT ROWID;
+CREATE TABLE log (
+    seq INTEGER PRIMARY KEY, time REAL NOT NULL, origin TEXT NOT NULL, body BLOB NOT NULL,
+    old BLOB, undo BLOB
+);
+CREATE TABLE leases (key TEXT PRIMARY KEY, token INTEGER NOT NULL, owner TEXT NOT NULL, expires REAL NOT NULL);
+INSERT INTO meta VALUES ('floor', 0), ('lease', 0);
+"""
+
+# Schema n -> n + 1, each run in the transaction that sets user_version.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+
+class Settings:
+    """What a ``sqlite:///`` URL says."""
+
+    def __init__(self, url: str) -> None:
+        rest = url[len("sqlite://") :]
+        path, _, query = rest.partition("?")
+        if not path.startswith("/") or path in ("/", "/:memory:"):
+            raise ServerStateError(
+                f"SERVER_STATE_URL={url}: a SQLite URL names a file: sqlite:///relative/path.db or "
+                "sqlite:////absolute/path.db (for a state in this process only, use memory://)."
+            )
+        self.path = Path(path[1:]) if path[1:] else Path(path)
+        options = dict(parse_qsl(query, keep_blank_values=True))
+        self.synchronous = options.pop("synchronous", "normal").lower()
+        if self.synchronous not in SYNCHRONOUS:
+            raise ServerStateError(
+                f"SERVER_STATE_URL={url}: synchronous={self.synchronous!r}; use normal (the default: a "
+                "commit that returned survives a crash of the process) or full (and a power loss)."
+            )
+        try:
+            self.timeout = float(options.pop("timeout", "5"))
+            self.poll = float(options.pop("poll", "0.01"))
+        except ValueError:
+            raise ServerStateError(
+                f"SERVER_STATE_URL={url}: timeout and poll are numbers of seconds."
+            ) from None
+        if self.timeout <= 0 or not 0.001 <= self.poll <= 10:
+            raise ServerStateError(
+                f"SERVER_STATE_URL={url}: timeout must be > 0 and poll between 0.001 and 10 seconds."
+            )
+        if options:
+            raise ServerStateError(
+                f"SERVER_STATE_URL={url}: unknown option {', '.join(sorted(options))} "
+                "(a SQLite URL takes synchronous, timeout and poll)."
+            )
+
+
+def parse_url(url: str) -> Settings:
+    return Settings(url)
+
+
+def connect(settings: Settings) -> sqlite3.Connection:
+    """A connection to the state file (created when missing), in WAL mode,
+    in autocommit (transactions are begun explicitly)."""
+    path = settings.path
+    if not path.parent.is_dir():
+        raise ServerStateError(
+            f"server_state: the directory of the state file {path} does not exist "
+            f"(SERVER_STATE_URL=sqlite:///...); create {path.parent} first."
+        )
+    try:
+        conn = sqlite3.connect(path, timeout=settings.timeout, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise explain(exc, path, "open") from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(settings.timeout * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise ServerStateError(
+                f"server_state: the state file {path} cannot use SQLite's WAL mode (it is in {mode} "
+                "mode): it must be on a local disk that supports shared memory, not a network share."
+            )
+        conn.execute(f"PRAGMA synchronous = {settings.synchronous.upper()}")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise explain(exc, path, "open") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def prepare(conn: sqlite3.Connection, path: Path) -> None:
+    """Check the file is a state file of a schema this code reads; create
+    or migrate it."""
+    try:
+        app, version = _marks(conn)
+        if app == APP_ID and version == SCHEMA:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            app, version = _marks(conn)  # again, now alone: another process may have done it
+            if app == 0 and version == 0:
+                tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+                if tables:
+                    raise ServerStateError(
+                        f"server_state: {path} is a SQLite database of another program (it has tables and "
+                        "no server_state mark); point SERVER_STATE_URL at a new file."
+                    )
+                # (executescript would commit first: statement by statement, in this transaction)
+                for statement in _SCHEMA_1.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO meta VALUES ('created', ?)", (time.time(),))
+                conn.execute(f"PRAGMA application_id = {APP_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA}")
+            elif app != APP_ID:
+                raise ServerStateError(
+                    f"server_state: {path} is a SQLite database of another program (application_id "
+                    f"{app:#x}); point SERVER_STATE_URL at a new file."
+                )
+            elif version > SCHEMA:
+                raise ServerStateError(
+                    f"server_state: {path} was written by a newer server_state (schema {version}; this one "
+                    f"reads up to {SCHEMA}): upgrade server_state in this process, or move the state with "
+                    "`python -m server_state dump` from the newer version."
+                )
+            else:
+                while version < SCHEMA:
+                    MIGRATIONS[version](conn)
+                    version += 1
+                    conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        raise explain(exc, path, "open") from exc
+
+
+def _marks(conn: sqlite3.Connection) -> tuple[int, int]:
+    app = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    return int(app), int(version)
+
+
+def explain(exc: sqlite3.Error, path: Path, doing: str, key: str | None = None) -> ServerStateError:
+    """The error a user sees for ``exc``: what happened to the file at
+    ``path`` and what to do. ``doing``: open, write, read."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    what = f"server_state could not {doing} {'' if key is None else repr(key) + ' in '}the state file {path}"
+    nothing = " Nothing was written; reads still show the last state." if doing == "write" else ""
+    if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+        return ServerStateConnectionError(
+            key,
+            f"{what}: another process kept the database locked past the busy timeout ({exc}).{nothing} "
+            "A program holding a long write transaction on the file (a database browser?) must end it; "
+            "a longer wait is ?timeout=SECONDS in SERVER_STATE_URL.",
+        )
+    if name.startswith("SQLITE_FULL"):
+        return ServerStateConnectionError(key, f"{what}: the disk is full ({exc}).{nothing} Free some space.")
+    if name.startswith("SQLITE_READONLY"):
+        return ServerStateConnectionError(
+            key,
+            f"{what}: the file is read-only ({exc}).{nothing} server_state needs to write the file and "
+            f"its directory (for {path.name}-wal and {path.name}-shm).",
+        )
+    if name.startswith("SQLITE_CANTOPEN") or name.startswith("SQLITE_PERM") or name.startswith("SQLITE_AUTH"):
+        return ServerStateConnectionError(
+            key,
+            f"{what}: it cannot be opened ({exc}); check that the path is right and that this user may "
+            f"read and write {path} and its directory.",
+        )
+    if name.startswith("SQLITE_NOTADB") or name.startswith("SQLITE_CORRUPT"):
+        return ServerStateError(
+            f"{what}: it is not a SQLite database, or it is corrupt ({exc}).{nothing} Restore it from a "
+            "backup (`python -m server_state load`), or point SERVER_STATE_URL at a new file."
+        )
+    return ServerStateConnectionError(key, f"{what} ({exc}).{nothing}")
+
+
+def file_size(path: Path) -> int:
+    """The bytes of the state file and its WAL (for benchmarks and the inspector)."""
+    total = 0
+    for p in (path, Path(f"{path}-wal")):
+        with contextlib.suppress(OSError):
+            total += os.stat(p).st_size
+    return total

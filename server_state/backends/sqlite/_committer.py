@@ -3,35 +3,38 @@ processes of one host that open the same file.
 
 Each process keeps a mirror of the state (``server_state._mirror``), read
 exactly as the memory backend reads it (no SQL on a read). A commit is one
-``BEGIN IMMEDIATE`` transaction (the file's one writer at a time):
+``BEGIN IMMEDIATE`` transaction (the file's one writer at a time) that
+inserts one log row (``_log``: what it wrote, by whom), if and only if
 
-1. the mirror is brought up to the file's last commit (the log rows other
-   processes wrote since), so that it is the state the transaction sees;
-2. the commit is checked against the mirror (the expected versions, or no
-   conflicting commit since), the lease tokens of the keys this thread holds
-   locked (fencing) and, for ``update``/``transact``, that no other process
-   holds a key's lock;
-3. the values (the shared codec, never pickle unless configured), versions,
-   and one log row (what the commit wrote, and what it replaced, for the
-   history) are written; ``COMMIT``; then the mirror applies the commit.
+1. the file is still at the mirror's last commit: the insert checks it in
+   the same statement; when another process committed since, the mirror
+   takes its rows first and the commit is checked again;
+2. the commit holds against the mirror: the expected versions, or no
+   conflicting commit since; the lease tokens of the keys this thread holds
+   locked are still its own (fencing); for ``update``/``transact``, no other
+   holder has a key's lock (the same statement checks it).
 
-Nothing is written unless everything is: a failed transaction rolls back
-whole (a crash too: SQLite's WAL), and the mirror changes only after
-``COMMIT`` returned.
+Then ``COMMIT``, and only then the mirror applies the commit. A failed
+transaction rolls back whole (a crash too: SQLite's WAL); a commit that
+returned is in the file.
+
+The tables ``kv`` and ``items`` hold the state at a checkpoint some way
+behind (``CHECKPOINT_LAG`` commits); every ``CHECKPOINT_EVERY`` commits, one
+commit also moves it forward, writing the net effect of the rows since
+(``_log.Collapse``). So a commit writes one row whatever the size of its
+values (an append to a long sequence writes its new items), and a start reads
+the tables and replays the rows after the checkpoint, which also bring the
+history back.
 
 Versions. The mirror numbers its commits as the file does: a key's version
-is the sequence of the log row that last changed it, in every process and
-across restarts (the mirror starts at the file's last commit).
+is the sequence of the row that last changed it, in every process and across
+restarts.
 
 Other processes' commits reach the mirror through the follower thread: it
 checks ``PRAGMA data_version`` every ``poll`` seconds (a read of the WAL
 index in shared memory, no I/O) and, when another connection committed,
-applies the new log rows in order and announces them as local commits are.
-A process that fell behind the trimmed log (``LOG_KEPT``) reloads the state.
-
-Sequences of ``LAYOUT_MIN`` items or more are kept item by item (rows of
-``items``): an append writes its new items and the log row carries the
-patch, whatever the length. Other values are one blob each.
+applies the new rows in order and announces them as local commits are. A
+process that fell behind the trimmed log (``LOG_KEPT``) reads the state again.
 
 Only ``backends/sqlite/`` imports ``sqlite3``.
 """
@@ -49,17 +52,15 @@ from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
-import msgpack  # type: ignore[import-untyped]
-
-from ..._base import LOCAL, MISSING, Change, Origin
+from ..._base import LOCAL, Change, Origin
 from ..._errors import ServerStateError, ServerStateLeaseError
-from ..._history import Record
 from ..._values import tokens_of
 from .._codec import decode_items, encode_items, make_codec
-from .._layout import LAYOUT_MIN, build_value, layout_header, origin_of, origin_text
+from .._layout import LAYOUT_MIN, SEQ_KINDS, build_value, layout_header, origin_of, origin_text
 from .._patches import apply_seq_patch, seq_patch
 from .._seam import Announce
 from ._leases import LeasedLock, Leases
+from ._log import Collapse, Replay, pack, pack_body, read_body
 from ._schema import Settings, connect, explain, prepare
 
 if TYPE_CHECKING:
@@ -70,11 +71,19 @@ __all__ = ["LOG_KEPT", "SqliteCommitter"]
 _LOG = logging.getLogger("server_state")
 
 LOG_KEPT = 10_000  # commits the log keeps (a process further behind reloads the state)
-TRIM_EVERY = 1024  # commits between two trims of the log and of old tombstones
+CHECKPOINT_EVERY = 1024  # commits between two checkpoints (and trims of the log)
+CHECKPOINT_LAG = 1000  # commits a checkpoint stays behind the last one: the history a restart brings back
 TOMBSTONES_KEPT = 4096  # deleted keys whose exact version the file keeps (older: ``floor``)
 
-_pack = msgpack.Packer(use_bin_type=True).pack
 Announcements = list[tuple[tuple[Change, ...], Origin]]
+
+
+_time = time.time
+_pack = pack
+# A commit's row, inserted only if the file is still at the mirror's last commit
+# (and, _FREE, no other holder has the lock of the key written).
+_INSERT = "INSERT INTO log SELECT ?, ?, ?, ? WHERE coalesce((SELECT max(seq) FROM log), 0) = ?"
+_INSERT_FREE = _INSERT + " AND NOT EXISTS (SELECT 1 FROM leases WHERE key = ? AND expires > ?)"
 
 
 class _Rollback(Exception):
@@ -104,6 +113,7 @@ class SqliteCommitter:
         self.url = url
         self.settings = Settings(url)  # checked now; the file is opened on first use
         self.replica = replica or f"{socket.gethostname()}:{os.getpid()}"
+        self._prefix = f"{self.replica} · "  # before the writer, in the history of every process
         self.lease_ttl = float(lease_ttl) if lease_ttl is not None else 10.0
         if self.lease_ttl <= 0.1:
             raise ServerStateError(f"server_state: lease_ttl must be more than 0.1 s, got {lease_ttl!r}.")
@@ -224,6 +234,65 @@ class SqliteCommitter:
     def commit_one(
         self, key: str, expected: int, value: Any, token: Any, who: str, respect: bool
     ) -> Change | None:
+        """The hot path: one key kept whole, no key lock held by this thread,
+        no transaction running alone here: one row, checked in its insert."""
+        mirror = self.mirror
+        if (
+            not self._started
+            or key in self.layout
+            or mirror.exclusive is not None
+            or self.leases.held()
+            or (type(value) in SEQ_KINDS and len(value) >= LAYOUT_MIN)
+        ):
+            return self._commit_one(key, expected, value, token, who, respect)
+        body = _pack([["s", key, self.codec.encode(key, value)]])  # (pack_body of one value)
+        who = self._prefix + who
+        origin = origin_text(self._origin(), who)
+        conn = self.conn
+        announce: Announcements = []
+        try:
+            with self.sync:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        while True:
+                            if mirror.entry(key)[1] != expected:  # (only this lock moves the mirror)
+                                conn.execute("ROLLBACK")
+                                return None
+                            seq = self.dseq + 1
+                            if respect:
+                                cursor = conn.execute(
+                                    _INSERT_FREE, (seq, _time(), origin, body, seq - 1, key, _time())
+                                )
+                            else:
+                                cursor = conn.execute(_INSERT, (seq, _time(), origin, body, seq - 1))
+                            if cursor.rowcount == 1:
+                                break
+                            if self._last_seq(conn) == self.dseq:  # another holder has the key's lock
+                                conn.execute("ROLLBACK")
+                                break
+                            announce += self.catch_up_locked()
+                        if conn.in_transaction:
+                            if seq % CHECKPOINT_EVERY == 0:
+                                self._checkpoint(seq)
+                            conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                except sqlite3.Error as exc:
+                    raise explain(exc, self.settings.path, "write", key) from exc
+                if cursor.rowcount == 1:
+                    change = mirror.apply_one(key, expected, value, token, who)
+                    self.dseq = seq
+                    return change
+        finally:
+            self.announce_all(announce)
+        return self._commit_one(key, expected, value, token, who, respect)  # waits for the lock
+
+    def _commit_one(
+        self, key: str, expected: int, value: Any, token: Any, who: str, respect: bool
+    ) -> Change | None:
         changes = self.commit(
             {key: expected},
             {key: value},
@@ -251,9 +320,10 @@ class SqliteCommitter:
         self.open()
         mirror = self.mirror
         first = next(iter(writes), deletes[0] if deletes else None)
-        who = f"{self.replica} · {who}"
+        who = self._prefix + who
         me = threading.get_ident()
         keys = [*writes, *deletes]
+        path = self.settings.path
         while True:
             # Encoding first, outside every lock: a value the codec refuses
             # fails here, before anything is written.
@@ -264,27 +334,30 @@ class SqliteCommitter:
             announce: Announcements = []
             try:
                 with self.sync:
-                    with self.writing(first, "write"):
-                        announce = self.catch_up_locked()
-                        with mirror.lock:
-                            if mirror.exclusive not in (None, me):
-                                raise _Rollback("turn")
-                            if not mirror.still(expected, since, conflicts):
-                                raise _Rollback("conflict")
-                            latest = mirror.latest
-                            if any(latest.get(k) is not entry for k, entry in bases.items()):
-                                raise _Rollback("conflict")  # the mirror moved under a patch
-                        mine = self.leases.held()
-                        if mine:
-                            lost = self.leases.lost(mine)
-                            if lost is not None:
-                                raise self._lease_lost(lost, first)
-                        if respect:
-                            busy = self.leases.holder(keys, mine)
-                            if busy is not None:
-                                raise _Rollback("busy", busy)
-                        seq = self.dseq + 1
-                        self._write(seq, ops, deletes, origin_text(self._origin(), who))
+                    conn = self.conn
+                    try:
+                        conn.execute("BEGIN IMMEDIATE")
+                        try:
+                            seq = self._attempt(
+                                expected,
+                                since,
+                                conflicts,
+                                ops,
+                                bases,
+                                deletes,
+                                keys,
+                                respect,
+                                who,
+                                me,
+                                announce,
+                            )
+                            conn.execute("COMMIT")
+                        except BaseException:
+                            if conn.in_transaction:
+                                conn.execute("ROLLBACK")
+                            raise
+                    except sqlite3.Error as exc:
+                        raise explain(exc, path, "write", first) from exc
                     # Committed: into the mirror, at the same sequence.
                     with mirror.lock:
                         changes = mirror.apply(writes, deletes, tokens, who)
@@ -300,6 +373,53 @@ class SqliteCommitter:
                     self.leases.wait_free(stop.key, list(self.leases.held()))
             finally:
                 self.announce_all(announce)
+
+    def _attempt(
+        self,
+        expected: dict[str, int] | None,
+        since: int,
+        conflicts: AbstractSet[str] | None,
+        ops: dict[str, tuple[Any, ...]],
+        bases: dict[str, Any],
+        deletes: tuple[str, ...],
+        keys: list[str],
+        respect: bool,
+        who: str,
+        me: int,
+        announce: Announcements,
+    ) -> int:
+        """In the write transaction: check the commit against the mirror
+        (caught up first when another process committed since) and write
+        it; its sequence. Raises ``_Rollback`` (or ``ServerStateLeaseError``)."""
+        mirror = self.mirror
+        origin = origin_text(self._origin(), who)
+        while True:
+            with mirror.lock:
+                if mirror.exclusive not in (None, me):
+                    raise _Rollback("turn")
+                if not mirror.still(expected, since, conflicts):
+                    raise _Rollback("conflict")
+                if bases:
+                    latest = mirror.latest
+                    if any(latest.get(k) is not entry for k, entry in bases.items()):
+                        raise _Rollback("conflict")  # the mirror moved under a patch
+            mine = self.leases.held()
+            if mine:
+                lost = self.leases.lost(mine)
+                if lost is not None:
+                    raise self._lease_lost(lost, keys[0] if keys else None)
+            seq = self.dseq + 1
+            if self._log(seq, ops, deletes, origin, keys if respect else [], mine):
+                break
+            # Another process committed since the mirror's sequence, or holds
+            # the lock of a key written: catch up and check again, or wait.
+            if self._last_seq(self.conn) != self.dseq:
+                announce += self.catch_up_locked()
+                continue
+            raise _Rollback("busy", self.leases.holder(keys, mine))
+        if seq % CHECKPOINT_EVERY == 0:
+            self._checkpoint(seq)
+        return seq
 
     @contextlib.contextmanager
     def writing(self, key: str | None, doing: str) -> Iterator[None]:
@@ -354,96 +474,61 @@ class SqliteCommitter:
             ops[key] = ("L", header, encode_items(key, value, value))
         return ops, bases
 
-    def _write(
-        self, seq: int, ops: dict[str, tuple[Any, ...]], deletes: tuple[str, ...], origin: str
-    ) -> None:
-        """In the write transaction: commit ``seq``'s rows."""
-        conn = self.conn
-        layout = self.layout
-        body = _pack([*(_op_body(key, op) for key, op in ops.items()), *(["d", key] for key in deletes)])
-        now = time.time()
-        if (
-            len(ops) + len(deletes) == 1
-            and next(iter(ops or deletes)) not in layout
-            and (not ops or next(iter(ops.values()))[0] == "s")
-        ):
-            # One key kept whole: what it replaced is copied by SQLite itself.
-            key = next(iter(ops or deletes))
-            conn.execute(
-                "INSERT INTO log (seq, time, origin, body, old) VALUES (?, ?, ?, ?, "
-                "(SELECT value FROM kv WHERE key = ?))",
-                (seq, now, origin, body, key),
+    def _log(
+        self,
+        seq: int,
+        ops: dict[str, tuple[Any, ...]],
+        deletes: tuple[str, ...],
+        origin: str,
+        respected: list[str],
+        mine: dict[str, int],
+    ) -> bool:
+        """In the write transaction: commit ``seq``'s log row, if the file
+        is still at the mirror's sequence and no other holder has the lock
+        of a key of ``respected`` (one statement checks both); False if not."""
+        if respected:
+            cursor = self.conn.execute(
+                "INSERT INTO log SELECT ?, ?, ?, ? WHERE coalesce((SELECT max(seq) FROM log), 0) = ? "
+                f"AND NOT EXISTS (SELECT 1 FROM leases WHERE key IN ({', '.join('?' * len(respected))}) "
+                f"AND expires > ? AND token NOT IN ({', '.join('?' * len(mine))}))",
+                (
+                    seq,
+                    time.time(),
+                    origin,
+                    pack_body(ops, deletes),
+                    self.dseq,
+                    *respected,
+                    time.time(),
+                    *mine.values(),
+                ),
             )
         else:
-            conn.execute(
-                "INSERT INTO log (seq, time, origin, body, undo) VALUES (?, ?, ?, ?, ?)",
-                (seq, now, origin, body, _pack(self._undo(ops, deletes))),
+            cursor = self.conn.execute(
+                "INSERT INTO log SELECT ?, ?, ?, ? WHERE coalesce((SELECT max(seq) FROM log), 0) = ?",
+                (seq, time.time(), origin, pack_body(ops, deletes), self.dseq),
             )
-        for key, op in ops.items():
-            kind = op[0]
-            if kind == "s":
-                if key in layout:
-                    conn.execute("DELETE FROM items WHERE key = ?", (key,))
-                conn.execute(
-                    "INSERT INTO kv (key, version, value, n) VALUES (?, ?, ?, NULL) ON CONFLICT (key) "
-                    "DO UPDATE SET version = excluded.version, value = excluded.value, n = NULL",
-                    (key, seq, op[1]),
-                )
-            elif kind == "L":
-                items = op[2]
-                conn.execute("DELETE FROM items WHERE key = ?", (key,))
-                conn.executemany(
-                    "INSERT INTO items VALUES (?, ?, ?)", ((key, i, b) for i, b in enumerate(items))
-                )
-                conn.execute(
-                    "INSERT INTO kv (key, version, value, n) VALUES (?, ?, ?, ?) ON CONFLICT (key) "
-                    "DO UPDATE SET version = excluded.version, value = excluded.value, n = excluded.n",
-                    (key, seq, op[1], len(items)),
-                )
-            else:  # "A"
-                keep, items = op[3], op[4]
-                conn.execute("DELETE FROM items WHERE key = ? AND i >= ?", (key, keep))
-                conn.executemany(
-                    "INSERT INTO items VALUES (?, ?, ?)", ((key, keep + i, b) for i, b in enumerate(items))
-                )
-                conn.execute("UPDATE kv SET version = ?, n = ? WHERE key = ?", (seq, keep + len(items), key))
-        for key in deletes:
-            if key in layout:
-                conn.execute("DELETE FROM items WHERE key = ?", (key,))
-            conn.execute("UPDATE kv SET version = ?, value = NULL, n = NULL WHERE key = ?", (seq, key))
-        if seq % TRIM_EVERY == 0:
-            self._trim(seq)
+        return bool(cursor.rowcount == 1)
 
-    def _undo(self, ops: dict[str, tuple[Any, ...]], deletes: tuple[str, ...]) -> list[list[Any]]:
-        """In the write transaction, before the writes: what each key of the
-        commit held, for the history a restart brings back: ``["s", key,
-        blob or None]`` (absent); ``["L", key, header, items]`` a sequence
-        kept item by item; ``["A", key, keep, items]`` its items from
-        ``keep`` on (the rest is the new value's)."""
-        conn = self.conn
-        out: list[list[Any]] = []
-        for key in [*ops, *deletes]:
-            op = ops.get(key)
-            header = self.layout.get(key)
-            if header is None:
-                row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-                out.append(["s", key, None if row is None else row[0]])
-            elif op is not None and op[0] == "A":
-                items = conn.execute(
-                    "SELECT item FROM items WHERE key = ? AND i >= ? ORDER BY i", (key, op[3])
-                ).fetchall()
-                out.append(["A", key, op[3], b"".join(r[0] for r in items)])
-            else:
-                items = conn.execute("SELECT item FROM items WHERE key = ? ORDER BY i", (key,)).fetchall()
-                out.append(["L", key, header, b"".join(r[0] for r in items)])
-        return out
-
-    def _trim(self, seq: int) -> None:
-        """In a write transaction: drop log rows past ``log_kept`` and the
-        oldest tombstones past ``TOMBSTONES_KEPT`` (their versions raise
+    def _checkpoint(self, seq: int) -> None:
+        """In the write transaction of commit ``seq``, every ``CHECKPOINT_EVERY``
+        commits: the tables brought forward to ``CHECKPOINT_LAG`` commits
+        before it (the rows after the checkpoint are what a restart reads
+        back as history); the log trimmed to ``log_kept`` commits; the oldest
+        tombstones past ``TOMBSTONES_KEPT`` dropped (their versions raise
         ``floor``)."""
         conn = self.conn
-        conn.execute("DELETE FROM log WHERE seq <= ?", (seq - self.log_kept,))
+        (done,) = conn.execute("SELECT value FROM meta WHERE name = 'checkpoint'").fetchone()
+        upto = seq - CHECKPOINT_LAG
+        if upto - done < CHECKPOINT_EVERY:
+            return
+        collapse = Collapse()
+        for row_seq, body in conn.execute(
+            "SELECT seq, body FROM log WHERE seq > ? AND seq <= ? ORDER BY seq", (done, upto)
+        ):
+            collapse.add(row_seq, body)
+        collapse.write(conn)
+        conn.execute("UPDATE meta SET value = ? WHERE name = 'checkpoint'", (upto,))
+        conn.execute("DELETE FROM log WHERE seq <= ?", (min(upto, seq - self.log_kept),))
         row = conn.execute(
             "SELECT version FROM kv WHERE value IS NULL ORDER BY version DESC LIMIT 1 OFFSET ?",
             (TOMBSTONES_KEPT,),
@@ -483,25 +568,26 @@ class SqliteCommitter:
             return self._reload()
         out: Announcements = []
         mirror = self.mirror
+        codec = self.codec
         for seq, origin_s, body in rows:
             writes: dict[str, Any] = {}
             deletes: list[str] = []
             ops: dict[str, tuple[Any, ...]] = {}
             unreadable: list[str] = []
             patches: list[tuple[str, int, int, list[Any]]] = []
-            for op in msgpack.unpackb(body, raw=False):
+            for op in read_body(body):
                 kind, key = op[0], op[1]
                 try:
                     if kind == "d":
                         deletes.append(key)
                         continue
                     if kind == "s":
-                        writes[key], ops[key] = self.codec.decode(key, op[2]), ("s",)
+                        writes[key], ops[key] = codec.decode(key, op[2]), ("s",)
                     elif kind == "L":
-                        writes[key] = build_value(key, op[2], decode_items(key, op[3]))
+                        writes[key] = build_value(key, op[2], decode_items(key, b"".join(op[3])))
                         ops[key] = ("L", op[2])
                     else:  # "A": applied to the mirror's value below
-                        patches.append((key, op[3], op[4], decode_items(key, op[5])))
+                        patches.append((key, op[3], op[4], decode_items(key, b"".join(op[5]))))
                         writes[key], ops[key] = None, ("A", op[2])
                 except ServerStateError:
                     _LOG.exception(
@@ -533,119 +619,55 @@ class SqliteCommitter:
 
     def _reload(self) -> Announcements:
         """Under ``sync``: the whole state from the file in one read
-        transaction; the keys whose version moved change in the mirror."""
+        transaction (the checkpoint's tables and the log rows after it);
+        the keys whose version moved change in the mirror. The first load
+        also brings back the history the log holds."""
         first = self.reloads == 0
+        mirror = self.mirror
+        history = mirror.history
+        replay = Replay(
+            self.codec, self.settings.path, dict(mirror.latest), record=first and history.limit > 0
+        )
         conn = self.conn
         own = not conn.in_transaction
         if own:
             conn.execute("BEGIN")
         try:
-            seq = self._last_seq(conn)
-            floor = int(conn.execute("SELECT value FROM meta WHERE name = 'floor'").fetchone()[0])
-            rows = conn.execute("SELECT key, version, value, n FROM kv ORDER BY rowid").fetchall()
+            meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
             items: dict[str, list[bytes]] = {}
             for key, item in conn.execute("SELECT key, item FROM items ORDER BY key, i"):
                 items.setdefault(key, []).append(item)
-            history = self._history_rows(conn) if first else []
+            replay.checkpoint(
+                conn.execute("SELECT key, version, value, n FROM kv ORDER BY rowid"),
+                items,
+                int(meta["checkpoint"]),
+            )
+            for row in conn.execute(
+                "SELECT seq, time, origin, body FROM log WHERE seq > ? ORDER BY seq", (replay.seq,)
+            ):
+                replay.row(*row)
         finally:
             if own:
                 conn.execute("COMMIT")
-        mirror = self.mirror
-        latest = mirror.latest
-        entries: dict[str, tuple[Any, int]] = {}
-        gone: dict[str, int] = {}
-        layout: dict[str, bytes] = {}
-        for key, version, value, n in rows:
-            if value is None:
-                gone[key] = version
-                continue
-            if n is not None:
-                layout[key] = value
-            entry = latest.get(key)
-            if entry is not None and entry[1] == version:
-                entries[key] = entry
-                continue
-            try:
-                if n is None:
-                    entries[key] = (self.codec.decode(key, value), version)
-                else:
-                    found = b"".join(items.get(key, ()))
-                    entries[key] = (build_value(key, value, decode_items(key, found)), version)
-            except ServerStateError:
-                _LOG.exception(
-                    "server_state: the value of %r in %s cannot be read; the key is absent here",
-                    key,
-                    self.settings.path,
-                )
-                layout.pop(key, None)
-                gone[key] = version
-        gone = dict(sorted(gone.items(), key=lambda kv: kv[1]))
+        gone = dict(sorted(replay.gone.items(), key=lambda kv: kv[1]))
+        seq = max(replay.seq, mirror.seq)
+        values = replay.values
         with mirror.lock:
             changes = mirror.reset(
-                entries,
+                values,
                 gone,
-                floor,
-                max(seq, mirror.seq),
-                tokens_of({k: v for k, (v, _) in entries.items()}),
+                int(meta["floor"]),
+                seq,
+                tokens_of({k: v for k, (v, _) in values.items()}),
                 "" if first else f"reload from {self.settings.path}",
             )
-            self.layout, self.dseq = layout, max(seq, mirror.seq)
+            self.layout, self.dseq = replay.layout, seq
+            if replay.records:
+                history.restore(replay.records)
         self.reloads += 1
         if first:
-            self._restore_history(history, entries)
             return []
         return [(changes, LOCAL)] if changes else []
-
-    def _history_rows(self, conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-        history = self.mirror.history
-        if not history.limit:
-            return []
-        return conn.execute(
-            "SELECT seq, time, origin, body, old, undo FROM log WHERE time >= ? ORDER BY seq DESC LIMIT ?",
-            (time.time() - history.max_age, history.limit),
-        ).fetchall()
-
-    def _restore_history(self, rows: list[tuple[Any, ...]], entries: dict[str, tuple[Any, int]]) -> None:
-        """The history of the last commits, rebuilt from the log (newest
-        first): each key's value after a commit is the one before the next
-        commit that changed it, undone from the state now."""
-        current = {k: v for k, (v, _) in entries.items()}
-        records: list[Record] = []
-        for seq, when, origin_s, body, old, undo in rows:
-            try:
-                keys = [op[1] for op in msgpack.unpackb(body, raw=False)]
-                if undo is None:
-                    befores = {keys[0]: MISSING if old is None else self.codec.decode(keys[0], old)}
-                else:
-                    befores = {}
-                    for item in msgpack.unpackb(undo, raw=False):
-                        kind, key = item[0], item[1]
-                        if kind == "s":
-                            befores[key] = MISSING if item[2] is None else self.codec.decode(key, item[2])
-                        elif kind == "L":
-                            befores[key] = build_value(key, item[2], decode_items(key, item[3]))
-                        else:
-                            after = current.get(key, MISSING)
-                            if after is MISSING:
-                                raise ServerStateError(f"no value of {key!r} to undo a patch on")
-                            befores[key] = apply_seq_patch(key, after, item[2], decode_items(key, item[3]))
-            except (ServerStateError, ValueError, msgpack.UnpackException):
-                _LOG.warning("server_state: the history before commit %d cannot be read back", seq + 1)
-                break
-            changes = []
-            for key in keys:
-                after = current.get(key, MISSING)
-                before = befores.get(key, MISSING)
-                changes.append(Change(key, before, after, seq))
-                if before is MISSING:
-                    current.pop(key, None)
-                else:
-                    current[key] = before
-            _, who = origin_of(origin_s.encode())
-            records.append(Record(seq, when, who, tuple(changes)))
-        records.reverse()
-        with self.mirror.lock:
-            self.mirror.history.restore(records)
 
     def announce_all(self, announce: Announcements) -> None:
         for changes, origin in announce:
@@ -680,13 +702,3 @@ class SqliteCommitter:
             self._data_version = version
             if self._last_seq(conn) > self.dseq:
                 self.catch_up()
-
-
-def _op_body(key: str, op: tuple[Any, ...]) -> list[Any]:
-    """A write as the log row's body carries it (items joined: one blob)."""
-    kind = op[0]
-    if kind == "s":
-        return ["s", key, op[1]]
-    if kind == "L":
-        return ["L", key, op[1], b"".join(op[2])]
-    return ["A", key, op[1], op[2], op[3], b"".join(op[4])]

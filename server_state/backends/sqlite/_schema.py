@@ -13,18 +13,18 @@ versioned by ``PRAGMA user_version`` (``SCHEMA``). Opening a file:
 
 Tables (schema 1):
 
-- ``meta(name, value)``: ``floor`` (the version of every absent key without a
+- ``meta(name, value)``: ``checkpoint`` (the commit the tables ``kv`` and
+  ``items`` are at), ``floor`` (the version of every absent key without a
   tombstone), ``lease`` (the last fencing token given), ``created``;
-- ``kv(key, version, value, n)``: one row per key ever set. ``value`` is the
-  codec's bytes; NULL for a deleted key (a tombstone: its version lives on,
-  so that versions only grow across deletes). ``n`` is NULL, or the length of
-  a sequence kept item by item: then ``value`` is its layout header
-  (``backends._layout``) and its items are rows of ``items``;
+- ``log(seq, time, origin, body)``: one row per commit, in order: who made it
+  and what it wrote (``_log``); the state now is the checkpoint's with the
+  rows after it replayed. Trimmed to the last ``LOG_KEPT`` commits;
+- ``kv(key, version, value, n)``: at the checkpoint, one row per key ever
+  set. ``value`` is the codec's bytes; NULL for a deleted key (a tombstone:
+  its version lives on, so that versions only grow across deletes). ``n`` is
+  NULL, or the length of a sequence kept item by item: then ``value`` is its
+  layout header (``backends._layout``) and its items are rows of ``items``;
 - ``items(key, i, item)``: the items of those sequences;
-- ``log(seq, time, origin, body, old, undo)``: one row per commit, in order:
-  what it wrote (``body``, read by the other processes) and what it replaced
-  (``old``/``undo``, read at start to bring the history back); trimmed to the
-  last ``LOG_KEPT`` commits;
 - ``leases(key, token, owner, expires)``: ``server_state_lock`` across
   processes.
 """
@@ -61,12 +61,9 @@ CREATE TABLE kv (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value BLOB, n I
 CREATE INDEX kv_gone ON kv (version) WHERE value IS NULL;
 CREATE TABLE items (key TEXT NOT NULL, i INTEGER NOT NULL, item BLOB NOT NULL, PRIMARY KEY (key, i))
     WITHOUT ROWID;
-CREATE TABLE log (
-    seq INTEGER PRIMARY KEY, time REAL NOT NULL, origin TEXT NOT NULL, body BLOB NOT NULL,
-    old BLOB, undo BLOB
-);
+CREATE TABLE log (seq INTEGER PRIMARY KEY, time REAL NOT NULL, origin TEXT NOT NULL, body BLOB NOT NULL);
 CREATE TABLE leases (key TEXT PRIMARY KEY, token INTEGER NOT NULL, owner TEXT NOT NULL, expires REAL NOT NULL);
-INSERT INTO meta VALUES ('floor', 0), ('lease', 0);
+INSERT INTO meta VALUES ('floor', 0), ('lease', 0), ('checkpoint', 0);
 """
 
 # Schema n -> n + 1, each run in the transaction that sets user_version.

@@ -386,11 +386,14 @@ class Store:
             conflicts = record.read.union(record.written)
         else:
             # Built some other way (pmap(...), an evolver) or fn looked at the
-            # whole map: compare everything, conflict with any commit.
+            # whole map: compare everything, conflict with any commit. The keys
+            # fn set come first, in its order (a PMap iterates in hash order):
+            # the keys it creates are first set in that order.
             given = {_transact_key(key): value for key, value in committed.items()}
             if len(given) != len(committed):  # str-subclass keys: rebuild with plain ones
                 committed = pmap(given)
-            touched = {key: given.get(key, _ABSENT) for key in {*base, *given}}
+            order = dict.fromkeys([*record.written, *given, *base])
+            touched = {key: given.get(key, _ABSENT) for key in order}
             conflicts = None
         writes: dict[str, Any] = {}
         deletes: list[str] = []

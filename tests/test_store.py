@@ -376,6 +376,24 @@ def test_transact_returning_the_same_map_commits_nothing(fresh_state: ServerStat
     assert isinstance(calls[0]["a"], FrozenList)  # stored forms
 
 
+@pytest.mark.parametrize("whole", ["len", "iterate"])
+def test_transact_that_looks_at_the_whole_map_creates_keys_in_the_order_fn_set_them(
+    fresh_state: ServerState, whole: str
+) -> None:
+    s = fresh_state
+    s["z"] = 0
+    new = [f"k{i}" for i in range(40)]
+
+    def fn(m: PMap) -> PMap:
+        len(m) if whole == "len" else list(m)  # marks the record read-all: the compare-everything path
+        for key in new:
+            m = m.set(key, key)
+        return m.remove("z")
+
+    s.transact(fn)
+    assert list(s.keys()) == new
+
+
 @pytest.mark.parametrize(
     "bad",
     [lambda m: dict(m), lambda m: None, lambda m: [("a", 2)], lambda m: m.set(1, "x")],

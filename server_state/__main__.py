@@ -1,0 +1,3 @@
+from server_state._cli import main
+
+raise SystemExit(main())

@@ -209,3 +209,40 @@ def test_memory_and_unreachable_redis_are_refused_with_one_line() -> None:
     assert error == "server_state load: error: stdin is empty: no server_state dump there.\n"
     error = failed(cli("dump", url))
     assert f"could not reach Redis at {url}" in error
+
+
+@pytest.mark.timeout(120)
+def test_a_state_moves_from_sqlite_to_redis_and_back_in_two_commands_each(
+    redis_url: str, stores: dict[str, Store], tmp_path: Path
+) -> None:
+    """An app that outgrows one host: its SQLite state to Redis, and from
+    Redis to a new SQLite file; every value exact, in first-set order."""
+    values = app_values()
+    first = f"sqlite:///{tmp_path}/first.db"
+    source = store_from_url(first)
+    try:
+        fill(source, values)
+        stored = dict(source.state.values)
+    finally:
+        source.close()
+    dump = tmp_path / "state.jsonl"
+    assert cli("dump", first, "--import", "dump_values", "-o", str(dump)).returncode == 0
+    done = cli("load", redis_url, "--namespace", "moved", "--import", "dump_values", "-i", str(dump))
+    assert done.returncode == 0, done.stderr
+    again = cli("dump", redis_url, "--namespace", "moved", "--import", "dump_values")
+    assert again.returncode == 0, again.stderr
+    second = f"sqlite:///{tmp_path}/second.db"
+    done = cli("load", second, "--import", "dump_values", stdin=again.stdout)
+    assert done.returncode == 0, done.stderr
+    for url, namespace in ((None, "moved"), (second, None)):
+        if url is None:
+            keys, loaded = fresh_read(redis_url, namespace or "")
+        else:
+            store = store_from_url(url)
+            try:
+                keys, loaded = store.keys(), dict(store.state.values)
+            finally:
+                store.close()
+        assert keys == list(values)
+        for key, want in stored.items():
+            assert_same(loaded[key], want)

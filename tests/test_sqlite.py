@@ -31,7 +31,7 @@ import msgpack  # type: ignore[import-untyped]
 import numpy as np
 import pandas as pd
 import pytest
-from pyrsistent import pvector
+from pyrsistent import pmap, pvector
 
 from server_state import MISSING, ServerState, ServerStateLeaseError, ServerStateLock, _check_key
 from server_state._store import Store, store_from_url
@@ -156,23 +156,32 @@ def test_a_restart_brings_back_keys_versions_and_history(
     assert dict(again.at(seq).values).keys() == dict(store.at(seq).values).keys()
 
 
-def test_an_append_writes_its_new_items_not_the_sequence(
+def test_an_append_or_an_entry_writes_what_changed_not_the_value(
     stores: list[Store], url: str, tmp_path: Path
 ) -> None:
+    """The row of an append to a sequence, or of one entry of a map, is as
+    long for 100 items as for 10,000."""
     store = open_store(stores, url)
-    sizes = {}
+
+    def last_row() -> int:
+        conn = sqlite3.connect(tmp_path / "state.db")
+        (body,) = conn.execute("SELECT body FROM log ORDER BY seq DESC LIMIT 1").fetchone()
+        conn.close()
+        return len(body)
+
+    appended, edited = {}, {}
     for n in (100, 10_000):
         store.set(f"log{n}", pvector({"text": "hello " * 3, "i": i} for i in range(n)))
         for _ in range(2):  # (the first append may change the vector's kind, sent whole)
             store.update(f"log{n}", lambda v: v.append({"text": "new", "i": -1}))
-        conn = sqlite3.connect(tmp_path / "state.db")
-        (body,) = conn.execute("SELECT body FROM log ORDER BY seq DESC LIMIT 1").fetchone()
-        conn.close()
-        sizes[n] = len(body)
+        appended[n] = last_row()
+        store.set(f"votes{n}", pmap({f"user{i}": i % 5 for i in range(n)}))
+        store.update(f"votes{n}", lambda v: v.set("user7", 4))
+        edited[n] = last_row()
     # The same but for the key's name (two digits) and the length and position
-    # (two msgpack ints, two bytes longer each).
-    assert sizes[10_000] == sizes[100] + 2 + 4
-    assert sizes[100] < 100
+    # (msgpack ints, two bytes longer each).
+    assert appended[10_000] == appended[100] + 2 + 4 and appended[100] < 100
+    assert edited[10_000] == edited[100] + 2 + 2 and edited[100] < 100
 
 
 def test_a_process_behind_the_trimmed_log_reads_the_state_again(
@@ -261,8 +270,9 @@ def test_random_commits_read_back_the_same_after_each_checkpoint(
     stores: list[Store], url: str, small_checkpoints: None
 ) -> None:
     """Random sets, deletes, appends, cuts and rewrites of long sequences,
-    and transactions, with a checkpoint every 8 commits: a store opened on
-    the file at any point reads exactly the writer's state and versions."""
+    entries of big maps set and removed, and transactions, with a
+    checkpoint every 8 commits: a store opened on the file at any point
+    reads exactly the writer's state and versions."""
     writer = open_store(stores, url)
     rng = random.Random(20)
     keys = [f"k{i}" for i in range(6)]
@@ -282,8 +292,16 @@ def test_random_commits_read_back_the_same_after_each_checkpoint(
             )
         elif roll < 0.7 and hasattr(current, "delete") and len(current) > 66:
             writer.update(key, lambda v: v.delete(len(v) - 1))  # the last item goes: a patch that cuts
-        elif roll < 0.8 and hasattr(current, "set") and len(current) > 1:
+        elif roll < 0.8 and isinstance(current, type(pvector())) and len(current) > 1:
             writer.update(key, lambda v, s=step: v.set(len(v) - 1, -s))  # the last item changes
+        elif roll < 0.9:  # a map kept entry by entry: an entry set, or removed
+            entry, stay = rng.randrange(90), rng.random() < 0.7
+
+            def edit(v: Any, e: int = entry, stay: bool = stay, s: int = step) -> Any:
+                m = v if isinstance(v, type(pmap())) else pmap({i: {"v": i} for i in range(70)})
+                return m.set(e, {"v": s}) if stay or e not in m else m.remove(e)
+
+            writer.update(key, edit, default=None)
         else:
             other = rng.choice(keys)
             writer.transact(lambda m, k=key, o=other, s=step: m.set(k, s).set(o, -s))

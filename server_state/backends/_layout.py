@@ -26,6 +26,7 @@ from .._values import FrozenList, freeze
 
 __all__ = [
     "LAYOUT_MIN",
+    "MAP_KINDS",
     "SEQ_KINDS",
     "build_value",
     "is_header",

@@ -50,17 +50,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Set as AbstractSet
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from ..._base import LOCAL, Change, Origin
 from ..._errors import ServerStateError, ServerStateLeaseError
 from ..._values import tokens_of
-from .._codec import decode_items, encode_items, make_codec
-from .._layout import LAYOUT_MIN, SEQ_KINDS, build_value, layout_header, origin_of, origin_text
-from .._patches import apply_seq_patch, seq_patch
+from .._codec import decode_items, encode_items, make_codec, map_items
+from .._layout import LAYOUT_MIN, MAP_KINDS, SEQ_KINDS, build_value, layout_header, origin_of, origin_text
+from .._patches import map_patch, seq_patch
 from .._seam import Announce
 from ._leases import LeasedLock, Leases
-from ._log import Collapse, Replay, pack, pack_body, read_body
+from ._log import Collapse, Replay, pack, pack_body, patched, read_body
 from ._schema import Settings, connect, explain, prepare
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ Announcements = list[tuple[tuple[Change, ...], Origin]]
 
 
 _time = time.time
+_STRUCTURED = frozenset({*SEQ_KINDS, *MAP_KINDS})  # kept item by item from LAYOUT_MIN items
 _pack = pack
 # A commit's row, inserted only if the file is still at the mirror's last commit
 # (and, _FREE, no other holder has the lock of the key written).
@@ -242,7 +244,7 @@ class SqliteCommitter:
             or key in self.layout
             or mirror.exclusive is not None
             or self.leases.held()
-            or (type(value) in SEQ_KINDS and len(value) >= LAYOUT_MIN)
+            or (type(value) in _STRUCTURED and len(value) >= LAYOUT_MIN)
         ):
             return self._commit_one(key, expected, value, token, who, respect)
         body = _pack([["s", key, self.codec.encode(key, value)]])  # (pack_body of one value)
@@ -447,31 +449,53 @@ class SqliteCommitter:
         )
 
     def _encode(self, writes: dict[str, Any]) -> tuple[dict[str, tuple[Any, ...]], dict[str, Any]]:
-        """Each write as the log and the tables take it, and the mirror
+        """Each write as its log row carries it (``_log``), and the mirror
         entries the patches among them were made against:
         ``("s", blob)`` a value kept whole; ``("L", header, items)`` a
         sequence kept item by item, written whole; ``("A", header, old
-        length, keep, items)`` its first ``keep`` items kept, ``items`` after."""
+        length, keep, items)`` its first ``keep`` items kept, ``items``
+        after; ``("H", header, entries)`` a map kept entry by entry, written
+        whole (key, value, key, value...); ``("P", header, old length,
+        entries set, keys removed)`` its changed entries."""
         ops: dict[str, tuple[Any, ...]] = {}
         bases: dict[str, Any] = {}
         codec = self.codec
         latest = self.mirror.latest
         for key, value in writes.items():
             header = layout_header(value) if self.patches else None
-            if header is None or header[:1] != b"L" or len(value) < LAYOUT_MIN:
+            if header is None or len(value) < LAYOUT_MIN:
                 ops[key] = ("s", codec.encode(key, value))
                 continue
+            seq = header[:1] == b"L"
             if self.layout.get(key) == header:
                 entry = latest.get(key)
                 # (The very object again is a touch: something inside it
                 # changed in place, which identity cannot see.)
-                found = seq_patch(entry[0], value) if entry is not None and entry[0] is not value else None
-                if found is not None and entry is not None:
-                    keep, tail = found
-                    ops[key] = ("A", header, len(entry[0]), keep, encode_items(key, value, tail))
-                    bases[key] = entry
-                    continue
-            ops[key] = ("L", header, encode_items(key, value, value))
+                if entry is not None and entry[0] is not value:
+                    if seq:
+                        found = seq_patch(entry[0], value)
+                        if found is not None:
+                            keep, tail = found
+                            ops[key] = ("A", header, len(entry[0]), keep, encode_items(key, value, tail))
+                            bases[key] = entry
+                            continue
+                    else:
+                        changed = map_patch(entry[0], value)
+                        if changed is not None:
+                            sets, dels = changed
+                            ops[key] = (
+                                "P",
+                                header,
+                                len(entry[0]),
+                                encode_items(key, value, chain.from_iterable(sets)),
+                                encode_items(key, value, dels),
+                            )
+                            bases[key] = entry
+                            continue
+            if seq:
+                ops[key] = ("L", header, encode_items(key, value, value))
+            else:
+                ops[key] = ("H", header, encode_items(key, value, map_items(value)))
         return ops, bases
 
     def _log(
@@ -574,7 +598,7 @@ class SqliteCommitter:
             deletes: list[str] = []
             ops: dict[str, tuple[Any, ...]] = {}
             unreadable: list[str] = []
-            patches: list[tuple[str, int, int, list[Any]]] = []
+            patches: list[tuple[str, str, int, list[Any]]] = []
             for op in read_body(body):
                 kind, key = op[0], op[1]
                 try:
@@ -583,12 +607,12 @@ class SqliteCommitter:
                         continue
                     if kind == "s":
                         writes[key], ops[key] = codec.decode(key, op[2]), ("s",)
-                    elif kind == "L":
+                    elif kind in ("L", "H"):
                         writes[key] = build_value(key, op[2], decode_items(key, b"".join(op[3])))
-                        ops[key] = ("L", op[2])
-                    else:  # "A": applied to the mirror's value below
-                        patches.append((key, op[3], op[4], decode_items(key, b"".join(op[5]))))
-                        writes[key], ops[key] = None, ("A", op[2])
+                        ops[key] = (kind, op[2])
+                    else:  # "A", "P": applied to the mirror's value below
+                        patches.append((key, kind, op[3], op[4:]))
+                        writes[key], ops[key] = None, (kind, op[2])
                 except ServerStateError:
                     _LOG.exception(
                         "server_state: the value of %r in %s cannot be read; the key is absent here",
@@ -601,11 +625,17 @@ class SqliteCommitter:
             origin, who = origin_of(origin_s.encode())
             with mirror.lock:
                 latest = mirror.latest
-                for key, length, keep, tail in patches:
+                for key, kind, length, parts in patches:
                     entry = latest.get(key)
                     if entry is None or self.layout.get(key) != ops[key][1] or len(entry[0]) != length:
                         break
-                    writes[key] = apply_seq_patch(key, entry[0], keep, tail)
+                    try:
+                        writes[key] = patched(key, kind, entry[0], parts)
+                    except ServerStateError:
+                        _LOG.exception(
+                            "server_state: a change of %r in %s cannot be applied", key, self.settings.path
+                        )
+                        break
                 else:
                     gone = [*deletes, *unreadable]
                     changes = mirror.apply(writes, gone, tokens_of(writes), who or "another process")
@@ -637,6 +667,8 @@ class SqliteCommitter:
             items: dict[str, list[bytes]] = {}
             for key, item in conn.execute("SELECT key, item FROM items ORDER BY key, i"):
                 items.setdefault(key, []).append(item)
+            for key, field, value in conn.execute("SELECT key, field, value FROM entries"):
+                items.setdefault(key, []).extend((field, value))
             replay.checkpoint(
                 conn.execute("SELECT key, version, value, n FROM kv ORDER BY rowid"),
                 items,

@@ -17,7 +17,11 @@ A row's ``body`` is a msgpack list of operations, one per key:
   (``backends._layout``), written whole: each item the codec's bytes;
 - ``["A", key, header, length, keep, [item, ...]]``: such a sequence, of
   ``length`` items before, keeping its first ``keep`` and then these items
-  (an append: ``keep == length``).
+  (an append: ``keep == length``);
+- ``["H", key, header, [key, value, ...]]``: a map kept entry by entry,
+  written whole;
+- ``["P", key, header, length, [key, value, ...], [key, ...]]``: such a map,
+  of ``length`` entries before, with these entries set and these removed.
 """
 
 from __future__ import annotations
@@ -34,9 +38,9 @@ from ..._errors import ServerStateError, ServerStatePayloadError
 from ..._history import Record
 from .._codec import Codec, decode_items
 from .._layout import build_value, origin_of
-from .._patches import apply_seq_patch
+from .._patches import apply_map_patch, apply_seq_patch
 
-__all__ = ["Collapse", "Replay", "pack", "pack_body", "read_body"]
+__all__ = ["Collapse", "Replay", "pack", "pack_body", "patched", "read_body"]
 
 _LOG = logging.getLogger("server_state")
 pack = msgpack.Packer(use_bin_type=True).pack
@@ -60,6 +64,20 @@ def read_body(body: bytes) -> list[list[Any]]:
     if not isinstance(ops, list):
         raise ServerStatePayloadError(None, "server_state: a log row cannot be read (not a list)")
     return ops
+
+
+def patched(key: str, kind: str, base: Any, parts: list[Any]) -> Any:
+    """``base`` with an ``A`` or ``P`` row's change (``parts``: what follows
+    the length) applied."""
+    if kind == "A":
+        return apply_seq_patch(key, base, parts[0], decode_items(key, b"".join(parts[1])))
+    if kind == "P":
+        return apply_map_patch(
+            key, base, decode_items(key, b"".join(parts[0])), decode_items(key, b"".join(parts[1]))
+        )
+    raise ServerStatePayloadError(
+        key, f"server_state[{key!r}]: a log row of an unknown kind {kind!r} (a newer version?)"
+    )
 
 
 class Replay:
@@ -135,17 +153,12 @@ class Replay:
                     new = entry[0]
                 elif kind == "s":
                     new = self.codec.decode(key, op[2])
-                elif kind == "L":
+                elif kind in ("L", "H"):
                     new = build_value(key, op[2], decode_items(key, b"".join(op[3])))
-                elif kind == "A":
+                else:
                     if before is None or layout.get(key) != op[2] or len(before[0]) != op[3]:
                         raise ServerStatePayloadError(key, f"server_state[{key!r}]: a patch has no base")
-                    new = apply_seq_patch(key, before[0], op[4], decode_items(key, b"".join(op[5])))
-                else:
-                    raise ServerStatePayloadError(
-                        key,
-                        f"server_state[{key!r}]: a log row of an unknown kind {kind!r} (a newer version?)",
-                    )
+                    new = patched(key, kind, before[0], op[4:])
             except ServerStateError:
                 self._unreadable(key, seq)
                 changes.append(Change(key, old, MISSING, seq))
@@ -164,41 +177,60 @@ class Replay:
 
 class Collapse:
     """The net effect of a batch of log rows on the tables, written in one
-    pass (``write``): per key, its last whole value or delete, or the items
-    of its sequence from the first position any row changed."""
+    pass (``write``): per key, its last whole value or delete; or the items
+    of its sequence from the first position any row changed; or the entries
+    of its map that changed."""
 
     def __init__(self) -> None:
-        # key -> ["s", version, blob] | ["d", version] | ["L", version, header, items]
-        #        | ["A", version, header, cut, items]  (items from position cut on)
+        # key -> ["s", version, blob] | ["d", version]
+        #   | ["L", version, header, items] | ["A", version, header, cut, items] (items from cut on)
+        #   | ["H", version, header, {field: value}] | ["P", version, header, {field: value or None}]
         self.net: dict[str, list[Any]] = {}
 
     def add(self, seq: int, body: bytes) -> None:
         net = self.net
         for op in read_body(body):
             kind, key = op[0], op[1]
+            was = net.get(key)
             if kind == "s":
                 net[key] = ["s", seq, op[2]]
             elif kind == "d":
                 net[key] = ["d", seq]
             elif kind == "L":
                 net[key] = ["L", seq, op[2], list(op[3])]
-            else:  # "A": keep, items
+            elif kind == "H":
+                flat = op[3]
+                net[key] = ["H", seq, op[2], dict(zip(flat[::2], flat[1::2], strict=True))]
+            elif kind == "A":
                 keep, items = op[4], op[5]
-                was = net.get(key)
                 if was is None:
                     net[key] = ["A", seq, op[2], keep, list(items)]
                 elif was[0] == "L":
                     net[key] = ["L", seq, op[2], was[3][:keep] + list(items)]
+                elif was[0] == "A" and keep >= was[3]:
+                    net[key] = ["A", seq, op[2], was[3], was[4][: keep - was[3]] + list(items)]
                 elif was[0] == "A":
-                    cut, tail = was[3], was[4]
-                    if keep >= cut:
-                        net[key] = ["A", seq, op[2], cut, tail[: keep - cut] + list(items)]
-                    else:
-                        net[key] = ["A", seq, op[2], keep, list(items)]
+                    net[key] = ["A", seq, op[2], keep, list(items)]
                 else:
-                    raise ServerStatePayloadError(
-                        key, f"server_state[{key!r}]: a patch of a value kept whole"
-                    )
+                    raise ServerStatePayloadError(key, f"server_state[{key!r}]: a patch of another layout")
+            elif kind == "P":
+                flat, removed = op[4], op[5]
+                if was is None:
+                    was = ["P", seq, op[2], {}]
+                elif was[0] not in ("H", "P"):
+                    raise ServerStatePayloadError(key, f"server_state[{key!r}]: a patch of another layout")
+                entries = was[3]
+                for field in removed:
+                    if was[0] == "H":
+                        entries.pop(field, None)
+                    else:
+                        entries[field] = None
+                entries.update(zip(flat[::2], flat[1::2], strict=True))
+                net[key] = [was[0], seq, op[2], entries]
+            else:
+                raise ServerStatePayloadError(
+                    key, f"server_state[{key!r}]: a log row of an unknown kind {kind!r} (a newer version?)"
+                )
 
     def write(self, conn: Any) -> None:
         """The tables brought forward (in the caller's write transaction)."""
@@ -216,13 +248,31 @@ class Collapse:
                     (version, op[2], cut + len(items), key),
                 )
                 continue
+            if kind == "P":
+                for field, value in op[3].items():
+                    if value is None:
+                        conn.execute("DELETE FROM entries WHERE key = ? AND field = ?", (key, field))
+                    else:
+                        conn.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", (key, field, value))
+                conn.execute(
+                    "UPDATE kv SET version = ?, value = ?, n = (SELECT count(*) FROM entries WHERE key = ?) "
+                    "WHERE key = ?",
+                    (version, op[2], key, key),
+                )
+                continue
             conn.execute("DELETE FROM items WHERE key = ?", (key,))
+            conn.execute("DELETE FROM entries WHERE key = ?", (key,))
             if kind == "L":
                 items = op[3]
                 conn.executemany(
                     "INSERT INTO items VALUES (?, ?, ?)", ((key, i, item) for i, item in enumerate(items))
                 )
                 value, n = op[2], len(items)
+            elif kind == "H":
+                conn.executemany(
+                    "INSERT INTO entries VALUES (?, ?, ?)", ((key, f, v) for f, v in op[3].items())
+                )
+                value, n = op[2], len(op[3])
             else:
                 value, n = (op[2] if kind == "s" else None), None
             conn.execute(

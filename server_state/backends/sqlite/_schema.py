@@ -22,9 +22,10 @@ Tables (schema 1):
 - ``kv(key, version, value, n)``: at the checkpoint, one row per key ever
   set. ``value`` is the codec's bytes; NULL for a deleted key (a tombstone:
   its version lives on, so that versions only grow across deletes). ``n`` is
-  NULL, or the length of a sequence kept item by item: then ``value`` is its
-  layout header (``backends._layout``) and its items are rows of ``items``;
-- ``items(key, i, item)``: the items of those sequences;
+  NULL, or the length of a sequence or map kept item by item: then ``value``
+  is its layout header (``backends._layout``) and its items are rows of
+  ``items`` (a sequence's) or ``entries`` (a map's);
+- ``items(key, i, item)``, ``entries(key, field, value)``: those items;
 - ``leases(key, token, owner, expires)``: ``server_state_lock`` across
   processes.
 """
@@ -61,6 +62,7 @@ CREATE TABLE kv (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value BLOB, n I
 CREATE INDEX kv_gone ON kv (version) WHERE value IS NULL;
 CREATE TABLE items (key TEXT NOT NULL, i INTEGER NOT NULL, item BLOB NOT NULL, PRIMARY KEY (key, i))
     WITHOUT ROWID;
+CREATE TABLE entries (key TEXT NOT NULL, field BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (key, field));
 CREATE TABLE log (seq INTEGER PRIMARY KEY, time REAL NOT NULL, origin TEXT NOT NULL, body BLOB NOT NULL);
 CREATE TABLE leases (key TEXT PRIMARY KEY, token INTEGER NOT NULL, owner TEXT NOT NULL, expires REAL NOT NULL);
 INSERT INTO meta VALUES ('floor', 0), ('lease', 0), ('checkpoint', 0);

@@ -209,7 +209,8 @@ class SqliteCommitter:
         if self.mirror.seq != seen:
             return True
         try:
-            last = self._last_seq(self.follow_conn)
+            with self.sync:
+                last = self._last_seq(self.conn)
         except sqlite3.Error:
             return False
         if last <= self.dseq:

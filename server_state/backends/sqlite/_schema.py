@@ -129,6 +129,9 @@ def connect(settings: Settings) -> sqlite3.Connection:
         raise explain(exc, path, "open") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(settings.timeout * 1000)}")
+        # Another program's file (or a newer schema's) is refused before
+        # anything is set on it: switching it to WAL would change its header.
+        refuse_foreign(conn, path, *_marks(conn))
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise ServerStateError(
@@ -155,13 +158,8 @@ def prepare(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             app, version = _marks(conn)  # again, now alone: another process may have done it
+            refuse_foreign(conn, path, app, version)
             if app == 0 and version == 0:
-                tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
-                if tables:
-                    raise ServerStateError(
-                        f"server_state: {path} is a SQLite database of another program (it has tables and "
-                        "no server_state mark); point SERVER_STATE_URL at a new file."
-                    )
                 # (executescript would commit first: statement by statement, in this transaction)
                 for statement in _SCHEMA_1.split(";"):
                     if statement.strip():
@@ -169,17 +167,6 @@ def prepare(conn: sqlite3.Connection, path: Path) -> None:
                 conn.execute("INSERT INTO meta VALUES ('created', ?)", (time.time(),))
                 conn.execute(f"PRAGMA application_id = {APP_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA}")
-            elif app != APP_ID:
-                raise ServerStateError(
-                    f"server_state: {path} is a SQLite database of another program (application_id "
-                    f"{app:#x}); point SERVER_STATE_URL at a new file."
-                )
-            elif version > SCHEMA:
-                raise ServerStateError(
-                    f"server_state: {path} was written by a newer server_state (schema {version}; this one "
-                    f"reads up to {SCHEMA}): upgrade server_state in this process, or move the state with "
-                    "`python -m server_state dump` from the newer version."
-                )
             else:
                 while version < SCHEMA:
                     MIGRATIONS[version](conn)
@@ -192,6 +179,28 @@ def prepare(conn: sqlite3.Connection, path: Path) -> None:
             raise
     except sqlite3.Error as exc:
         raise explain(exc, path, "open") from exc
+
+
+def refuse_foreign(conn: sqlite3.Connection, path: Path, app: int, version: int) -> None:
+    """Raise unless the file at ``path`` (marked ``app``, ``version``) is a
+    state file this code reads, or a new one (no mark, no tables)."""
+    if app == 0 and version == 0:
+        if conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]:
+            raise ServerStateError(
+                f"server_state: {path} is a SQLite database of another program (it has tables and "
+                "no server_state mark); point SERVER_STATE_URL at a new file."
+            )
+    elif app != APP_ID:
+        raise ServerStateError(
+            f"server_state: {path} is a SQLite database of another program (application_id "
+            f"{app:#x}); point SERVER_STATE_URL at a new file."
+        )
+    elif version > SCHEMA:
+        raise ServerStateError(
+            f"server_state: {path} was written by a newer server_state (schema {version}; this one "
+            f"reads up to {SCHEMA}): upgrade server_state in this process, or move the state with "
+            "`python -m server_state dump` from the newer version."
+        )
 
 
 def _marks(conn: sqlite3.Connection) -> tuple[int, int]:

@@ -32,6 +32,7 @@ Tables (schema 1):
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sqlite3
 import time
@@ -79,7 +80,7 @@ class Settings:
     def __init__(self, url: str) -> None:
         rest = url[len("sqlite://") :]
         path, _, query = rest.partition("?")
-        if not path.startswith("/") or path in ("/", "/:memory:"):
+        if not url.startswith("sqlite://") or not path.startswith("/") or path in ("/", "/:memory:"):
             raise ServerStateError(
                 f"SERVER_STATE_URL={url}: a SQLite URL names a file: sqlite:///relative/path.db or "
                 "sqlite:////absolute/path.db (for a state in this process only, use memory://)."
@@ -99,9 +100,10 @@ class Settings:
             raise ServerStateError(
                 f"SERVER_STATE_URL={url}: timeout and poll are numbers of seconds."
             ) from None
-        if self.timeout <= 0 or not 0.001 <= self.poll <= 10:
+        if not 0 < self.timeout < math.inf or not 0.001 <= self.poll <= 10:
             raise ServerStateError(
-                f"SERVER_STATE_URL={url}: timeout must be > 0 and poll between 0.001 and 10 seconds."
+                f"SERVER_STATE_URL={url}: timeout must be > 0 (and finite) and poll between 0.001 and 10 "
+                "seconds."
             )
         if options:
             raise ServerStateError(

@@ -9,7 +9,8 @@ versioned by ``PRAGMA user_version`` (``SCHEMA``). Opening a file:
   version, each in one transaction, so a crash leaves the old or the new);
 - a file of a newer schema (a newer server_state wrote it), a database of
   another program, or a file that is not a SQLite database is refused with an
-  error naming the path and what to do.
+  error naming the path and what to do, before anything is set on it (not
+  even WAL mode: ``refuse_foreign``).
 
 Tables (schema 1):
 

@@ -44,7 +44,7 @@ WORKER = Path(__file__).with_name("sqlite_worker.py")
 ROOT = Path(__file__).resolve().parent.parent
 TOTAL = 1000
 WORKERS = 3
-KILLS = 18
+KILLS = 12
 
 
 @dataclass
@@ -238,7 +238,7 @@ def test_increments_and_transfers_survive_processes_killed_in_the_middle(
     balances: dict[str, int] = {}
     for seq, _, writes in commits:
         if "a" in writes or "b" in writes:
-            assert writes.keys() == {"a", "b"} or seq == 1, (seq, writes)
+            assert writes.keys() == {"a", "b"}, (seq, writes)
             balances.update({k: writes[k] for k in ("a", "b")})
             assert balances["a"] + balances["b"] == TOTAL, (seq, writes)
 

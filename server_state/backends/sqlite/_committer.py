@@ -179,8 +179,11 @@ class SqliteCommitter:
                 raise
             self.conn, self.follow_conn = conn, follow
             try:
-                with self.sync:
-                    self._reload()
+                try:
+                    with self.sync:
+                        self._reload()
+                except sqlite3.Error as exc:  # a corrupt page, a file locked exclusively
+                    raise explain(exc, path, "open") from exc
             except BaseException:
                 conn.close()
                 follow.close()

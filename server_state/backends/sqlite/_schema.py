@@ -9,7 +9,8 @@ versioned by ``PRAGMA user_version`` (``SCHEMA``). Opening a file:
   version, each in one transaction, so a crash leaves the old or the new);
 - a file of a newer schema (a newer server_state wrote it), a database of
   another program, or a file that is not a SQLite database is refused with an
-  error naming the path and what to do.
+  error naming the path and what to do, before anything is set on it (not
+  even WAL mode: ``refuse_foreign``).
 
 Tables (schema 1):
 
@@ -33,6 +34,7 @@ Tables (schema 1):
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sqlite3
 import time
@@ -78,7 +80,7 @@ class Settings:
     def __init__(self, url: str) -> None:
         rest = url[len("sqlite://") :]
         path, _, query = rest.partition("?")
-        if not path.startswith("/") or path in ("/", "/:memory:"):
+        if not url.startswith("sqlite://") or not path.startswith("/") or path in ("/", "/:memory:"):
             raise ServerStateError(
                 f"SERVER_STATE_URL={url}: a SQLite URL names a file: sqlite:///relative/path.db or "
                 "sqlite:////absolute/path.db (for a state in this process only, use memory://)."
@@ -98,9 +100,10 @@ class Settings:
             raise ServerStateError(
                 f"SERVER_STATE_URL={url}: timeout and poll are numbers of seconds."
             ) from None
-        if self.timeout <= 0 or not 0.001 <= self.poll <= 10:
+        if not 0 < self.timeout < math.inf or not 0.001 <= self.poll <= 10:
             raise ServerStateError(
-                f"SERVER_STATE_URL={url}: timeout must be > 0 and poll between 0.001 and 10 seconds."
+                f"SERVER_STATE_URL={url}: timeout must be > 0 (and finite) and poll between 0.001 and 10 "
+                "seconds."
             )
         if options:
             raise ServerStateError(
@@ -128,6 +131,9 @@ def connect(settings: Settings) -> sqlite3.Connection:
         raise explain(exc, path, "open") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(settings.timeout * 1000)}")
+        # Another program's file (or a newer schema's) is refused before
+        # anything is set on it: switching it to WAL would change its header.
+        refuse_foreign(conn, path, *_marks(conn))
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise ServerStateError(
@@ -154,13 +160,8 @@ def prepare(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             app, version = _marks(conn)  # again, now alone: another process may have done it
+            refuse_foreign(conn, path, app, version)
             if app == 0 and version == 0:
-                tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
-                if tables:
-                    raise ServerStateError(
-                        f"server_state: {path} is a SQLite database of another program (it has tables and "
-                        "no server_state mark); point SERVER_STATE_URL at a new file."
-                    )
                 # (executescript would commit first: statement by statement, in this transaction)
                 for statement in _SCHEMA_1.split(";"):
                     if statement.strip():
@@ -168,17 +169,6 @@ def prepare(conn: sqlite3.Connection, path: Path) -> None:
                 conn.execute("INSERT INTO meta VALUES ('created', ?)", (time.time(),))
                 conn.execute(f"PRAGMA application_id = {APP_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA}")
-            elif app != APP_ID:
-                raise ServerStateError(
-                    f"server_state: {path} is a SQLite database of another program (application_id "
-                    f"{app:#x}); point SERVER_STATE_URL at a new file."
-                )
-            elif version > SCHEMA:
-                raise ServerStateError(
-                    f"server_state: {path} was written by a newer server_state (schema {version}; this one "
-                    f"reads up to {SCHEMA}): upgrade server_state in this process, or move the state with "
-                    "`python -m server_state dump` from the newer version."
-                )
             else:
                 while version < SCHEMA:
                     MIGRATIONS[version](conn)
@@ -191,6 +181,28 @@ def prepare(conn: sqlite3.Connection, path: Path) -> None:
             raise
     except sqlite3.Error as exc:
         raise explain(exc, path, "open") from exc
+
+
+def refuse_foreign(conn: sqlite3.Connection, path: Path, app: int, version: int) -> None:
+    """Raise unless the file at ``path`` (marked ``app``, ``version``) is a
+    state file this code reads, or a new one (no mark, no tables)."""
+    if app == 0 and version == 0:
+        if conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]:
+            raise ServerStateError(
+                f"server_state: {path} is a SQLite database of another program (it has tables and "
+                "no server_state mark); point SERVER_STATE_URL at a new file."
+            )
+    elif app != APP_ID:
+        raise ServerStateError(
+            f"server_state: {path} is a SQLite database of another program (application_id "
+            f"{app:#x}); point SERVER_STATE_URL at a new file."
+        )
+    elif version > SCHEMA:
+        raise ServerStateError(
+            f"server_state: {path} was written by a newer server_state (schema {version}; this one "
+            f"reads up to {SCHEMA}): upgrade server_state in this process, or move the state with "
+            "`python -m server_state dump` from the newer version."
+        )
 
 
 def _marks(conn: sqlite3.Connection) -> tuple[int, int]:

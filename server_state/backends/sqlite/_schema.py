@@ -85,7 +85,8 @@ class Settings:
                 f"SERVER_STATE_URL={url}: a SQLite URL names a file: sqlite:///relative/path.db or "
                 "sqlite:////absolute/path.db (for a state in this process only, use memory://)."
             )
-        self.path = Path(path[1:]) if path[1:] else Path(path)
+        # Relative to the directory the process runs in, named in full in errors.
+        self.path = Path(path[1:]).absolute()
         options = dict(parse_qsl(query, keep_blank_values=True))
         self.synchronous = options.pop("synchronous", "normal").lower()
         if self.synchronous not in SYNCHRONOUS:

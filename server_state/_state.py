@@ -135,8 +135,10 @@ class ServerState:
     ) -> None:
         """Choose where the state lives, before it is first used (else
         ``SERVER_STATE_URL`` and friends decide): ``url`` is ``memory://``
-        (the default) or ``redis://host:6379/0`` (``rediss://``,
-        ``unix://``); ``namespace`` separates apps sharing one Redis;
+        (the default), ``sqlite:///path/state.db`` (a file that survives
+        restarts, shared by the processes of one machine) or
+        ``redis://host:6379/0`` (``rediss://``, ``unix://``);
+        ``namespace`` separates apps sharing one Redis;
         ``serializer="pickle"`` needs a ``signing_key``; ``lease_ttl`` is how
         long a replica's ``server_state_lock`` survives a stalled holder.
         Calling it again with the same arguments changes nothing.

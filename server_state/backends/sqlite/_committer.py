@@ -241,7 +241,10 @@ class SqliteCommitter:
         self, key: str, expected: int, value: Any, token: Any, who: str, respect: bool
     ) -> Change | None:
         """The hot path: one key kept whole, no key lock held by this thread,
-        no transaction running alone here: one row, checked in its insert."""
+        no transaction running alone here. The commit is one statement, a
+        transaction of its own (SQLite's autocommit): the insert of its row,
+        checked in that statement (the file still at the mirror's last commit,
+        no other holder of the key's lock)."""
         mirror = self.mirror
         if (
             not self._started
@@ -252,49 +255,40 @@ class SqliteCommitter:
         ):
             return self._commit_one(key, expected, value, token, who, respect)
         body = _pack([["s", key, self.codec.encode(key, value)]])  # (pack_body of one value)
-        who = self._prefix + who
-        origin = origin_text(self._origin(), who)
+        writer = self._prefix + who
+        origin = origin_text(self._origin(), writer)
         conn = self.conn
         announce: Announcements = []
         try:
             with self.sync:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
+                while True:
+                    if mirror.entry(key)[1] != expected:  # (only this lock moves the mirror)
+                        return None
+                    seq = self.dseq + 1
+                    if seq % CHECKPOINT_EVERY == 0:
+                        break  # this commit moves the checkpoint too: a transaction of several statements
+                    now = _time()
                     try:
-                        while True:
-                            if mirror.entry(key)[1] != expected:  # (only this lock moves the mirror)
-                                conn.execute("ROLLBACK")
-                                return None
-                            seq = self.dseq + 1
-                            if respect:
-                                cursor = conn.execute(
-                                    _INSERT_FREE, (seq, _time(), origin, body, seq - 1, key, _time())
-                                )
-                            else:
-                                cursor = conn.execute(_INSERT, (seq, _time(), origin, body, seq - 1))
-                            if cursor.rowcount == 1:
-                                break
-                            if self._last_seq(conn) == self.dseq:  # another holder has the key's lock
-                                conn.execute("ROLLBACK")
-                                break
-                            announce += self.catch_up_locked()
-                        if conn.in_transaction:
-                            if seq % CHECKPOINT_EVERY == 0:
-                                self._checkpoint(seq)
-                            conn.execute("COMMIT")
-                    except BaseException:
-                        if conn.in_transaction:
-                            conn.execute("ROLLBACK")
-                        raise
-                except sqlite3.Error as exc:
-                    raise explain(exc, self.settings.path, "write", key) from exc
-                if cursor.rowcount == 1:
-                    change = mirror.apply_one(key, expected, value, token, who)
-                    self.dseq = seq
-                    return change
+                        if respect:
+                            done = conn.execute(
+                                _INSERT_FREE, (seq, now, origin, body, seq - 1, key, now)
+                            ).rowcount
+                        else:
+                            done = conn.execute(_INSERT, (seq, now, origin, body, seq - 1)).rowcount
+                        if done != 1:
+                            moved = self._last_seq(conn) != self.dseq
+                    except sqlite3.Error as exc:
+                        raise explain(exc, self.settings.path, "write", key) from exc
+                    if done == 1:
+                        change = mirror.apply_one(key, expected, value, token, writer)
+                        self.dseq = seq
+                        return change
+                    if not moved:
+                        break  # another holder has the key's lock: wait for it below
+                    announce += self.catch_up_locked()
         finally:
             self.announce_all(announce)
-        return self._commit_one(key, expected, value, token, who, respect)  # waits for the lock
+        return self._commit_one(key, expected, value, token, who, respect)
 
     def _commit_one(
         self, key: str, expected: int, value: Any, token: Any, who: str, respect: bool

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import os
 import random
 import resource
@@ -232,16 +233,32 @@ def measure_cross(z: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _first_use(url: str, key: str) -> tuple[float, Any]:
-    """Seconds from ``store_from_url`` to the first read of ``key`` returning; the store (to close)."""
+def open_main(url: str, key: str, history: str) -> int:
+    """``--open URL KEY HISTORY``: in a fresh process (a clean heap, as a server
+    starts), print the seconds from ``store_from_url`` to the first read of
+    ``key`` returning, the keys then in the state and the length of the value read."""
     from server_state import ServerState
     from server_state._store import store_from_url
 
     gc.collect()
     t0 = time.perf_counter()
     store = store_from_url(url)
-    ServerState(store).peek(key)
-    return time.perf_counter() - t0, store
+    state = ServerState(store)
+    if history != "default":
+        state.configure(history=int(history))
+    value = state.peek(key)
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"seconds": seconds, "keys": len(store), "len": len(value)}))
+    store.close()
+    return 0
+
+
+def _first_use(url: str, key: str, history: str = "default") -> tuple[float, dict[str, int]]:
+    """``open_main`` in a child process: its seconds, and the keys and the length it read."""
+    cmd = [sys.executable, "-m", "benchmarks.sqlite_bench", "--open", url, key, history]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return float(out.pop("seconds")), out
 
 
 def measure_start(z: dict[str, Any]) -> dict[str, Any]:
@@ -262,12 +279,13 @@ def measure_start(z: dict[str, Any]) -> dict[str, Any]:
         out["fill_s"] = time.perf_counter() - t0
         store.close()
         first: list[float] = []
+        quiet: list[float] = []
         bare: list[float] = []
         for _ in range(z["start_repeats"]):
-            seconds, fresh = _first_use(url, "key0")
+            seconds, read = _first_use(url, "key0")
             first.append(seconds)
-            assert len(fresh) == n and fresh.entry(f"key{n - 1}")[0] == f"value {n - 1}"
-            fresh.close()
+            assert read == {"keys": n, "len": len("value 0")}, read
+            quiet.append(_first_use(url, "key0", history="0")[0])
             gc.collect()
             t0 = time.perf_counter()
             conn = sqlite3.connect(d / "keys.db")
@@ -277,6 +295,7 @@ def measure_start(z: dict[str, Any]) -> dict[str, Any]:
             assert len(rows) == n
             del rows
         out.update(first_use_s=statistics.median(first), first_use_max_s=max(first))
+        out["no_history_s"] = statistics.median(quiet)
         out["bare_read_s"] = statistics.median(bare)
         out["file_bytes"] = _file_bytes(d / "keys.db")
 
@@ -288,10 +307,9 @@ def measure_start(z: dict[str, Any]) -> dict[str, Any]:
         store.close()
         del writer
         gc.collect()
-        seconds, fresh = _first_use(url, "log")
-        assert len(fresh.entry("log")[0]) == m
-        fresh.close()
-        out["big_first_use_s"] = seconds
+        big = [_first_use(url, "log") for _ in range(z["start_repeats"])]
+        assert all(read == {"keys": 1, "len": m} for _, read in big), big
+        out["big_first_use_s"] = statistics.median(seconds for seconds, _ in big)
         out["big_file_bytes"] = _file_bytes(d / "big.db")
     return out
 
@@ -451,6 +469,7 @@ LABELS = {  # by row id, formatted with the item's figures
     "sqlite_click_render": CLICK.replace("{q}", "50"),
     "sqlite_click_render_p95": CLICK.replace("{q}", "95") + " (info)",
     "sqlite_start": "start: store_from_url → first read, file of {keys:,} keys",
+    "sqlite_start_no_history": "the same, history=0: no history rebuilt from the log (info)",
     "sqlite_start_big": "start: store_from_url → first read, one {items:,}-item pvector (info)",
     "sqlite_append": "update('log', lambda v: v.append(m)) on a {n:,}-item pvector; WAL bytes per append",
     "sqlite_append_flat": "append at {hi:,} items vs at {lo:,}: time",
@@ -511,6 +530,7 @@ def rows_for(item: str, r: dict[str, Any]) -> list[Row]:
         bare = {"base": r["bare_read_s"], "base_note": "(bare SELECT of kv)", "ratio_digits": 1}
         return [
             row("sqlite_start", r["first_use_s"], "s", Target(1.0), size, **bare),
+            row("sqlite_start_no_history", r["no_history_s"], "s", None, size, **bare),
             row("sqlite_start_big", r["big_first_use_s"], "s", None, big),
         ]
     if item == "append":
@@ -585,4 +605,7 @@ GROUP = Group(
 
 if __name__ == "__main__":
     # ``--replica URL``: process B of ``cross``, in a process of its own.
-    sys.exit(replica_main(sys.argv[2]) if sys.argv[1:2] == ["--replica"] else GROUP.main())
+    # ``--open URL KEY HISTORY``: one start of ``start``, in a fresh process.
+    if sys.argv[1:2] == ["--replica"]:
+        sys.exit(replica_main(sys.argv[2]))
+    sys.exit(open_main(*sys.argv[2:5]) if sys.argv[1:2] == ["--open"] else GROUP.main())

@@ -76,6 +76,7 @@ EXPECTED_SQLITE_ROWS = [
     "sqlite_click_render",
     "sqlite_click_render_p95",
     "sqlite_start",
+    "sqlite_start_no_history",
     "sqlite_start_big",
     "sqlite_append_small",
     "sqlite_append_medium",

@@ -16,7 +16,17 @@ import sys
 import time
 from typing import Any
 
-from . import failover, hardening, history_bench, load_chat, purepy_bench, redis_bench, soak, upstream
+from . import (
+    failover,
+    hardening,
+    history_bench,
+    load_chat,
+    purepy_bench,
+    redis_bench,
+    soak,
+    sqlite_bench,
+    upstream,
+)
 from ._core import Group, add_mode_args, finish
 
 # The groups printed as tables of their own, in the order they run and print; all run after the
@@ -24,6 +34,7 @@ from ._core import Group, add_mode_args, finish
 # that want nothing else on the CPUs.
 TABLES: dict[str, Group] = {
     "redis": redis_bench.GROUP,
+    "sqlite": sqlite_bench.GROUP,
     "load": load_chat.GROUP,
     "soak": soak.GROUP,
     "failover": failover.GROUP,

@@ -4,7 +4,8 @@ Figures from tiny counts mean nothing, so no target is asserted here (``make
 bench`` prints them). One correctness property is asserted exactly: a write
 reruns only the sessions that read the key (10 sessions, 1 reading it: 1 rerun).
 The Redis backend figures (benchmarks/redis_bench.py, on a redis-server of
-their own) and the hardening figures (benchmarks/hardening.py) run too and
+their own), the SQLite backend figures (benchmarks/sqlite_bench.py, on files
+of their own) and the hardening figures (benchmarks/hardening.py) run too and
 print every row.
 """
 
@@ -65,7 +66,26 @@ EXPECTED_REDIS_ROWS = [
     "redis_click_render_gc_off",
 ]
 
-# Every row of the hardening table, by id (see benchmarks/hardening.py).
+# Every row of the SQLite backend table, by id (see benchmarks/sqlite_bench.py).
+EXPECTED_SQLITE_ROWS = [
+    "sqlite_update",
+    "sqlite_update_full",
+    "sqlite_update_memory",
+    "sqlite_cross_p50",
+    "sqlite_cross_p99",
+    "sqlite_click_render",
+    "sqlite_click_render_p95",
+    "sqlite_start",
+    "sqlite_start_no_history",
+    "sqlite_start_big",
+    "sqlite_append_small",
+    "sqlite_append_medium",
+    "sqlite_append_large",
+    "sqlite_append_flat",
+    "sqlite_append_bytes_flat",
+    "sqlite_idle_cpu",
+]
+
 # Every row of the failover table, by id (see benchmarks/failover.py).
 EXPECTED_FAILOVER_ROWS = [
     "failover_ws",
@@ -75,6 +95,7 @@ EXPECTED_FAILOVER_ROWS = [
     "failover_burst",
 ]
 
+# Every row of the hardening table, by id (see benchmarks/hardening.py).
 EXPECTED_HARDENING_ROWS = [
     "equal_write_ints",
     "equal_write_floats",
@@ -109,7 +130,17 @@ pytestmark = [pytest.mark.bench, pytest.mark.server, pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> Run:
     # every group but the soak, which tests/test_soak.py runs on its own
-    groups = ["micro", "propagation", "fanout", "unbound", "redis", "failover", "hardening", "history"]
+    groups = [
+        "micro",
+        "propagation",
+        "fanout",
+        "unbound",
+        "redis",
+        "sqlite",
+        "failover",
+        "hardening",
+        "history",
+    ]
     return run_smoke(groups, tmp_path_factory.mktemp("bench"))
 
 
@@ -136,6 +167,16 @@ def test_every_redis_figure_runs_and_prints(smoke: Run) -> None:
     assert not data["failures"]
     assert_table(smoke, "redis_rows", EXPECTED_REDIS_ROWS, "server_state Redis backend figures")
     assert set(data["results"]["redis"]) == {"read", "write", "cross", "resync", "patch", "click"}
+
+
+def test_every_sqlite_figure_runs_and_prints(smoke: Run) -> None:
+    proc, data = smoke
+    assert proc.returncode == 0, failed(proc)
+    assert not data["failures"]
+    assert_table(smoke, "sqlite_rows", EXPECTED_SQLITE_ROWS, "server_state SQLite backend figures")
+    results = data["results"]["sqlite"]
+    assert set(results) == {"update", "cross", "click", "start", "append", "idle"}
+    assert results["cross"]["writes"] == 20  # process B saw every write, in order
 
 
 def test_every_failover_figure_runs_and_prints(smoke: Run) -> None:

@@ -250,7 +250,7 @@ class SqliteCommitter:
             not self._started
             or key in self.layout
             or mirror.exclusive is not None
-            or self.leases.held()
+            or (self.leases.any_held and self.leases.held())
             or (type(value) in _STRUCTURED and len(value) >= LAYOUT_MIN)
         ):
             return self._commit_one(key, expected, value, token, who, respect)

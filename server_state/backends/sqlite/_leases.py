@@ -47,6 +47,12 @@ class Leases:
         self._all_lock = threading.Lock()
         self._renewed = 0.0
 
+    @property
+    def any_held(self) -> bool:
+        """Whether any thread of this process holds a lease (a cheap check
+        before ``held``)."""
+        return bool(self._all)
+
     def held(self) -> dict[str, int]:
         """The leases this thread holds: ``{key: token}`` (its commits are fenced by them)."""
         return getattr(self._local, "leases", None) or {}

@@ -322,3 +322,29 @@ def test_random_commits_read_back_the_same_after_each_checkpoint(
         True,
     ) in kinds  # every kind, and cuts
     assert checkpoint > 250
+
+
+def test_processes_opening_a_new_file_at_once_all_open_it(tmp_path: Path) -> None:
+    """One of them creates the schema; the others must see it whole, never
+    a file with tables and no mark (taken for another program's)."""
+    for attempt in range(5):
+        url = f"sqlite:///{tmp_path}/new-{attempt}.db"
+        opened = [store_from_url(url) for _ in range(6)]
+        barrier = threading.Barrier(len(opened))
+        errors: list[BaseException] = []
+
+        def first_use(store: Store, barrier: threading.Barrier, errors: list[BaseException]) -> None:
+            barrier.wait()
+            try:
+                store.committer.open()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=first_use, args=(store, barrier, errors)) for store in opened]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        for store in opened:
+            store.close()
+        assert not errors, errors

@@ -236,6 +236,11 @@ class RedisCommitter:
     def position(self) -> int:
         return self.rseq
 
+    @property
+    def epoch_b(self) -> bytes:
+        """The epoch as stream entries carry it."""
+        return (self.epoch or "").encode()
+
     def head(self) -> int:
         self.open()
         return int(self.client.hget(self.names.meta, "seq") or 0)

@@ -31,7 +31,7 @@ from .._codec import decode_items
 from .._patches import apply_map_patch, apply_seq_patch
 from .._seam import redact
 from . import _scripts
-from ._layout import build_value, entries, is_header, origin_of, pairs, parse_body
+from ._layout import build_value, is_header, origin_of, pairs, parse_body, raw_entries
 
 if TYPE_CHECKING:
     from ._committer import RedisCommitter
@@ -87,8 +87,14 @@ class Follower:
                 if not reply:
                     suspect = self._idle_check(client, suspect)
                     continue
-                for entry_id, fields in entries(reply):
-                    if not self.follow_entry(fields):
+                for entry_id, flat in raw_entries(reply):
+                    # This replica's own commits, applied when they landed, come
+                    # back here too: told apart by their sequence (the entry's
+                    # first field) without building anything.
+                    if flat[0] == b"seq" and int(flat[1]) <= c.rseq and flat[3] == c.epoch_b:
+                        last_id = entry_id
+                        continue
+                    if not self.follow_entry(pairs(flat)):
                         break  # resynced: restart from its position
                     last_id = entry_id
             except NET_ERRORS as exc:

@@ -23,6 +23,7 @@ __all__ = [
     "pairs",
     "parse_body",
     "patch_op",
+    "raw_entries",
 ]
 
 
@@ -49,11 +50,16 @@ def patch_op(key: str, header: bytes, old: Any, new: Any) -> list[Any] | None:
 # -- the stream entry --------------------------------------------------------------------------
 
 
-def entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+def raw_entries(reply: Any) -> list[tuple[bytes, list[bytes]]]:
     """The entries of a raw XREAD reply (RESP2: a list of [stream, entries];
-    RESP3: a map of stream -> entries), each entry [id, [field, value, ...]]."""
+    RESP3: a map of stream -> entries), each ``(id, [field, value, ...])``."""
     streams = reply.values() if isinstance(reply, dict) else (entries for _, entries in reply)
-    return [(i, dict(zip(flat[::2], flat[1::2], strict=True))) for entries in streams for i, flat in entries]
+    return [(i, flat) for entries in streams for i, flat in entries]
+
+
+def entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """``raw_entries`` with each entry's fields as a dict."""
+    return [(i, pairs(flat)) for i, flat in raw_entries(reply)]
 
 
 def pairs(flat: list[bytes]) -> dict[bytes, bytes]:

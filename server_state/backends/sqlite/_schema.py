@@ -134,7 +134,13 @@ def connect(settings: Settings) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {int(settings.timeout * 1000)}")
         # Another program's file (or a newer schema's) is refused before
         # anything is set on it: switching it to WAL would change its header.
-        refuse_foreign(conn, path, *_marks(conn))
+        # Its marks and tables are read in one transaction: another process
+        # creating the schema meanwhile is seen whole or not at all.
+        conn.execute("BEGIN")
+        try:
+            refuse_foreign(conn, path, *_marks(conn))
+        finally:
+            conn.execute("COMMIT")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise ServerStateError(

@@ -428,9 +428,12 @@ def _limit(step: dict[str, Any]) -> str:
 
 
 def _at(step: dict[str, Any]) -> str:
+    """Latency and CPU of a step (CPU also per commit: µs of Redis', of all replicas')."""
+    per = 1e6 / max(step["achieved"], 1e-9)
     return (
         f"p50 {step['p50'] * 1e3:.2f} ms, p99 {step['p99'] * 1e3:.2f} ms, "
-        f"Redis {step['redis_cpu']:.0%} + replicas {step['clients_cpu']:.0%} of a core"
+        f"Redis {step['redis_cpu']:.0%} + replicas {step['clients_cpu']:.0%} of a core, "
+        f"{step['redis_cpu'] * per:.0f} + {step['clients_cpu'] * per:.0f} µs per commit"
     )
 
 

@@ -418,12 +418,17 @@ LABELS = {
 }
 
 
-def _limit(step: dict[str, Any]) -> str:
-    """What held the rate: Redis' one core, or the machine's two (the replicas)."""
+def _limit(step: dict[str, Any], writers: int) -> str:
+    """What held the rate: Redis' one core, the machine's two (the replicas), or
+    the writers' round trip (each ``update()`` waits for its reply: with
+    ``writers`` calls in flight the rate is at most ``writers`` / latency)."""
     if step["redis_cpu"] >= 0.85:
         return "Redis' core"
     if step["redis_cpu"] + step["clients_cpu"] >= 1.7:
         return "the 2 cores (replicas' CPU)"
+    bound = writers / step["p50"]
+    if step["achieved"] >= 0.7 * bound:
+        return f"the round trip ({writers} calls in flight / p50 = {bound:,.0f}/s)"
     return "neither CPU full"
 
 
@@ -442,10 +447,10 @@ def _load_row(r: dict[str, Any]) -> Row:
     label = LABELS["load"].format(n=n, es="" if n == 1 else "es", threads=r["threads"])
     why = {"p99": "p99 > 20 ms", "flat": "no faster", "the last step": "the last step"}[r["stopped"]]
     if last == best:  # the ramp ended at its best step
-        then = f"the ramp ended here ({why}); limit: {_limit(last)}"
+        then = f"the ramp ended here ({why}); limit: {_limit(last, n * r['threads'])}"
     else:
         then = f"then {last['target']:,.0f}/s asked, {last['achieved']:,.0f} made ({why}: {_at(last)})"
-        then += f"; limit: {_limit(last)}"
+        then += f"; limit: {_limit(last, n * r['threads'])}"
     off = f"{len(r['lost'])} counters off" if r["lost"] else "every counter exact"
     checked = f"{r['updates']:,} updates, {off}" + (f", {r['errors']} errors" if r["errors"] else "")
     if best is None:

@@ -23,6 +23,7 @@ from . import (
     load_chat,
     purepy_bench,
     redis_bench,
+    redis_scale,
     soak,
     sqlite_bench,
     upstream,
@@ -34,6 +35,7 @@ from ._core import Group, add_mode_args, finish
 # that want nothing else on the CPUs.
 TABLES: dict[str, Group] = {
     "redis": redis_bench.GROUP,
+    "redis_scale": redis_scale.GROUP,
     "sqlite": sqlite_bench.GROUP,
     "load": load_chat.GROUP,
     "soak": soak.GROUP,

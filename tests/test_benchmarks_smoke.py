@@ -4,9 +4,10 @@ Figures from tiny counts mean nothing, so no target is asserted here (``make
 bench`` prints them). One correctness property is asserted exactly: a write
 reruns only the sessions that read the key (10 sessions, 1 reading it: 1 rerun).
 The Redis backend figures (benchmarks/redis_bench.py, on a redis-server of
-their own), the SQLite backend figures (benchmarks/sqlite_bench.py, on files
-of their own) and the hardening figures (benchmarks/hardening.py) run too and
-print every row.
+their own), how far one Redis carries an app (benchmarks/redis_scale.py; two
+counts asserted: every counter exact, every follower saw every commit), the
+SQLite backend figures (benchmarks/sqlite_bench.py, on files of their own) and
+the hardening figures (benchmarks/hardening.py) run too and print every row.
 """
 
 from __future__ import annotations
@@ -67,6 +68,16 @@ EXPECTED_REDIS_ROWS = [
     "redis_click_render",
     "redis_click_render_p95",
     "redis_click_render_gc_off",
+]
+
+# Every row of the Redis scale table in smoke mode (N = 1, 2; full mode adds n4, n8), by id
+# (see benchmarks/redis_scale.py).
+EXPECTED_REDIS_SCALE_ROWS = [
+    "redis_scale_n1",
+    "redis_scale_n2",
+    "redis_fanout_cpu",
+    "redis_fanout_lag_p99",
+    "redis_fanout_bytes",
 ]
 
 # Every row of the SQLite backend table, by id (see benchmarks/sqlite_bench.py).
@@ -139,6 +150,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> Run:
         "fanout",
         "unbound",
         "redis",
+        "redis_scale",
         "sqlite",
         "failover",
         "hardening",
@@ -170,6 +182,20 @@ def test_every_redis_figure_runs_and_prints(smoke: Run) -> None:
     assert not data["failures"]
     assert_table(smoke, "redis_rows", EXPECTED_REDIS_ROWS, "server_state Redis backend figures")
     assert set(data["results"]["redis"]) == {"read", "write", "cross", "resync", "patch", "click"}
+
+
+def test_every_redis_scale_figure_runs_and_prints(smoke: Run) -> None:
+    proc, data = smoke
+    assert proc.returncode == 0, failed(proc)
+    assert not data["failures"]
+    title = "server_state: how far one Redis carries an app"
+    rows = assert_table(smoke, "redis_scale_rows", EXPECTED_REDIS_SCALE_ROWS, title)
+    results = data["results"]["redis_scale"]
+    for ramp in results["load"]["by_n"]:  # counts, not timings: no update lost or doubled
+        assert not ramp["lost"] and not ramp["errors"], ramp
+    fanout = results["fanout"]
+    assert fanout["caught_up"] and fanout["seen"] == [fanout["commits"]] * fanout["followers"], fanout
+    assert rows["redis_fanout_lag_p99"]["met"] == "-", rows
 
 
 def test_every_sqlite_figure_runs_and_prints(smoke: Run) -> None:

@@ -60,7 +60,6 @@ from redis.retry import Retry
 from ..._base import MISSING, Change, Origin
 from ..._errors import ServerStateConnectionError, ServerStateError, ServerStateLeaseError
 from .._codec import encode_items, make_codec, map_items
-from .._layout import MAP_KINDS, SEQ_KINDS
 from .._seam import DEFAULT_NAMESPACE, Announce, redact
 from . import _scripts
 from ._follower import NET_ERRORS, Follower
@@ -108,9 +107,6 @@ class RedisNames(NamedTuple):
                 for part in ("data", "ver", "meta", "log", "tx:", "lease:", "l:", "h:", "stage:")
             )
         )
-
-
-_STRUCTURED = frozenset({*SEQ_KINDS, *MAP_KINDS})  # kept item by item from LAYOUT_MIN items
 
 
 class Pending:
@@ -171,7 +167,6 @@ class RedisCommitter:
             ) from None
         self.names = names = RedisNames.of(self.namespace)
         self.commit_script = self.client.register_script(_scripts.COMMIT)
-        self.commit_one_script = self.client.register_script(_scripts.COMMIT_ONE)
         self.patches = self.codec.name == "tagged"  # pickles stay whole (one signature each)
 
         # Where the mirror is on Redis' track (changed under the mirror's lock).
@@ -338,56 +333,6 @@ class RedisCommitter:
     def commit_one(
         self, key: str, expected: int, value: Any, token: Any, who: str, respect: bool
     ) -> Change | None:
-        """The hot path: one key set to a value kept whole (not item by item,
-        before or after), by a thread holding no lease, with no transaction
-        running alone here: ``COMMIT_ONE``, a script of few arguments."""
-        mirror = self.mirror
-        if (
-            not self._started
-            or key in self.layout
-            or mirror.exclusive is not None
-            or self.leases.held()
-            or (self.patches and type(value) in _STRUCTURED and len(value) >= LAYOUT_MIN)
-        ):
-            return self._commit_one(key, expected, value, token, who, respect)
-        payload = self.codec.encode(key, value)
-        writer = f"{self.replica} · {who}"
-        with mirror.lock:
-            if mirror.exclusive is not None:
-                mirror.wait_turn()
-            if mirror.entry(key)[1] != expected:
-                return None
-            version, epoch, seen = self.rver.get(key, 0), self.epoch, self.rseq
-        tokens = {} if token is None else {key: token}
-        txid = uuid.uuid4().hex
-        pending = self.own[txid] = Pending(epoch, ({key: value}, (), tokens, writer, {key: None}))
-        names = self.names
-        keys = [names.data, names.ver, names.meta, names.log, names.tx + txid, names.lease + key]
-        args = [
-            epoch or "",
-            self._maxlen,
-            origin_text(self._origin(), writer),
-            txid,
-            TX_TTL,
-            key,
-            version,
-            payload,
-            "1" if respect else "0",
-        ]
-        try:
-            reply = self._send(self.commit_one_script, keys, args, key, txid)
-            if reply[0] == -2:  # another replica holds the key's lock: wait, the general way
-                return self._commit_one(key, expected, value, token, who, respect)
-            seq = self._judge(reply, key, seen)
-            if seq is None:
-                return None
-            return self._landed(pending, seq, {key: value}, (), tokens, writer, {key: None})[0]
-        finally:
-            self.own.pop(txid, None)
-
-    def _commit_one(
-        self, key: str, expected: int, value: Any, token: Any, who: str, respect: bool
-    ) -> Change | None:
         tokens = {} if token is None else {key: token}
         changes = self.commit(
             {key: expected},
@@ -400,32 +345,6 @@ class RedisCommitter:
             respect=respect,
         )
         return None if changes is None else changes[0]
-
-    def _send(self, script: Any, keys: list[Any], args: list[Any], key: str, txid: str) -> list[int]:
-        """One script call, retried on connection errors with the same
-        transaction id (applied once) until ``WRITE_PATIENCE`` is spent."""
-        deadline = time.monotonic() + WRITE_PATIENCE
-        pause = 0.005
-        while True:
-            try:
-                reply = script(keys=keys, args=args, client=self.client)
-            except NET_ERRORS as exc:
-                if time.monotonic() + pause > deadline or self.closing.is_set():
-                    raise ServerStateConnectionError(
-                        key,
-                        f"server_state could not write {key!r} to Redis at {redact(self.url)} for "
-                        f"{WRITE_PATIENCE:.0f} s ({exc}): if the last attempt reached Redis it was applied "
-                        "once, and this replica shows it when Redis is back; else nothing was written. "
-                        "Reads still show the last state seen.",
-                    ) from exc
-                self.closing.wait(pause)
-                pause = min(pause * 2, 0.5)
-                continue
-            except redis.ResponseError as exc:
-                raise ServerStateError(
-                    f"server_state: Redis refused the commit of {key!r} ({exc}); nothing was written."
-                ) from exc
-            return [int(x) for x in reply]
 
     def commit(
         self,

@@ -21,7 +21,7 @@ so a namespace is one Redis Cluster slot):
 
 from __future__ import annotations
 
-__all__ = ["COMMIT", "COMMIT_ONE", "LEASE_DROP", "LEASE_RENEW", "LEASE_TAKE", "SNAPSHOT"]
+__all__ = ["COMMIT", "LEASE_DROP", "LEASE_RENEW", "LEASE_TAKE", "SNAPSHOT"]
 
 # KEYS: data, ver, meta, log, tx, the fenced lease keys, the respected lease
 #       keys, then the (list, hash, staging) keys of each write and each delete.
@@ -164,37 +164,6 @@ end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*',
   'seq', seq, 'e', ARGV[1], 'tx', ARGV[5], 'o', ARGV[4], 'b', table.concat(body), unpack(extra))
 redis.call('SET', KEYS[5], seq, 'EX', ARGV[6])
-return {1, seq}
-"""
-
-# COMMIT for one key set to a value kept whole, by a thread holding no lease:
-# the hot path, with its few arguments and commands.
-# KEYS: data, ver, meta, log, tx, the key's lease (checked when ARGV[9] is '1').
-# ARGV: epoch, maxlen, origin, txid, tx ttl, key, version ('0' for absent),
-#       payload, respect ('1': refuse while another holds the key's lease).
-# The key is not kept item by item in Redis at that version (the committer
-# knows the layout of the version it expects), so nothing else is deleted.
-# Returns as COMMIT: {1, seq}, {0, seq}, {-2, 1}, {-3, seq}; the stream entry
-# is the one COMMIT writes for that write.
-COMMIT_ONE = """
-local done = redis.call('GET', KEYS[5])
-if done then return {1, tonumber(done)} end
-local meta = redis.call('HMGET', KEYS[3], 'epoch', 'seq')
-local seq = tonumber(meta[2]) or 0
-if meta[1] ~= ARGV[1] then return {-3, seq} end
-local have = redis.call('HGET', KEYS[2], ARGV[6])
-if ARGV[7] == '0' then
-  if have then return {0, seq} end
-elseif have ~= ARGV[7] then
-  return {0, seq}
-end
-if ARGV[9] == '1' and redis.call('EXISTS', KEYS[6]) == 1 then return {-2, 1} end
-seq = redis.call('HINCRBY', KEYS[3], 'seq', 1)
-redis.call('HSET', KEYS[1], ARGV[6], ARGV[8])
-redis.call('HSET', KEYS[2], ARGV[6], seq)
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*', 'seq', seq, 'e', ARGV[1], 'tx', ARGV[4],
-  'o', ARGV[3], 'b', 's' .. #ARGV[6] .. ':' .. ARGV[6] .. #ARGV[8] .. ':' .. ARGV[8])
-redis.call('SET', KEYS[5], seq, 'EX', ARGV[5])
 return {1, seq}
 """
 

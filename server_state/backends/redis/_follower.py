@@ -40,6 +40,7 @@ __all__ = ["NET_ERRORS", "Follower"]
 
 _LOG = logging.getLogger("server_state")
 
+READ_COUNT = 1000  # stream entries one XREAD brings at most
 WATCH_TRIES = 5  # optimistic reads of the state before one atomic script reads it
 
 # What a lost or refused connection raises (retried, or reported as a ServerStateConnectionError).
@@ -77,7 +78,7 @@ class Follower:
                     conn = client.connection_pool.get_connection()  # connects: errors as below
                 try:
                     conn.send_command(
-                        "XREAD", "COUNT", 1000, "BLOCK", c.block_ms, "STREAMS", c.names.log, last_id
+                        "XREAD", "COUNT", READ_COUNT, "BLOCK", c.block_ms, "STREAMS", c.names.log, last_id
                     )
                     reply = conn.read_response()
                 except BaseException:
@@ -87,7 +88,8 @@ class Follower:
                 if not reply:
                     suspect = self._idle_check(client, suspect)
                     continue
-                for entry_id, flat in raw_entries(reply):
+                got = raw_entries(reply)
+                for entry_id, flat in got:
                     # This replica's own commits, applied when they landed, come
                     # back here too: told apart by their sequence (the entry's
                     # first field) without building anything.
@@ -97,6 +99,10 @@ class Follower:
                     if not self.follow_entry(pairs(flat)):
                         break  # resynced: restart from its position
                     last_id = entry_id
+                if c.batch and len(got) < READ_COUNT:
+                    # Let the next commits gather: one XREAD brings them all
+                    # (Redis serves one read per follower per batch, not per commit).
+                    c.closing.wait(c.batch)
             except NET_ERRORS as exc:
                 if c.closing.is_set():
                     return

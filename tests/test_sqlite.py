@@ -326,8 +326,9 @@ def test_random_commits_read_back_the_same_after_each_checkpoint(
 
 def test_processes_opening_a_new_file_at_once_all_open_it(tmp_path: Path) -> None:
     """One of them creates the schema; the others must see it whole, never
-    a file with tables and no mark (taken for another program's)."""
-    for attempt in range(5):
+    a file with tables and no mark (taken for another program's), and wait
+    for the switch to WAL mode (which SQLite answers "locked" at once)."""
+    for attempt in range(20):
         url = f"sqlite:///{tmp_path}/new-{attempt}.db"
         opened = [store_from_url(url) for _ in range(6)]
         barrier = threading.Barrier(len(opened))

@@ -141,7 +141,7 @@ def connect(settings: Settings) -> sqlite3.Connection:
             refuse_foreign(conn, path, *_marks(conn))
         finally:
             conn.execute("COMMIT")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _into_wal(conn, settings.timeout)
         if str(mode).lower() != "wal":
             raise ServerStateError(
                 f"server_state: the state file {path} cannot use SQLite's WAL mode (it is in {mode} "
@@ -155,6 +155,27 @@ def connect(settings: Settings) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _into_wal(conn: sqlite3.Connection, timeout: float) -> str:
+    """The file's journal mode, switched to WAL (once per file: the mode
+    stays). The switch needs the file alone, and SQLite answers "locked" at
+    once, without its busy wait, while another connection opens it at the
+    same moment: tried again until ``timeout``."""
+    mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    if mode.lower() == "wal":
+        return mode
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            name = getattr(exc, "sqlite_errorname", "")
+            if not name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)  # (no event to wait on: another process's lock)
+        pause = min(pause * 2, 0.05)
 
 
 def prepare(conn: sqlite3.Connection, path: Path) -> None:

@@ -31,7 +31,7 @@ from .._base import Change, Origin
 if TYPE_CHECKING:
     from .._mirror import Mirror
 
-__all__ = ["DEFAULT_NAMESPACE", "Announce", "Committer", "redact"]
+__all__ = ["DEFAULT_NAMESPACE", "Announce", "Committer", "commit_one_by_commit", "redact"]
 
 DEFAULT_NAMESPACE = "server_state"
 
@@ -112,6 +112,24 @@ class Committer(Protocol):
 
     def close(self) -> None:
         """Stop what the backend runs and close its connections."""
+
+
+def commit_one_by_commit(
+    committer: Committer, key: str, expected: int, value: Any, token: Any, who: str, respect: bool
+) -> Change | None:
+    """``commit_one`` as ``commit`` of one key set at ``expected`` (a
+    committer's general path for a one-key commit)."""
+    changes = committer.commit(
+        {key: expected},
+        {key: value},
+        (),
+        since=0,
+        conflicts=None,
+        tokens={} if token is None else {key: token},
+        who=who,
+        respect=respect,
+    )
+    return None if changes is None else changes[0]
 
 
 def redact(url: str) -> str:

@@ -60,7 +60,7 @@ from redis.retry import Retry
 from ..._base import MISSING, Change, Origin
 from ..._errors import ServerStateConnectionError, ServerStateError, ServerStateLeaseError
 from .._codec import encode_items, make_codec, map_items
-from .._seam import DEFAULT_NAMESPACE, Announce, redact
+from .._seam import DEFAULT_NAMESPACE, Announce, commit_one_by_commit, redact
 from . import _scripts
 from ._follower import NET_ERRORS, Follower
 from ._layout import LAYOUT_MIN, layout_header, origin_text, patch_op
@@ -340,18 +340,7 @@ class RedisCommitter:
     def commit_one(
         self, key: str, expected: int, value: Any, token: Any, who: str, respect: bool
     ) -> Change | None:
-        tokens = {} if token is None else {key: token}
-        changes = self.commit(
-            {key: expected},
-            {key: value},
-            (),
-            since=0,
-            conflicts=None,
-            tokens=tokens,
-            who=who,
-            respect=respect,
-        )
-        return None if changes is None else changes[0]
+        return commit_one_by_commit(self, key, expected, value, token, who, respect)
 
     def commit(
         self,

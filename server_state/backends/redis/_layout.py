@@ -15,7 +15,6 @@ from .._patches import map_patch, seq_patch
 __all__ = [
     "LAYOUT_MIN",
     "build_value",
-    "entries",
     "is_header",
     "layout_header",
     "origin_of",
@@ -55,11 +54,6 @@ def raw_entries(reply: Any) -> list[tuple[bytes, list[bytes]]]:
     RESP3: a map of stream -> entries), each ``(id, [field, value, ...])``."""
     streams = reply.values() if isinstance(reply, dict) else (entries for _, entries in reply)
     return [(i, flat) for entries in streams for i, flat in entries]
-
-
-def entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    """``raw_entries`` with each entry's fields as a dict."""
-    return [(i, pairs(flat)) for i, flat in raw_entries(reply)]
 
 
 def pairs(flat: list[bytes]) -> dict[bytes, bytes]:

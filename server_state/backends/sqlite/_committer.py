@@ -59,7 +59,7 @@ from ..._values import tokens_of
 from .._codec import decode_items, encode_items, make_codec, map_items
 from .._layout import LAYOUT_MIN, MAP_KINDS, SEQ_KINDS, build_value, layout_header, origin_of, origin_text
 from .._patches import map_patch, seq_patch
-from .._seam import Announce
+from .._seam import Announce, commit_one_by_commit
 from ._leases import LeasedLock, Leases
 from ._log import Collapse, Replay, pack, pack_body, patched, read_body
 from ._schema import Settings, connect, explain, prepare
@@ -81,7 +81,6 @@ Announcements = list[tuple[tuple[Change, ...], Origin]]
 
 _time = time.time
 _STRUCTURED = frozenset({*SEQ_KINDS, *MAP_KINDS})  # kept item by item from LAYOUT_MIN items
-_pack = pack
 # A commit's row, inserted only if the file is still at the mirror's last commit
 # (and, _FREE, no other holder has the lock of the key written).
 _INSERT = "INSERT INTO log SELECT ?, ?, ?, ? WHERE coalesce((SELECT max(seq) FROM log), 0) = ?"
@@ -254,7 +253,7 @@ class SqliteCommitter:
             or (type(value) in _STRUCTURED and len(value) >= LAYOUT_MIN)
         ):
             return self._commit_one(key, expected, value, token, who, respect)
-        body = _pack([["s", key, self.codec.encode(key, value)]])  # (pack_body of one value)
+        body = pack([["s", key, self.codec.encode(key, value)]])  # (pack_body of one value)
         writer = self._prefix + who
         origin = origin_text(self._origin(), writer)
         conn = self.conn
@@ -293,17 +292,7 @@ class SqliteCommitter:
     def _commit_one(
         self, key: str, expected: int, value: Any, token: Any, who: str, respect: bool
     ) -> Change | None:
-        changes = self.commit(
-            {key: expected},
-            {key: value},
-            (),
-            since=0,
-            conflicts=None,
-            tokens={} if token is None else {key: token},
-            who=who,
-            respect=respect,
-        )
-        return None if changes is None else changes[0]
+        return commit_one_by_commit(self, key, expected, value, token, who, respect)
 
     def commit(
         self,

@@ -33,9 +33,7 @@ Tables (schema 1):
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -50,7 +48,6 @@ __all__ = [
     "Settings",
     "connect",
     "explain",
-    "parse_url",
     "prepare",
 ]
 
@@ -111,10 +108,6 @@ class Settings:
                 f"SERVER_STATE_URL={url}: unknown option {', '.join(sorted(options))} "
                 "(a SQLite URL takes synchronous, timeout and poll)."
             )
-
-
-def parse_url(url: str) -> Settings:
-    return Settings(url)
 
 
 def connect(settings: Settings) -> sqlite3.Connection:
@@ -272,12 +265,3 @@ def explain(exc: sqlite3.Error, path: Path, doing: str, key: str | None = None) 
             "backup (`python -m server_state load`), or point SERVER_STATE_URL at a new file."
         )
     return ServerStateConnectionError(key, f"{what} ({exc}).{nothing}")
-
-
-def file_size(path: Path) -> int:
-    """The bytes of the state file and its WAL (for benchmarks and the inspector)."""
-    total = 0
-    for p in (path, Path(f"{path}-wal")):
-        with contextlib.suppress(OSError):
-            total += os.stat(p).st_size
-    return total

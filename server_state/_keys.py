@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from ._errors import ServerStateTypeError
 
-__all__ = ["check_key", "normalise_key"]
+__all__ = ["HIDDEN", "check_key", "hidden", "normalise_key"]
+
+HIDDEN = "\x00"
+"""The first character of the library's own keys (expiry deadlines, presence
+rooms): kept in the state like any key, so every backend stores, shares and
+restores them, but never listed by ``keys()``, ``len()`` or iteration, and
+refused as a new key from an app."""
+
+
+def hidden(key: str) -> bool:
+    """Whether ``key`` is one of the library's own (see ``HIDDEN``)."""
+    return key[:1] == HIDDEN
 
 
 def normalise_key(key: str) -> str:

@@ -49,6 +49,7 @@ from pyrsistent import PMap, pmap
 
 from ._base import MISSING, Change, StoreState
 from ._history import History, Record, keys_of, undo
+from ._keys import HIDDEN
 
 __all__ = ["GONE_KEPT", "Mirror"]
 
@@ -63,6 +64,7 @@ class Mirror:
 
     def __init__(self) -> None:
         self.latest: dict[str, tuple[Any, int]] = {}  # live keys, first-set order
+        self.hidden = 0  # how many live keys are the library's own (``_keys.hidden``)
         self._gone: dict[str, int] = {}  # deleted key -> version of its delete (oldest first)
         self._floor = 0  # every forgotten deleted key's version is at most this
         self.tokens: dict[str, Any] = {}  # content fingerprints of by-reference values
@@ -127,9 +129,13 @@ class Mirror:
         first); keys deleted since ``state`` come last."""
         values, seq = state.values, state.seq
         out = [k for k, (_, version) in list(self.latest.items()) if version <= seq or k in values]
+        gone = []
         if len(out) < len(values):
             listed = set(out)
-            out += [k for k in values if k not in listed]
+            gone = [k for k in values if k not in listed]
+            out += gone
+        if self.hidden or gone:  # the library's own keys are not listed
+            out = [k for k in out if k[:1] != HIDDEN]
         return out
 
     # -- commits: under the root lock ----------------------------------------------
@@ -181,6 +187,8 @@ class Mirror:
                 # Only now: a lock-free entry() between the two would see
                 # neither and read the lower _floor (see apply).
                 self._gone.pop(key, None)
+                if key[:1] == HIDDEN:
+                    self.hidden += 1
             self._pending[key] = value
             if token is not None:
                 self.tokens[key] = token
@@ -203,7 +211,12 @@ class Mirror:
         pending = self._pending
         for key, value in writes.items():
             entry = latest.get(key)
-            old = MISSING if entry is None else entry[0]
+            if entry is None:
+                old = MISSING
+                if key[:1] == HIDDEN:
+                    self.hidden += 1
+            else:
+                old = entry[0]
             changes.append(Change(key, old, value, seq))
             latest[key] = (value, seq)
             pending[key] = value
@@ -224,6 +237,8 @@ class Mirror:
             # version it saw a moment before (versions must never go back).
             self._forget(key, seq)
             del latest[key]
+            if key[:1] == HIDDEN:
+                self.hidden -= 1
         self.seq = seq
         self.folded = None
         done = tuple(changes)
@@ -278,6 +293,7 @@ class Mirror:
         for change in changes:
             if change.new is MISSING:
                 del latest[change.key]
+        self.hidden = sum(1 for key in latest if key[:1] == HIDDEN)
         self.tokens = {k: t for k, t in tokens.items() if k in entries}
         for change in changes:
             self._pending[change.key] = change.new

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import datetime
 import threading
+import time
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar, overload
@@ -26,8 +27,9 @@ from ._errors import (
     ServerStateKeyError,
     ServerStateTypeError,
 )
+from ._expiry import DEADLINE, lifetime, parse_stored
 from ._history import Record
-from ._keys import check_key
+from ._keys import HIDDEN, check_key
 from ._locks import KeyLocks
 from ._scheduler import RerunScheduler, suppressed
 from ._store import MemoryStore, Store, refuse_missing, store_from_url
@@ -338,7 +340,28 @@ class ServerState:
             key = check_key(key)
         if self._typed and (spec := self._typed.get(key)) is not None:
             spec.check(value)  # a declared key: type and validator, before anything is stored
-        change = self._store.set(key, freeze(value, key, previous=self._store.entry(key)[0]))
+        previous = self._store.entry(key)[0]
+        if previous is MISSING and key[:1] == HIDDEN:
+            _refuse_hidden(key)
+        change = self._store.set(key, freeze(value, key, previous=previous))
+        if change is not None:
+            self._changed((change,))
+
+    def set(self, key: str, value: Any, *, idle: Any = None, at: Any = None) -> None:
+        """``server_state[key] = value``, with a lifetime: ``idle=`` seconds
+        (or a ``timedelta``) without a change, or until ``at=`` (an aware
+        ``datetime`` or a Unix time). Then the key is deleted by a commit of
+        its own, which reruns the sessions that show it as any write does;
+        every later change of it moves an idle deadline on. Without ``idle``
+        or ``at`` it is the assignment (a lifetime the key has is kept)."""
+        key = check_key(key)
+        life = lifetime(f"server_state.set({key!r}, ...)", idle, at)
+        if self._typed and (spec := self._typed.get(key)) is not None:
+            spec.check(value)
+        previous = self._store.entry(key)[0]
+        if previous is MISSING and key[:1] == HIDDEN:
+            _refuse_hidden(key)
+        change = self._store.set(key, freeze(value, key, previous=previous), life)
         if change is not None:
             self._changed((change,))
 
@@ -373,10 +396,12 @@ class ServerState:
                 len(args) > 1 and callable(args[1]) and not hasattr(args[0], "keys")
             )
         else:
-            one_key = {"key", "fn"} <= kwargs.keys() <= {"key", "fn", "default"}
+            one_key = {"key", "fn"} <= kwargs.keys() <= {"key", "fn", "default", "idle", "at"}
         if one_key:
             given = dict(zip(("key", "fn", "default"), args, strict=False))
-            if len(args) > 3 or any(name in given or name not in ("key", "fn", "default") for name in kwargs):
+            if len(args) > 3 or any(
+                name in given or name not in ("key", "fn", "default", "idle", "at") for name in kwargs
+            ):
                 raise ServerStateTypeError(
                     None, f"server_state.update(key, fn, ...) got unexpected arguments; {_UPDATE_FORMS}"
                 )
@@ -392,7 +417,9 @@ class ServerState:
         self._set_many(pairs)
         return None
 
-    def _update_one(self, key: str, fn: Any = MISSING, default: Any = MISSING) -> Any:
+    def _update_one(
+        self, key: str, fn: Any = MISSING, default: Any = MISSING, idle: Any = None, at: Any = None
+    ) -> Any:
         """Atomically replace ``key``'s value with ``fn(value)`` and return it.
 
         ``fn`` receives the stored form (a pyrsistent value when you stored
@@ -411,13 +438,18 @@ class ServerState:
                 f"server_state.update({key!r}, ...) got {got}: a str key must be followed by a "
                 f"callable; {_UPDATE_FORMS} To set {key!r} to a value, write server_state[{key!r}] = value.",
             )
+        life = (
+            None if idle is None and at is None else lifetime(f"server_state.update({key!r}, ...)", idle, at)
+        )
         if self._typed and (spec := self._typed.get(key)) is not None:
             fn = check_update(spec, fn)  # fn's result checked inside the store's retry, before the commit
+        if key[:1] == HIDDEN and self._store.entry(key)[0] is MISSING:
+            _refuse_hidden(key)
         lock = self._locks.local(key)
         if not lock.acquire(True, _locks.LOCK_PATIENCE):
             self._locks.waited(key, lock)  # raises on a deadlock, else waits on
         try:
-            new, _, change = self._store.update(key, fn, default)
+            new, _, change = self._store.update(key, fn, default, life)
         finally:
             lock.release()
         if change is not None:
@@ -503,7 +535,9 @@ class ServerState:
         """Delete every key, in one commit: each bound session reruns once."""
 
         def empty(state: PMap[str, Any]) -> PMap[str, Any]:
-            return pmap()  # not the map given: the store then deletes every key it held
+            # Not the map given: the store then deletes every key it held (and
+            # the keys' deadlines) but the library's own (presence rooms).
+            return pmap({k: v for k, v in state.items() if k[:1] == HIDDEN and not k.startswith(DEADLINE)})
 
         if len(self._store):
             self.transact(empty)
@@ -529,15 +563,24 @@ class ServerState:
             self._changed(changes)
         return result
 
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        """Set ``key`` to ``default`` unless it is set, atomically; return its value."""
+    def setdefault(self, key: str, default: Any = None, *, idle: Any = None, at: Any = None) -> Any:
+        """Set ``key`` to ``default`` unless it is set, atomically; return its
+        value. ``idle=``/``at=``: the lifetime the key gets when this sets it
+        (see ``set``)."""
         key = check_key(key)
         refuse_missing(key, default)
+        life = (
+            None
+            if idle is None and at is None
+            else lifetime(f"server_state.setdefault({key!r}, ...)", idle, at)
+        )
         if self._typed and (spec := self._typed.get(key)) is not None:
             spec.check(default)  # even when the key is set: a default it could never store is a bug
+        if key[:1] == HIDDEN and self._store.entry(key)[0] is MISSING:
+            _refuse_hidden(key)
         lock = self._locks.acquire(key)
         try:
-            value, version, change = self._store.update(key, _same, default)
+            value, version, change = self._store.update(key, _same, default, life)
         finally:
             lock.release()
         if change is not None:
@@ -547,7 +590,14 @@ class ServerState:
 
     @overload
     def key(
-        self, name: str, tp: type[_T], *, default: _T = ..., validator: Callable[[_T], object] | None = None
+        self,
+        name: str,
+        tp: type[_T],
+        *,
+        default: _T = ...,
+        validator: Callable[[_T], object] | None = None,
+        idle: Any = None,
+        at: Any = None,
     ) -> Key[_T]: ...
     @overload
     def key(
@@ -557,6 +607,8 @@ class ServerState:
         *,
         default: _T | _T2 = ...,
         validator: Callable[[_T | _T2], object] | None = None,
+        idle: Any = None,
+        at: Any = None,
     ) -> Key[_T | _T2]: ...
     @overload
     def key(
@@ -566,6 +618,8 @@ class ServerState:
         *,
         default: _T | _T2 | _T3 = ...,
         validator: Callable[[_T | _T2 | _T3], object] | None = None,
+        idle: Any = None,
+        at: Any = None,
     ) -> Key[_T | _T2 | _T3]: ...
     @overload
     def key(
@@ -575,6 +629,8 @@ class ServerState:
         *,
         default: Any = ...,
         validator: Callable[[Any], object] | None = None,
+        idle: Any = None,
+        at: Any = None,
     ) -> Key[Any]: ...
     def key(
         self,
@@ -583,6 +639,8 @@ class ServerState:
         *,
         default: Any = MISSING,
         validator: Callable[[Any], object] | None = None,
+        idle: Any = None,
+        at: Any = None,
     ) -> Key[Any]:
         """Declare ``name``'s type (a class, a tuple of classes, ``X | None``,
         ``list[int]`` whose origin is checked) and an optional ``validator``
@@ -595,8 +653,50 @@ class ServerState:
         ``get()`` returns while the key is absent (it is not stored). The
         same declaration again (a script rerun) returns the same handle; a
         different one raises ``ServerStateError``. For a union, annotate:
-        ``user: Key[str | None] = server_state.key("user", str | None, default=None)``."""
-        return register(self, self._typed, check_key(name), tp, default, validator)
+        ``user: Key[str | None] = server_state.key("user", str | None, default=None)``.
+        ``idle=``/``at=``: every write of the key made here gives it that
+        lifetime (see ``set``)."""
+        name = check_key(name)
+        life = lifetime(f"server_state.key({name!r}, ...)", idle, at)
+        handle = register(self, self._typed, name, tp, default, validator)
+        self._store.declare_lifetime(name, None, life)
+        return handle
+
+    # -- lifetimes ----------------------------------------------------------------
+
+    def expire(self, key: str, *, idle: Any = None, at: Any = None) -> None:
+        """Give the set key ``key`` a lifetime from now (``idle=`` seconds
+        without a change, or until ``at=``), replacing the one it had; with
+        neither, take its lifetime away (it stays until deleted). Calling it
+        again with ``idle=`` restarts the idle time: reading a key never does.
+        One commit of the deadline alone: the key's value and version stay."""
+        key = check_key(key)
+        life = lifetime(f"server_state.expire({key!r}, ...)", idle, at)
+        changes = self._store.set_lifetime(key, life)
+        if changes:
+            self._changed(changes)
+
+    def expire_keys(self, prefix: str, *, idle: Any = None, at: Any = None) -> None:
+        """Declare the lifetime of a family of keys: from now on, every key
+        starting with ``prefix`` that this process writes gets it (``idle=``
+        seconds without a change, or until ``at=``); with neither, the
+        declaration is withdrawn. A declaration, as ``server_state.key(...)``:
+        put it at the top of the script, where every process runs it; keys
+        set before keep the lifetime they had."""
+        if not isinstance(prefix, str) or not prefix:
+            raise ServerStateTypeError(
+                None,
+                f"server_state.expire_keys(prefix, ...): prefix must be a non-empty str, got {prefix!r}.",
+            )
+        prefix = check_key(prefix)
+        life = lifetime(f"server_state.expire_keys({prefix!r}, ...)", idle, at)
+        self._store.declare_lifetime(None, prefix, life)
+
+    def deadline(self, key: str) -> datetime.datetime | None:
+        """When ``key`` expires (a UTC datetime), as things stand: None when it
+        has no lifetime. Binds nothing."""
+        stored = self._store.deadline(check_key(key))
+        return None if stored is None else datetime.datetime.fromtimestamp(stored[0], datetime.UTC)
 
     def watch(
         self,
@@ -706,7 +806,12 @@ class ServerState:
             raise ServerStateTypeError(
                 key, f"server_state.history(limit=...) must be an int >= 0, got {limit!r}."
             )
-        return [Commit(self, record) for record in self._store.records(key, limit)]
+        records = self._store.records(key, limit)
+        if (
+            key is None and self._store.mirror.hidden
+        ):  # commits of the library's own keys alone: not the app's
+            records = [r for r in records if any(c.key[:1] != HIDDEN for c in r.changes)]
+        return [Commit(self, record) for record in records]
 
     def at(self, seq: int) -> Snapshot:
         """The state right after commit ``seq``, as a read-only snapshot that
@@ -726,16 +831,28 @@ class ServerState:
             if keys is not None
             else self._store.changed_since(seq)
         )
+        if keys is not None:  # a key comes back with the lifetime it had
+            names += [DEADLINE + k for k in names if k[:1] != HIDDEN]
         changed: list[str] = []
+
+        now = time.time()
 
         def back(state: PMap[str, Any]) -> PMap[str, Any]:
             changed.clear()
             for name in names:
                 want = target.get(name, MISSING)
+                if want is not MISSING and name.startswith(DEADLINE):
+                    # A deadline comes back from now: an idle lifetime starts
+                    # again, a time already past is dropped (or the key would
+                    # expire again at once).
+                    stored = parse_stored(want)
+                    if stored is not None and stored[0] <= now:
+                        want = MISSING if stored[1] is None else (now + stored[1], stored[1])
                 have = state.get(name, MISSING)
                 if want is have:
                     continue
-                changed.append(name)
+                if name[:1] != HIDDEN:
+                    changed.append(name)
                 state = state.remove(name) if want is MISSING else state.set(name, want)
             return state
 
@@ -771,6 +888,14 @@ class ServerState:
             del self[name]
         except ServerStateKeyError as exc:
             raise _AttributeKeyError(name, str(exc)) from None
+
+
+def _refuse_hidden(key: str) -> None:
+    raise ServerStateKeyError(
+        key,
+        f"server_state keys starting with {HIDDEN!r} (NUL) are the library's own (deadlines, presence); "
+        f"name the key {key.lstrip(HIDDEN)!r} or anything else.",
+    )
 
 
 def _same(value: Any) -> Any:
@@ -889,7 +1014,7 @@ class Snapshot(Mapping[str, Any]):
         return iter(self._present())
 
     def __len__(self) -> int:
-        if self._keys is None:
+        if self._keys is None and not self._owner._store.mirror.hidden:
             return len(self._state.values)
         return len(self._present())
 
@@ -924,7 +1049,12 @@ class Commit:
 
     @property
     def keys(self) -> tuple[str, ...]:
-        return tuple(change.key for change in self._record.changes)
+        return tuple(change.key for change in self._record.changes if change.key[:1] != HIDDEN)
+
+    @property
+    def expired(self) -> bool:
+        """Whether this commit is an expiry (keys whose lifetime ended)."""
+        return self.origin.rsplit(" · ", 1)[-1].startswith("expired (")
 
     def change(self, key: str) -> Change:
         """``key``'s change in this commit as stored: ``(key, old, new,

@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pyrsistent import PMap, pmap
 
 from ._base import LOCAL, MISSING, Change, Origin, StoreState
 from ._errors import ServerStateError, ServerStateKeyError, ServerStateTypeError
+from ._expiry import DEADLINE, Clock, Lifetime, Lifetimes, parse_stored
 from ._history import Record
+from ._keys import HIDDEN
 from ._mirror import Mirror
 from ._txmap import TxMap, TxRecord, normalise_key
 from ._values import SCALAR_TYPES, TOKENLESS_TYPES, content_token, freeze, tokens_of, unchanged
@@ -93,6 +96,12 @@ class Store:
         self.entry: Callable[[str], tuple[Any, int]] = self._entry_first
         committer.bind(mirror, self._announce, lambda: self._origin())
         self._commit_one = committer.commit_one
+        # Keys that expire (``_expiry``): what this process declared, and the
+        # clock of the deadlines it knows of. ``_declared`` is the hot paths'
+        # one test, with ``mirror.hidden`` (a companion exists).
+        self.lifetimes = Lifetimes()
+        self._declared = False
+        self.clock = Clock(self._expire_due)
 
     # -- the backend ---------------------------------------------------------------
 
@@ -130,6 +139,10 @@ class Store:
         return self._writer() if self._always_who or self.history.limit else ""
 
     def _announce(self, changes: tuple[Change, ...], origin: Origin) -> None:
+        for change in changes:
+            if change.key[:1] == HIDDEN:
+                self._saw_companions(changes)
+                break
         if self._on_remote is not None:
             self._on_remote(changes, origin)
 
@@ -152,6 +165,7 @@ class Store:
 
     def close(self) -> None:
         """Stop what the backend runs (nothing, in memory)."""
+        self.clock.close()
         self.committer.close()
 
     def __repr__(self) -> str:
@@ -162,6 +176,10 @@ class Store:
             self.committer.open()
             self.entry = self.mirror.entry
             self._opened = True
+            if self.mirror.hidden:  # deadlines kept by the backend: the clock takes them up
+                for key, (value, _) in list(self.mirror.latest.items()):
+                    if key.startswith(DEADLINE):
+                        self._schedule(key[len(DEADLINE) :], value)
 
     def _entry_first(self, key: str) -> tuple[Any, int]:
         self._open()
@@ -179,16 +197,20 @@ class Store:
         return self.mirror.state
 
     def __len__(self) -> int:
+        """How many keys are set (the library's own not counted)."""
         self._open()
-        return len(self.mirror.latest)
+        return len(self.mirror.latest) - self.mirror.hidden
 
     def version(self, key: str) -> int:
         return self.entry(key)[1]
 
     def keys(self) -> list[str]:
-        """Present keys in first-set order."""
+        """Present keys in first-set order (the library's own not listed)."""
         self._open()
-        return list(self.mirror.latest)
+        keys = list(self.mirror.latest)
+        if self.mirror.hidden:
+            return [k for k in keys if k[:1] != HIDDEN]
+        return keys
 
     def ordered_keys(self, state: StoreState) -> list[str]:
         """The keys of ``state`` in the order ``keys()`` gives (first set
@@ -198,9 +220,10 @@ class Store:
 
     # -- writes ---------------------------------------------------------------
 
-    def set(self, key: str, value: Any) -> Change | None:
-        """Store ``value`` (already frozen). Returns the change, or None when
-        nothing changed."""
+    def set(self, key: str, value: Any, life: Lifetime | None = None) -> Change | None:
+        """Store ``value`` (already frozen), with ``life`` when given (else
+        the lifetime declared for the key, or the idle lifetime it has).
+        Returns the change, or None when nothing changed."""
         if value is MISSING:
             refuse_missing(key, value)
         token = None if type(value) in TOKENLESS_TYPES else content_token(value)
@@ -223,6 +246,12 @@ class Store:
                 if same:
                     if self.committer.confirm(key, version):
                         return None
+                    continue
+            if life is not None or self._declared or mirror.hidden:
+                changes = self._with_lifetime(key, version, value, life)
+                if changes is not False:
+                    if changes is not None:
+                        return changes[0]
                     continue
             who = self._writer() if self._always_who or self.history.limit else ""
             change = self._commit_one(key, version, value, token, who, False)
@@ -253,12 +282,21 @@ class Store:
                     key,
                     f"server_state has no key {key!r} to delete; check with `{key!r} in server_state` first.",
                 )
+            companion = DEADLINE + key
+            if self.mirror.hidden and companion in self.mirror.latest:  # its deadline goes with it
+                changes = self._commit(
+                    {key: version, companion: self.mirror.latest[companion][1]}, {}, (key, companion)
+                )
+                if changes is not None:
+                    self.clock.forget(key)
+                    return changes[0]
+                continue
             changes = self._commit({key: version}, {}, (key,))
             if changes is not None:
                 return changes[0]
 
     def update(
-        self, key: str, fn: Callable[[Any], Any], default: Any = MISSING
+        self, key: str, fn: Callable[[Any], Any], default: Any = MISSING, life: Lifetime | None = None
     ) -> tuple[Any, int, Change | None]:
         """Compare-and-set: ``fn(current)`` is computed outside every internal
         lock and committed only if ``key`` did not change meanwhile, else
@@ -300,6 +338,12 @@ class Store:
                 if committer.confirm(key, version):
                     return current, version, None
                 continue
+            if life is not None or self._declared or mirror.hidden:
+                changes = self._with_lifetime(key, version, new, life, respect=True)
+                if changes is not False:
+                    if changes is not None:
+                        return new, changes[0].version, changes[0]
+                    continue
             who = self._writer() if self._always_who or self.history.limit else ""
             change = self._commit_one(key, version, new, token, who, True)
             if change is not None:
@@ -416,6 +460,8 @@ class Store:
         keys = [*writes, *deletes]
         if not keys:
             return (committed, ()), keys
+        if self._declared or self.mirror.hidden:
+            conflicts = self._lifetimes_of(writes, deletes, base, conflicts)
         with guard(keys, wait) as held:
             if not held:
                 return BUSY, keys
@@ -424,6 +470,8 @@ class Store:
             )
         if changes is None:
             return None, keys
+        if self._declared or self.mirror.hidden:
+            self._saw_companions(changes)
         return (committed, changes), keys
 
     def _commit(
@@ -449,6 +497,173 @@ class Store:
             who=self._who(),
             respect=respect,
         )
+
+    # -- lifetimes ----------------------------------------------------------------
+
+    def declare_lifetime(self, key: str | None, prefix: str | None, life: Lifetime | None) -> None:
+        """This process's declaration of a key's (or a family's) lifetime:
+        the writes made here from now on give it to the key."""
+        if key is not None:
+            self.lifetimes.declare(key, life)
+        else:
+            assert prefix is not None
+            self.lifetimes.declare_prefix(prefix, life)
+        self._declared = bool(self.lifetimes)
+
+    def _deadline_of(self, key: str, life: Lifetime | None, now: float) -> Any:
+        """The companion value a change of ``key`` committed ``now`` carries
+        (MISSING: none): ``life``, else the lifetime declared here, else the
+        idle lifetime the key already has, moved on."""
+        if life is None and self._declared:
+            life = self.lifetimes.of(key)
+        if life is not None:
+            return life.stored(now)
+        if self.mirror.hidden:
+            entry = self.mirror.latest.get(DEADLINE + key)
+            if entry is not None:
+                stored = parse_stored(entry[0])
+                if stored is not None and stored[1] is not None:
+                    return (now + stored[1], stored[1])
+        return MISSING
+
+    def _with_lifetime(
+        self, key: str, version: int, value: Any, life: Lifetime | None, *, respect: bool = False
+    ) -> tuple[Change, ...] | Literal[False] | None:
+        """Commit ``key`` with its deadline when it has a lifetime: the
+        changes, or None (a conflict); False when it has none (the caller
+        takes its usual path)."""
+        deadline = self._deadline_of(key, life, time.time())
+        if deadline is MISSING:
+            return False
+        companion = DEADLINE + key
+        changes = self._commit(
+            {key: version, companion: self.entry(companion)[1]},
+            {key: value, companion: deadline},
+            (),
+            respect=respect,
+        )
+        if changes is not None:
+            self.clock.schedule(key, deadline[0])
+        return changes
+
+    def _lifetimes_of(
+        self,
+        writes: dict[str, Any],
+        deletes: list[str],
+        base: PMap[str, Any],
+        conflicts: AbstractSet[str] | None,
+    ) -> AbstractSet[str] | None:
+        """A transaction's writes and deletes with their keys' deadlines
+        (added in place); the keys it conflicts on, with those."""
+        now = time.time()
+        added: list[str] = []
+        for key in list(writes):
+            if key[:1] == HIDDEN:
+                continue
+            deadline = self._deadline_of(key, None, now)
+            if deadline is not MISSING:
+                writes[DEADLINE + key] = deadline
+                added.append(DEADLINE + key)
+        for key in list(deletes):
+            companion = DEADLINE + key
+            if key[:1] != HIDDEN and companion in base and companion not in deletes:
+                deletes.append(companion)
+                added.append(companion)
+        if conflicts is None or not added:
+            return conflicts
+        return {*conflicts, *added}
+
+    def set_lifetime(self, key: str, life: Lifetime | None) -> tuple[Change, ...]:
+        """Give ``key`` (which must be set) ``life`` from now, or take its
+        lifetime away (None): a commit of its deadline alone."""
+        companion = DEADLINE + key
+        while True:
+            value, version = self.entry(key)
+            if value is MISSING:
+                if not self.committer.confirm(key, version):
+                    continue
+                raise ServerStateKeyError(
+                    key, f"server_state has no key {key!r} to give a lifetime; set it first."
+                )
+            had, had_version = self.entry(companion)
+            if life is None:
+                if had is MISSING:
+                    return ()
+                changes = self._commit({key: version, companion: had_version}, {}, (companion,))
+            else:
+                deadline = life.stored(time.time())
+                changes = self._commit({key: version, companion: had_version}, {companion: deadline}, ())
+            if changes is not None:
+                self._saw_companions(changes)
+                return changes
+
+    def deadline(self, key: str) -> tuple[float, float | None] | None:
+        """``(deadline, idle)`` of ``key``'s lifetime (None: it has none)."""
+        self._open()
+        if not self.mirror.hidden:
+            return None
+        value = self.entry(DEADLINE + key)[0]
+        return None if value is MISSING else parse_stored(value)
+
+    def deadlines(self) -> dict[str, tuple[float, float | None]]:
+        """Every key's ``(deadline, idle)``, for the inspector."""
+        self._open()
+        out: dict[str, tuple[float, float | None]] = {}
+        if self.mirror.hidden:
+            for key, (value, _) in list(self.mirror.latest.items()):
+                if key.startswith(DEADLINE) and (stored := parse_stored(value)) is not None:
+                    out[key[len(DEADLINE) :]] = stored
+        return out
+
+    def _schedule(self, key: str, value: Any) -> None:
+        stored = parse_stored(value)
+        if stored is not None:
+            self.clock.schedule(key, stored[0])
+
+    def _saw_companions(self, changes: Iterable[Change]) -> None:
+        """Deadlines written or dropped by a commit: the clock follows."""
+        for change in changes:
+            if change.key.startswith(DEADLINE):
+                key = change.key[len(DEADLINE) :]
+                if change.new is MISSING:
+                    self.clock.forget(key)
+                else:
+                    self._schedule(key, change.new)
+
+    def _expire_due(self, key: str) -> None:
+        """The clock says ``key``'s deadline passed: expire it (one commit
+        deleting the key and its deadline, if both are still where they were
+        seen), or schedule it again when the deadline moved."""
+        companion = DEADLINE + key
+        while True:
+            stored_value, stored_version = self.entry(companion)
+            stored = None if stored_value is MISSING else parse_stored(stored_value)
+            if stored is None:
+                return  # deleted with its key, or its lifetime taken away
+            now = time.time()
+            if stored[0] > now:
+                self.clock.schedule(key, stored[0])
+                return
+            value, version = self.entry(key)
+            expected = {companion: stored_version}
+            deletes: tuple[str, ...] = (companion,)
+            if value is not MISSING:
+                expected[key] = version
+                deletes = (key, companion)
+            life = "idle " + f"{stored[1]:g} s" if stored[1] is not None else "its time"
+            changes = self.committer.commit(
+                expected,
+                {},
+                deletes,
+                since=0,
+                conflicts=None,
+                tokens={},
+                who=f"expired ({life})",
+                respect=False,
+            )
+            if changes is not None:
+                self._announce(changes, LOCAL)
+                return
 
     # -- history ----------------------------------------------------------------
 
@@ -507,6 +722,8 @@ class Store:
         if not watchers:
             return
         for change in changes:
+            if change.key[:1] == HIDDEN:
+                continue  # the library's own keys: no watcher's business
             for sub in (*watchers.get(change.key, ()), *watchers.get(None, ())):
                 try:
                     if sub.with_version:

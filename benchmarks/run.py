@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from . import (
+    expiry_bench,
     failover,
     hardening,
     history_bench,
@@ -42,6 +43,7 @@ TABLES: dict[str, Group] = {
     "failover": failover.GROUP,
     "hardening": hardening.GROUP,
     "history": history_bench.GROUP,
+    "expiry": expiry_bench.GROUP,
     "purepy": purepy_bench.GROUP,
 }
 GROUPS = (*upstream.GROUPS, *TABLES)

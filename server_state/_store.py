@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pyrsistent import PMap, pmap
 
@@ -102,6 +102,13 @@ class Store:
         self.lifetimes = Lifetimes()
         self._declared = False
         self.clock = Clock(self._expire_due)
+        # When this process saw each key that has a deadline last change (a
+        # write here, or a commit of another process arriving): an idle
+        # deadline is written with the key's lifetime, not on every change;
+        # the clock works out the real one from this when it fires.
+        self._changed_at: dict[str, float] = {}
+        self._lived: set[str] = set()  # the keys that have a deadline (in the mirror)
+        self._opened_at = 0.0
 
     # -- the backend ---------------------------------------------------------------
 
@@ -139,10 +146,12 @@ class Store:
         return self._writer() if self._always_who or self.history.limit else ""
 
     def _announce(self, changes: tuple[Change, ...], origin: Origin) -> None:
-        for change in changes:
-            if change.key[:1] == HIDDEN:
-                self._saw_companions(changes)
-                break
+        if self._lived or self.mirror.hidden:
+            self._note_changes(changes)
+            for change in changes:
+                if change.key[:1] == HIDDEN:
+                    self._saw_companions(changes)
+                    break
         if self._on_remote is not None:
             self._on_remote(changes, origin)
 
@@ -176,6 +185,7 @@ class Store:
             self.committer.open()
             self.entry = self.mirror.entry
             self._opened = True
+            self._opened_at = time.time()
             if self.mirror.hidden:  # deadlines kept by the backend: the clock takes them up
                 for key, (value, _) in list(self.mirror.latest.items()):
                     if key.startswith(DEADLINE):
@@ -247,15 +257,16 @@ class Store:
                     if self.committer.confirm(key, version):
                         return None
                     continue
-            if life is not None or self._declared or mirror.hidden:
-                changes = self._with_lifetime(key, version, value, life)
-                if changes is not False:
-                    if changes is not None:
-                        return changes[0]
-                    continue
             who = self._writer() if self._always_who or self.history.limit else ""
+            if life is not None or self._declared:
+                changes = self._with_lifetime(key, version, value, token, who, life, False)
+                if changes is None:
+                    continue
+                return changes[0]
             change = self._commit_one(key, version, value, token, who, False)
             if change is not None:
+                if key in self._lived:
+                    self._changed_at[key] = time.time()  # an idle deadline moves on from now
                 return change
 
     def touch(self, key: str) -> Change:
@@ -288,6 +299,8 @@ class Store:
                     {key: version, companion: self.mirror.latest[companion][1]}, {}, (key, companion)
                 )
                 if changes is not None:
+                    self._lived.discard(key)
+                    self._changed_at.pop(key, None)
                     self.clock.forget(key)
                     return changes[0]
                 continue
@@ -338,15 +351,16 @@ class Store:
                 if committer.confirm(key, version):
                     return current, version, None
                 continue
-            if life is not None or self._declared or mirror.hidden:
-                changes = self._with_lifetime(key, version, new, life, respect=True)
-                if changes is not False:
-                    if changes is not None:
-                        return new, changes[0].version, changes[0]
-                    continue
             who = self._writer() if self._always_who or self.history.limit else ""
+            if life is not None or self._declared:
+                changes = self._with_lifetime(key, version, new, token, who, life, True)
+                if changes is None:
+                    continue
+                return new, changes[0].version, changes[0]
             change = self._commit_one(key, version, new, token, who, True)
             if change is not None:
+                if key in self._lived:
+                    self._changed_at[key] = time.time()  # an idle deadline moves on from now
                 return new, change.version, change
 
     def transact(
@@ -472,6 +486,7 @@ class Store:
             return None, keys
         if self._declared or self.mirror.hidden:
             self._saw_companions(changes)
+            self._note_changes(changes)
         return (committed, changes), keys
 
     def _commit(
@@ -510,32 +525,49 @@ class Store:
             self.lifetimes.declare_prefix(prefix, life)
         self._declared = bool(self.lifetimes)
 
-    def _deadline_of(self, key: str, life: Lifetime | None, now: float) -> Any:
-        """The companion value a change of ``key`` committed ``now`` carries
-        (MISSING: none): ``life``, else the lifetime declared here, else the
-        idle lifetime the key already has, moved on."""
-        if life is None and self._declared:
+    def _wanted(self, key: str, life: Lifetime | None, had: tuple[Any, int] | None, now: float) -> Any:
+        """The deadline a change of ``key`` must write with it (MISSING:
+        none): its lifetime (``life``, else the one declared here) unless the
+        key has that lifetime already. An idle deadline is not moved on by a
+        change: the clock works it out when it fires (``_expire_due``)."""
+        if life is None:
+            if not self._declared:
+                return MISSING
             life = self.lifetimes.of(key)
-        if life is not None:
-            return life.stored(now)
-        if self.mirror.hidden:
-            entry = self.mirror.latest.get(DEADLINE + key)
-            if entry is not None:
-                stored = parse_stored(entry[0])
-                if stored is not None and stored[1] is not None:
-                    return (now + stored[1], stored[1])
-        return MISSING
+            if life is None:
+                return MISSING
+        if had is not None:
+            stored = parse_stored(had[0])
+            if stored is not None and (
+                stored[1] == life.idle if life.idle is not None else stored == (life.at, None)
+            ):
+                return MISSING
+        return life.stored(now)
 
     def _with_lifetime(
-        self, key: str, version: int, value: Any, life: Lifetime | None, *, respect: bool = False
-    ) -> tuple[Change, ...] | Literal[False] | None:
-        """Commit ``key`` with its deadline when it has a lifetime: the
-        changes, or None (a conflict); False when it has none (the caller
-        takes its usual path)."""
-        deadline = self._deadline_of(key, life, time.time())
-        if deadline is MISSING:
-            return False
+        self,
+        key: str,
+        version: int,
+        value: Any,
+        token: Any,
+        who: str,
+        life: Lifetime | None,
+        respect: bool,
+    ) -> tuple[Change, ...] | None:
+        """A change of ``key`` that may have to do with a lifetime: with its
+        deadline in one commit when the key gets a new lifetime, else the one-
+        key commit, noting when a key with a deadline changed. The changes, or
+        None (a conflict)."""
         companion = DEADLINE + key
+        had = self.mirror.latest.get(companion) if self.mirror.hidden else None
+        deadline = self._wanted(key, life, had, time.time())
+        if deadline is MISSING:
+            change = self._commit_one(key, version, value, token, who, respect)
+            if change is None:
+                return None
+            if had is not None:
+                self._changed_at[key] = time.time()
+            return (change,)
         changes = self._commit(
             {key: version, companion: self.entry(companion)[1]},
             {key: value, companion: deadline},
@@ -543,6 +575,8 @@ class Store:
             respect=respect,
         )
         if changes is not None:
+            self._changed_at.pop(key, None)
+            self._lived.add(key)
             self.clock.schedule(key, deadline[0])
         return changes
 
@@ -557,10 +591,11 @@ class Store:
         (added in place); the keys it conflicts on, with those."""
         now = time.time()
         added: list[str] = []
+        latest = self.mirror.latest
         for key in list(writes):
             if key[:1] == HIDDEN:
                 continue
-            deadline = self._deadline_of(key, None, now)
+            deadline = self._wanted(key, None, latest.get(DEADLINE + key), now)
             if deadline is not MISSING:
                 writes[DEADLINE + key] = deadline
                 added.append(DEADLINE + key)
@@ -572,6 +607,17 @@ class Store:
         if conflicts is None or not added:
             return conflicts
         return {*conflicts, *added}
+
+    def _note_changes(self, changes: Iterable[Change]) -> None:
+        """Commits (here or arriving from elsewhere): when the keys that have
+        a deadline changed; a deleted key's note goes."""
+        now = time.time()
+        for change in changes:
+            key = change.key
+            if change.new is MISSING:
+                self._changed_at.pop(key, None)
+            elif key in self._lived:
+                self._changed_at[key] = now
 
     def set_lifetime(self, key: str, life: Lifetime | None) -> tuple[Change, ...]:
         """Give ``key`` (which must be set) ``life`` from now, or take its
@@ -602,22 +648,41 @@ class Store:
         self._open()
         if not self.mirror.hidden:
             return None
-        value = self.entry(DEADLINE + key)[0]
-        return None if value is MISSING else parse_stored(value)
+        value, seen = self.entry(DEADLINE + key)
+        stored = None if value is MISSING else parse_stored(value)
+        if stored is None:
+            return None
+        return (self._due(key, stored, seen, self.entry(key)[1]), stored[1])
+
+    def _due(self, key: str, stored: tuple[float, float | None], written: int, version: int) -> float:
+        """When ``key`` expires: the deadline stored (at commit ``written``),
+        or for an idle lifetime of a key changed since, ``idle`` seconds after
+        its last change as this process saw it (after a start: the last
+        change the history shows, else the start itself — later, never
+        sooner)."""
+        deadline, idle = stored
+        if idle is None or version <= written:
+            return deadline
+        last = self._changed_at.get(key)
+        if last is None:
+            records = self.mirror.records(key, 1)
+            last = records[0].time if records and records[0].seq == version else self._opened_at
+        return max(deadline, last + idle)
 
     def deadlines(self) -> dict[str, tuple[float, float | None]]:
         """Every key's ``(deadline, idle)``, for the inspector."""
         self._open()
         out: dict[str, tuple[float, float | None]] = {}
         if self.mirror.hidden:
-            for key, (value, _) in list(self.mirror.latest.items()):
-                if key.startswith(DEADLINE) and (stored := parse_stored(value)) is not None:
+            for key in list(self.mirror.latest):
+                if key.startswith(DEADLINE) and (stored := self.deadline(key[len(DEADLINE) :])) is not None:
                     out[key[len(DEADLINE) :]] = stored
         return out
 
     def _schedule(self, key: str, value: Any) -> None:
         stored = parse_stored(value)
         if stored is not None:
+            self._lived.add(key)
             self.clock.schedule(key, stored[0])
 
     def _saw_companions(self, changes: Iterable[Change]) -> None:
@@ -626,44 +691,59 @@ class Store:
             if change.key.startswith(DEADLINE):
                 key = change.key[len(DEADLINE) :]
                 if change.new is MISSING:
+                    self._lived.discard(key)
                     self.clock.forget(key)
                 else:
                     self._schedule(key, change.new)
 
     def _expire_due(self, key: str) -> None:
-        """The clock says ``key``'s deadline passed: expire it (one commit
-        deleting the key and its deadline, if both are still where they were
-        seen), or schedule it again when the deadline moved."""
+        """The clock says ``key``'s deadline passed. If the key changed since
+        its idle deadline was written, the deadline moves on (written again,
+        so that every process and a restart know it); else the key expires:
+        one commit deleting it and its deadline, if both are still where they
+        were seen (so among processes exactly one expiry lands, and a write
+        that lands first keeps the key alive)."""
         companion = DEADLINE + key
         while True:
-            stored_value, stored_version = self.entry(companion)
+            stored_value, written = self.entry(companion)
             stored = None if stored_value is MISSING else parse_stored(stored_value)
             if stored is None:
                 return  # deleted with its key, or its lifetime taken away
-            now = time.time()
-            if stored[0] > now:
-                self.clock.schedule(key, stored[0])
-                return
             value, version = self.entry(key)
-            expected = {companion: stored_version}
-            deletes: tuple[str, ...] = (companion,)
-            if value is not MISSING:
+            now = time.time()
+            expected = {companion: written}
+            if value is MISSING:  # (the key went by a path that left its deadline: it goes too)
+                changes = self._commit_as(expected, {}, (companion,), "expired")
+            else:
                 expected[key] = version
-                deletes = (key, companion)
-            life = "idle " + f"{stored[1]:g} s" if stored[1] is not None else "its time"
-            changes = self.committer.commit(
-                expected,
-                {},
-                deletes,
-                since=0,
-                conflicts=None,
-                tokens={},
-                who=f"expired ({life})",
-                respect=False,
-            )
+                due = self._due(key, stored, written, version)
+                if due > now:
+                    if due == stored[0]:
+                        self.clock.schedule(key, due)
+                        return
+                    changes = self._commit_as(expected, {companion: (due, stored[1])}, (), "")
+                else:
+                    life = f"idle {stored[1]:g} s" if stored[1] is not None else "its time"
+                    changes = self._commit_as(expected, {}, (key, companion), f"expired ({life})")
             if changes is not None:
+                self._saw_companions(changes)
                 self._announce(changes, LOCAL)
                 return
+
+    def _commit_as(
+        self, expected: dict[str, int], writes: dict[str, Any], deletes: tuple[str, ...], who: str
+    ) -> tuple[Change, ...] | None:
+        self._open()
+        return self.committer.commit(
+            expected,
+            writes,
+            deletes,
+            since=0,
+            conflicts=None,
+            tokens={},
+            who=who or self._who(),
+            respect=False,
+        )
 
     # -- history ----------------------------------------------------------------
 

@@ -138,6 +138,18 @@ EXPECTED_HARDENING_ROWS = [
     "snapshot_order",
 ]
 
+# Every row of the expiry table, by id (see benchmarks/expiry_bench.py).
+EXPECTED_EXPIRY_ROWS = [
+    "expiry_assign_memory",
+    "expiry_update_memory",
+    "expiry_assign_sqlite",
+    "expiry_update_sqlite",
+    "expiry_many_set",
+    "expiry_many_memory",
+    "expiry_idle_cpu",
+    "expiry_rate",
+]
+
 pytestmark = [pytest.mark.bench, pytest.mark.server, pytest.mark.timeout(300)]
 
 
@@ -155,6 +167,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> Run:
         "failover",
         "hardening",
         "history",
+        "expiry",
     ]
     return run_smoke(groups, tmp_path_factory.mktemp("bench"))
 
@@ -222,3 +235,15 @@ def test_every_hardening_figure_runs_and_prints(smoke: Run) -> None:
     assert not data["failures"]
     assert_table(smoke, "hardening_rows", EXPECTED_HARDENING_ROWS, "server_state hardening figures")
     assert set(data["results"]["hardening"]) == {"6", "9", "10", "13", "14", "15", "16", "17"}
+
+
+def test_every_expiry_figure_runs_and_prints(smoke: Run) -> None:
+    proc, data = smoke
+    assert proc.returncode == 0, failed(proc)
+    assert not data["failures"]
+    rows = assert_table(smoke, "expiry_rows", EXPECTED_EXPIRY_ROWS, "server_state expiry figures")
+    # counts, not timings: every key got its deadline, every deadline fired
+    assert rows["expiry_many_set"]["met"] == "-" and rows["expiry_rate"]["met"] == "-"
+    results = data["results"]["expiry"]
+    assert results["many"]["idle"]["pending"] == results["many"]["n"], results["many"]
+    assert results["expire"]["left"] == 0 and results["expire"]["expired"] == results["expire"]["n"]

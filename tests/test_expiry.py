@@ -58,7 +58,7 @@ def state() -> Iterator[ServerState]:
 def test_an_idle_key_expires_as_a_commit_that_history_watchers_and_revert_see(state: ServerState) -> None:
     gone = expired_event(state, "draft")
     state["other"] = 1
-    state.set("draft", {"text": "hello"}, idle=0.3)
+    state.set("draft", {"text": "hello"}, idle=1.0)
     written = state.version("draft")
     deadline = state.deadline("draft")
     assert deadline is not None
@@ -68,7 +68,7 @@ def test_an_idle_key_expires_as_a_commit_that_history_watchers_and_revert_see(st
     assert state.version("draft") == written + 1  # one commit: the version advanced once
     (commit,) = expiries(state, "draft")
     assert commit.keys == ("draft",) and commit.deleted("draft")
-    assert commit.origin == "expired (idle 0.3 s)"
+    assert commit.origin == "expired (idle 1 s)"
     assert commit.time >= deadline
     assert commit.before("draft") == {"text": "hello"}
     # revert brings it back, with its idle lifetime starting again from now.
@@ -82,7 +82,7 @@ def test_an_idle_key_expires_as_a_commit_that_history_watchers_and_revert_see(st
 
 def test_a_change_before_the_deadline_moves_it_on_and_reading_does_not(state: ServerState) -> None:
     gone = expired_event(state, "k")
-    state.set("k", 1, idle=0.4)
+    state.set("k", 1, idle=1.0)
     first = state.deadline("k")
     assert first is not None
     for _ in range(3):
@@ -98,9 +98,9 @@ def test_a_change_before_the_deadline_moves_it_on_and_reading_does_not(state: Se
 
 
 def test_update_setdefault_and_a_fixed_time(state: ServerState) -> None:
-    at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=0.3)
+    at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1)
     gone = [expired_event(state, k) for k in ("a", "b", "c")]
-    state.update("a", lambda v: v + 1, default=0, idle=0.3)
+    state.update("a", lambda v: v + 1, default=0, idle=1.0)
     assert state.setdefault("b", "x", at=at) == "x"
     assert state.setdefault("b", "y", idle=999) == "x"  # already set: nothing changes, not its lifetime
     assert state.deadline("b") == at
@@ -114,8 +114,8 @@ def test_update_setdefault_and_a_fixed_time(state: ServerState) -> None:
 
 
 def test_a_family_of_keys_and_a_typed_key(state: ServerState) -> None:
-    state.expire_keys("room/", idle=0.3)
-    typed = state.key("typing", str, idle=0.3)
+    state.expire_keys("room/", idle=1.0)
+    typed = state.key("typing", str, idle=1.0)
     gone = [expired_event(state, k) for k in ("room/1", "typing")]
     state["room/1"] = ["hi"]
     state["lobby"] = ["stays"]
@@ -147,7 +147,7 @@ def test_an_expiry_crossing_an_update_never_loses_the_write(state: ServerState) 
     """fn reads the live key, the key expires meanwhile, fn's result must not
     vanish with it: the update runs again on the absent key and creates it."""
     gone = expired_event(state, "n")
-    state.set("n", 1, idle=0.2)
+    state.set("n", 1, idle=1.0)
     calls: list[Any] = []
 
     def inc(v: int) -> int:
@@ -194,7 +194,7 @@ def test_an_expiry_lands_exactly_once_among_replicas(shared_replicas: Replicas) 
     shared_replicas.settled()
     events = [expired_event(s, f"k{i}") for s in (a, b) for i in range(5)]
     for i in range(5):
-        (a if i % 2 else b).set(f"k{i}", i, idle=0.3)
+        (a if i % 2 else b).set(f"k{i}", i, idle=1.0)
     shared_replicas.settled()
     c0 = [a.version(f"k{i}") for i in range(5)]
     assert b._store.clock.pending() >= 1 and a._store.clock.pending() >= 1  # both clocks race
@@ -214,7 +214,7 @@ def test_an_expiry_lands_exactly_once_among_replicas(shared_replicas: Replicas) 
 def test_an_update_in_one_replica_crossing_the_expiry_in_another(shared_replicas: Replicas) -> None:  # noqa: F811
     a, b = shared_replicas.a, shared_replicas.b
     gone = expired_event(a, "n")
-    b.set("n", 1, idle=0.3)
+    b.set("n", 1, idle=1.0)
     shared_replicas.settled()
     calls: list[int] = []
 

@@ -219,15 +219,30 @@ def test_the_inspector_shows_a_redis_backed_state_with_commits_of_other_replicas
 # -- a real server, protocol-level sessions --------------------------------------------
 
 
-def table(session: StreamlitSession) -> dict[str, dict[str, Any]]:
-    """The inspector's table, decoded from the Arrow bytes the browser gets."""
+def shown_table(session: StreamlitSession) -> dict[str, dict[str, Any]] | None:
+    """The inspector's table, decoded from the Arrow bytes the browser gets;
+    None while the page shows none."""
     for node in session.elements():
         if node.type in ("dataframe", "arrow_data_frame"):
             proto = getattr(node.proto, node.type)
             data = proto.arrow_data.data if node.type == "dataframe" else proto.data
             rows = pa.ipc.open_stream(data).read_all().to_pylist()
             return {row["key"]: row for row in rows}
-    raise AssertionError(f"no table on the page\n{session.describe()}")
+    return None
+
+
+def table(session: StreamlitSession) -> dict[str, dict[str, Any]]:
+    """``shown_table``, asserting the page shows it (for checks once a run is over)."""
+    rows = shown_table(session)
+    assert rows is not None, f"no table on the page\n{session.describe()}"
+    return rows
+
+
+def row_shown(session: StreamlitSession, key: str) -> dict[str, Any] | None:
+    """``key``'s row of the table the page shows, or None: for ``wait_until``
+    predicates, evaluated after every message, mid-run included."""
+    rows = shown_table(session)
+    return None if rows is None else rows.get(key)
 
 
 def sent(session: StreamlitSession) -> bytes:
@@ -267,7 +282,10 @@ def test_the_table_lists_the_keys_and_private_values_never_reach_the_browser(
             assert b"'hello'" in sent(a)  # what is not private is sent, as the table shows
 
             await a.click("Rotate")  # a commit of the private key: its diff is hidden too
-            await a.wait_until(lambda: table(a)["secret"]["version"] > version, what="the rotated secret")
+            await a.wait_until(
+                lambda: (row := row_shown(a, "secret")) is not None and row["version"] > version,
+                what="the rotated secret",
+            )
             await quiet(a)
             page = sent(a)
             assert SECRET.encode() not in page
@@ -292,13 +310,13 @@ def test_a_write_in_another_session_reruns_only_the_inspector_fragment(
             new = set(table(b)) - before
             assert len(new) == 1, table(b)
             (key,) = new
-            await a.wait_until(lambda: key in table(a), what=f"{key!r} in A's table")
+            await a.wait_until(lambda: row_shown(a, key) is not None, what=f"{key!r} in A's table")
             assert table(a)[key]["value"] == "'fresh'"
             await quiet(a, b)
             assert (a.full_runs, a.fragment_runs) == (full, fragments + 1)
 
             await b.click("Bump")
-            await a.wait_until(lambda: "count" in table(a), what="count in A's table")
+            await a.wait_until(lambda: row_shown(a, "count") is not None, what="count in A's table")
             await quiet(a, b)
             assert (a.full_runs, a.fragment_runs) == (full, fragments + 2)
             assert table(a)["count"]["version"] == table(b)["count"]["version"]
@@ -341,7 +359,10 @@ def test_revert_needs_allow_revert_to_say_yes_when_shown_and_when_clicked(tmp_pa
                 await a.wait_for_text(f"Reverted count to their values after #{first}.")
                 assert table(a)["count"]["value"] == "1"
                 assert table(a)["count"]["version"] > version  # a new commit: versions move forward
-                await b.wait_until(lambda: table(b)["count"]["value"] == "1", what="the revert in B")
+                await b.wait_until(
+                    lambda: (row := row_shown(b, "count")) is not None and row["value"] == "1",
+                    what="the revert in B",
+                )
                 assert not a.exceptions() and not b.exceptions()
 
         asyncio.run(scenario())

@@ -234,7 +234,9 @@ def test_what_counts_as_a_change(fresh_state: ServerState) -> None:
 
 
 def shows(session: StreamlitSession, value: int) -> bool:
-    return bool(session.widget_value("Shared value") == value)
+    """Whether the page shows the slider at ``value`` (False while it shows no
+    slider: a ``wait_until`` predicate is evaluated mid-run too)."""
+    return any(w.label == "Shared value" and w.value == value for w in session.widgets())
 
 
 @pytest.mark.server
@@ -269,11 +271,18 @@ def test_global_slider_move_shows_in_the_other_tab(app: Path) -> None:
 # -- chat rooms ----------------------------------------------------------------------
 
 
-def messages(session: StreamlitSession) -> str:
-    """The st.write(messages) JSON, the last text on the page."""
+def shown_messages(session: StreamlitSession) -> str | None:
+    """The st.write(messages) JSON, the text after "Messages:"; None while the
+    page does not show it (for ``wait_until`` predicates, evaluated mid-run too)."""
     texts = session.texts()
-    assert "Messages:" in texts, session.describe()
-    return texts[texts.index("Messages:") + 1]
+    at = texts.index("Messages:") + 1 if "Messages:" in texts else len(texts)
+    return texts[at] if at < len(texts) else None
+
+
+def messages(session: StreamlitSession) -> str:
+    shown = shown_messages(session)
+    assert shown is not None, session.describe()
+    return shown
 
 
 @pytest.mark.server
@@ -310,7 +319,7 @@ def test_chat_rooms_message_reaches_its_room_only(app: Path) -> None:
 
             mark = [s.runs_started for s in sessions]
             await a.set_value("Message", "hello X")
-            await b.wait_until(lambda: "hello X" in messages(b), what="B shows A's message")
+            await b.wait_until(lambda: "hello X" in (shown_messages(b) or ""), what="B shows A's message")
             await quiet(*sessions)
             # A: its own run only (written in on_change, read afterwards). B: one
             # rerun. C: none; it showed room X before moving to Y, and only its
@@ -352,7 +361,7 @@ def test_upstream_library_reruns_a_tab_for_a_room_it_left(tmp_path: Path) -> Non
             await quiet(*sessions)
             c_before = c.runs_started
             await a.set_value("Message", "hello X")
-            await b.wait_until(lambda: "hello X" in messages(b), what="B shows A's message")
+            await b.wait_until(lambda: "hello X" in (shown_messages(b) or ""), what="B shows A's message")
             await quiet(*sessions)
             assert c.runs_started - c_before == 1, c.describe()
             assert messages(c) == "[]"

@@ -32,11 +32,19 @@ WAIT_LIMIT = 1.0
 SLOW = 2.0
 
 
-def value_after(session: StreamlitSession, prefix: str) -> str:
-    """The text after ``prefix`` in the first visible text that contains it."""
+def shown_after(session: StreamlitSession, prefix: str) -> str | None:
+    """The text after ``prefix`` in the first visible text that contains it;
+    None if none does. For ``wait_until`` predicates, evaluated after every
+    message, mid-run included, when a page may not show it (yet)."""
     text = session.text_containing(prefix)
-    assert text is not None, session.describe()
-    return text.split(prefix, 1)[1].split()[0]
+    return None if text is None else text.split(prefix, 1)[1].split()[0]
+
+
+def value_after(session: StreamlitSession, prefix: str) -> str:
+    """``shown_after``, asserting the page shows it (for checks once quiet)."""
+    value = shown_after(session, prefix)
+    assert value is not None, session.describe()
+    return value
 
 
 async def quiet(*sessions: StreamlitSession) -> None:
@@ -59,7 +67,7 @@ def test_page_that_stops_early_reruns_each_tab_once_per_click(fast_reruns: str) 
                 a_before, b_before = a.runs_started, b.runs_started
                 await a.click("Post")
                 await b.wait_until(
-                    lambda start=start: value_after(b, "posts=") == str(start + 1), what="B shows the post"
+                    lambda start=start: shown_after(b, "posts=") == str(start + 1), what="B shows the post"
                 )
                 await quiet(a, b)
                 # A: its click run only (written in a callback, read afterwards).
@@ -87,7 +95,7 @@ def test_member_view_behind_the_gate_still_follows_the_key() -> None:
             a_before, b_before = a.runs_started, b.runs_started
             await a.click("Post")
             await b.wait_until(
-                lambda: value_after(b, "member view: posts=") == str(start + 1), what="B's member view"
+                lambda: shown_after(b, "member view: posts=") == str(start + 1), what="B's member view"
             )
             await quiet(a, b)
             assert (a.runs_started - a_before, b.runs_started - b_before) == (1, 1)
@@ -162,17 +170,17 @@ def test_slow_run_that_reads_after_the_writes_shows_them_uninterrupted(fast_reru
             await a.click("Write")
             await a.click("Write")  # two writes while B's run sleeps, before it reads "v"
             await b.wait_until(
-                lambda: value_after(b, "v=") == str(start + 2),
+                lambda: shown_after(b, "v=") == str(start + 2),
                 timeout=4 * SLOW + 5,
                 what="B shows both writes",
             )
-            shown_after = time.monotonic() - began
+            shown_in = time.monotonic() - began
             await quiet(a, b)
             # The run that was going read the key after the writes: it shows
             # them itself, and is neither interrupted nor followed by a rerun.
             assert b.runs_started - mark == 1, b.describe()
             assert b.runs[-1].completed, b.describe()
-            assert shown_after < SLOW + 1.0, shown_after
+            assert shown_in < SLOW + 1.0, shown_in
         finally:
             await asyncio.gather(a.close(), b.close())
 
@@ -193,7 +201,7 @@ def test_slow_run_that_showed_the_old_value_gets_one_rerun_and_converges(fast_re
             for _ in range(3):
                 await a.click("Write")
             await b.wait_until(
-                lambda: value_after(b, "v=") == str(start + 3) and b.runs[-1].completed,
+                lambda: shown_after(b, "v=") == str(start + 3) and b.runs[-1].completed,
                 timeout=4 * SLOW + 5,
                 what="B's rerun finished showing the writes",
             )

@@ -26,19 +26,39 @@ QUIET = 0.8  # seconds of silence that count as "nothing more happens"
 COUNT_RE = re.compile(r"Count =\s+`(-?\d+)`")
 
 
-def count_of(session: StreamlitSession) -> int:
+# Two readers of each value the pages show: ``shown_*`` answers None while the
+# page does not show it, for ``wait_until`` predicates, which are evaluated
+# after every message, mid-run included; ``count_of``/``value_after`` assert it
+# is shown, for checks once the sessions are quiet. A page can lack the value
+# mid-run: ``st.write("Count = ", n)`` (the seed counter) sends an ``st.empty``
+# placeholder, then the markdown into it, and when the Runtime sends its queue
+# between the two, the browser shows the empty placeholder in place of the
+# count until the markdown arrives.
+
+
+def shown_count(session: StreamlitSession) -> int | None:
+    """The count the seed counter shows; None while a run has not drawn it yet."""
     text = session.text_containing("Count =")
-    assert text is not None, session.describe()
-    match = COUNT_RE.search(text)
-    assert match is not None, text
-    return int(match.group(1))
+    match = COUNT_RE.search(text) if text is not None else None
+    return int(match.group(1)) if match is not None else None
+
+
+def count_of(session: StreamlitSession) -> int:
+    count = shown_count(session)
+    assert count is not None, session.describe()
+    return count
+
+
+def shown_after(session: StreamlitSession, prefix: str) -> str | None:
+    """The text after ``prefix`` in the first visible text that contains it; None if none does."""
+    text = session.text_containing(prefix)
+    return None if text is None else text.split(prefix, 1)[1].split()[0]
 
 
 def value_after(session: StreamlitSession, prefix: str) -> str:
-    """The text after ``prefix`` in the first visible text that contains it."""
-    text = session.text_containing(prefix)
-    assert text is not None, session.describe()
-    return text.split(prefix, 1)[1].split()[0]
+    value = shown_after(session, prefix)
+    assert value is not None, session.describe()
+    return value
 
 
 async def quiet(*sessions: StreamlitSession) -> None:
@@ -69,13 +89,13 @@ def test_click_in_a_reruns_b_exactly_once_and_a_at_most_once_after(counter_serve
             start = count_of(a)
             a_before, b_before = a.runs_started, b.runs_started
             await a.click("Increment")
-            await b.wait_until(lambda: count_of(b) == start + 1, what="B shows the new count")
+            await b.wait_until(lambda: shown_count(b) == start + 1, what="B shows the new count")
             await quiet(a, b)
             # B: exactly one pushed rerun.
-            assert b.runs_started - b_before == 1
+            assert b.runs_started - b_before == 1, (b_before, b.describe())
             # A: its click run, plus one rerun after it, because the seed's
             # script read "count" (`"count" in server_state`) before writing it.
-            assert a.runs_started - a_before == 2
+            assert a.runs_started - a_before == 2, (a_before, a.describe())
             # A was never rerun during its own run: a restarted click run would
             # have counted the click twice (upstream #228).
             assert count_of(a) == start + 1
@@ -104,7 +124,7 @@ def test_three_sessions_ten_interleaved_clicks_each_lose_nothing(counter_server:
             start = count_of(sessions[0])
             await asyncio.gather(*(clicker(s, 10) for s in sessions))
             for s in sessions:
-                await s.wait_until(lambda s=s: count_of(s) == start + 30, what="every click counted")
+                await s.wait_until(lambda s=s: shown_count(s) == start + 30, what="every click counted")
             await quiet(*sessions)
             assert [count_of(s) for s in sessions] == [start + 30] * 3
         finally:
@@ -144,7 +164,7 @@ def test_writer_that_reads_only_after_writing_is_not_rerun(
             start = int(value_after(b, "count="))
             a_before, b_before = a.runs_started, b.runs_started
             await a.click(button)
-            await b.wait_until(lambda: value_after(b, "count=") == str(start + 1), what="B shows the write")
+            await b.wait_until(lambda: shown_after(b, "count=") == str(start + 1), what="B shows the write")
             await quiet(a, b)
             assert a.runs_started - a_before == 1  # the click run only
             assert b.runs_started - b_before == 1
@@ -365,7 +385,7 @@ def test_background_thread_write_reruns_every_bound_session() -> None:
             before = [s.runs_started for s in (a, b, c)]
             await a.click("Start thread")  # the thread writes while A's run waits for it
             for s in (a, b, c):
-                await s.wait_until(lambda s=s: value_after(s, "bg=") == str(start + 1), what="bg advanced")
+                await s.wait_until(lambda s=s: shown_after(s, "bg=") == str(start + 1), what="bg advanced")
             await quiet(a, b, c)
             after = [s.runs_started for s in (a, b, c)]
             # B and C: one pushed rerun each; A: its click run, then one rerun

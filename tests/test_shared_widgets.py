@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import STREAMLIT_RELEASE, StreamlitServer, StreamlitSession, run_sessions
@@ -26,6 +27,12 @@ QUIET = 0.8
 
 async def quiet(*sessions: StreamlitSession) -> None:
     await asyncio.gather(*(s.wait_quiet(QUIET, timeout=10) for s in sessions))
+
+
+def shown_value(session: StreamlitSession, label: str) -> Any:
+    """The value of the widget labelled ``label``; None while the page shows
+    no such widget (``wait_until`` predicates are evaluated mid-run too)."""
+    return next((w.value for w in session.widgets() if w.label == label), None)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +48,7 @@ def test_keyed_text_input_follows_the_shared_value_with_the_version_pattern(serv
             await quiet(a, b)
             a_before, b_before = a.runs_started, b.runs_started
             await a.set_value("Title", "hello")
-            await b.wait_until(lambda: b.widget_value("Title") == "hello", what="B's box shows A's title")
+            await b.wait_until(lambda: shown_value(b, "Title") == "hello", what="B's box shows A's title")
             await quiet(a, b)
             assert (a.runs_started - a_before, b.runs_started - b_before) == (1, 1)
             assert a.widget_value("Title") == "hello"
@@ -67,11 +74,11 @@ def test_edit_that_crosses_a_pushed_value(server: StreamlitServer, mode: str) ->
             start = a.widget_value("N")
             a_before, b_before = a.runs_started, b.runs_started
             await b.set_value("N", start + 10)  # B commits first...
-            await a.wait_until(lambda: a.widget_value("N") == start + 10, what="A's box shows B's value")
+            await a.wait_until(lambda: shown_value(a, "N") == start + 10, what="A's box shows B's value")
             await a.wait_idle()
             # ...and A's user had committed start + 20 before A's browser got it.
             await a.set_value("N", start + 20, overtaken=True)
-            await b.wait_until(lambda: b.widget_value("N") == start + 20, what="B's box shows A's value")
+            await b.wait_until(lambda: shown_value(b, "N") == start + 20, what="B's box shows A's value")
             await quiet(a, b)
             # Runs: B its edit and one pushed rerun; A one pushed rerun and its edit.
             assert (a.runs_started - a_before, b.runs_started - b_before) == (2, 2)

@@ -1132,7 +1132,14 @@ class StreamlitSession:
     ) -> None:
         """Wait until ``predicate()`` (or ``predicate(session)``) is truthy;
         it is re-evaluated after every received message. Raises
-        ``TimeoutError`` with the session dump, or ``SessionClosedError``."""
+        ``TimeoutError`` with the session dump, or ``SessionClosedError``.
+
+        The predicate sees the page mid-run too, as a browser shows it: an
+        element may be missing there for a moment (``st.write("a", x)`` sends
+        an ``st.empty`` placeholder, then the markdown into it; the Runtime
+        may send its queue in between). Make it answer False for a page that
+        does not show what it looks for, never raise: an exception it raises
+        propagates at once."""
         call = _bind_predicate(predicate, self)
         timeout = self.timeout if timeout is None else timeout
 

@@ -119,6 +119,10 @@ def test_session_rerun_for_the_same_change_again_and_again_is_stopped(fast_rerun
             await quiet(a, b)
             a_before, b_before = a.runs_started, b.runs_started
             await a.click("Write")
+            # Each rerun starts when the previous run ended: on a loaded machine
+            # a gap may outlast QUIET, so wait for the runs, then for silence.
+            await a.wait_until(lambda: a.runs_started - a_before >= 3, what="A's click run and two reruns")
+            await b.wait_until(lambda: b.runs_started - b_before >= 2, what="B's two reruns")
             await quiet(a, b)
             # A: its click run, then two reruns at their ends; B: two pushed reruns.
             assert a.runs_started - a_before == 3, a.describe()
@@ -128,6 +132,8 @@ def test_session_rerun_for_the_same_change_again_and_again_is_stopped(fast_rerun
             # A new change is a new cause: the same again, no more.
             a_before, b_before = a.runs_started, b.runs_started
             await b.click("Write")
+            await a.wait_until(lambda: a.runs_started - a_before >= 2, what="A's two reruns")
+            await b.wait_until(lambda: b.runs_started - b_before >= 3, what="B's click run and two reruns")
             await quiet(a, b)
             assert a.runs_started - a_before == 2, a.describe()
             assert b.runs_started - b_before == 3, b.describe()

@@ -27,6 +27,7 @@ from . import (
     soak,
     sqlite_bench,
     upstream,
+    widget_bench,
 )
 from ._core import Group, add_mode_args, finish
 
@@ -43,6 +44,7 @@ TABLES: dict[str, Group] = {
     "hardening": hardening.GROUP,
     "history": history_bench.GROUP,
     "purepy": purepy_bench.GROUP,
+    "widgets": widget_bench.GROUP,
 }
 GROUPS = (*upstream.GROUPS, *TABLES)
 

@@ -138,6 +138,9 @@ EXPECTED_HARDENING_ROWS = [
     "snapshot_order",
 ]
 
+# Every row of the shared-widget table (see benchmarks/widget_bench.py).
+EXPECTED_WIDGET_ROWS = ["widget_edit_render", "widget_edit_render_p95", "widget_edit_render_fast"]
+
 pytestmark = [pytest.mark.bench, pytest.mark.server, pytest.mark.timeout(300)]
 
 
@@ -155,6 +158,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> Run:
         "failover",
         "hardening",
         "history",
+        "widgets",
     ]
     return run_smoke(groups, tmp_path_factory.mktemp("bench"))
 
@@ -222,3 +226,10 @@ def test_every_hardening_figure_runs_and_prints(smoke: Run) -> None:
     assert not data["failures"]
     assert_table(smoke, "hardening_rows", EXPECTED_HARDENING_ROWS, "server_state hardening figures")
     assert set(data["results"]["hardening"]) == {"6", "9", "10", "13", "14", "15", "16", "17"}
+
+
+def test_every_shared_widget_figure_runs_and_prints(smoke: Run) -> None:
+    proc, data = smoke
+    assert proc.returncode == 0, failed(proc)
+    assert not data["failures"]
+    assert_table(smoke, "widgets_rows", EXPECTED_WIDGET_ROWS, "server_state shared-widget figures")

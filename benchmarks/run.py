@@ -28,6 +28,7 @@ from . import (
     soak,
     sqlite_bench,
     upstream,
+    widget_bench,
 )
 from ._core import Group, add_mode_args, finish
 
@@ -45,6 +46,7 @@ TABLES: dict[str, Group] = {
     "history": history_bench.GROUP,
     "expiry": expiry_bench.GROUP,
     "purepy": purepy_bench.GROUP,
+    "widgets": widget_bench.GROUP,
 }
 GROUPS = (*upstream.GROUPS, *TABLES)
 

@@ -889,6 +889,45 @@ class ServerState:
         except ServerStateKeyError as exc:
             raise _AttributeKeyError(name, str(exc)) from None
 
+    # -- shared widgets (server_state._widgets) -------------------------------------
+
+    def widget(
+        self,
+        widget: Callable[..., _T],
+        label: str | None = None,
+        /,
+        *,
+        key: str | Key[Any],
+        default: Any = MISSING,
+        widget_key: str | None = None,
+        on_change: Callable[..., None] | None = None,
+        args: Iterable[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **widget_kwargs: Any,
+    ) -> _T:
+        """Draw ``widget`` (``st.text_input``, ``st.slider``, ... or
+        ``st.data_editor``) showing the shared value of ``key`` (a name or a
+        typed ``Key``; ``default`` while it is not set) and publishing the
+        user's edit; return the widget's value. Other keyword arguments go to
+        the widget; its own key is ``widget_key`` (``"server_state:<key>"`` by
+        default); ``on_change(*args, **kwargs)`` is called after an edit is
+        published. A write the typed key refuses writes nothing: the widget
+        shows the shared value again, under a warning saying why."""
+        from ._widgets import bind
+
+        return bind(
+            self,
+            widget,
+            label,
+            key=key,
+            default=default,
+            widget_key=widget_key,
+            on_change=on_change,
+            args=args,
+            kwargs=kwargs,
+            widget_kwargs=widget_kwargs,
+        )
+
 
 def _refuse_hidden(key: str) -> None:
     raise ServerStateKeyError(

@@ -150,6 +150,9 @@ EXPECTED_EXPIRY_ROWS = [
     "expiry_rate",
 ]
 
+# Every row of the shared-widget table (see benchmarks/widget_bench.py).
+EXPECTED_WIDGET_ROWS = ["widget_edit_render", "widget_edit_render_p95", "widget_edit_render_fast"]
+
 pytestmark = [pytest.mark.bench, pytest.mark.server, pytest.mark.timeout(300)]
 
 
@@ -168,6 +171,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> Run:
         "hardening",
         "history",
         "expiry",
+        "widgets",
     ]
     return run_smoke(groups, tmp_path_factory.mktemp("bench"))
 
@@ -247,3 +251,10 @@ def test_every_expiry_figure_runs_and_prints(smoke: Run) -> None:
     results = data["results"]["expiry"]
     assert results["many"]["idle"]["pending"] == results["many"]["n"], results["many"]
     assert results["expire"]["left"] == 0 and results["expire"]["expired"] == results["expire"]["n"]
+
+
+def test_every_shared_widget_figure_runs_and_prints(smoke: Run) -> None:
+    proc, data = smoke
+    assert proc.returncode == 0, failed(proc)
+    assert not data["failures"]
+    assert_table(smoke, "widgets_rows", EXPECTED_WIDGET_ROWS, "server_state shared-widget figures")

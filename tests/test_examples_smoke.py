@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -254,3 +255,14 @@ def test_inspector() -> None:
     assert not at.exception, at.exception
     assert "count" not in server_state and "messages" not in server_state
     assert server_state.peek("api_token") == token
+
+
+def test_todo_table() -> None:
+    at = app("todo_table.py")
+    assert [c.value for c in at.caption] == ["2 of 3 left"]
+    assert "todo" not in server_state  # the default is shown, not stored
+    # Another tab's table shows here.
+    server_state.todo = pd.DataFrame({"done": [True, True], "task": ["a", "b"], "owner": ["x", "y"]})
+    at.run()
+    assert not at.exception, at.exception
+    assert [c.value for c in at.caption] == ["0 of 2 left"]

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import inspect
+import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -104,6 +106,8 @@ _WIDGET_TYPES = frozenset(
     }
 )
 _TRIGGER_TYPES = frozenset({"button", "download_button"})
+# st.data_editor's element: "dataframe", "arrow_data_frame" on older releases (1.37).
+_EDITOR_TYPES = frozenset({"dataframe", "arrow_data_frame"})
 # How long click()/set_value() wait for a widget missing from the page to be
 # (re)drawn before raising LookupError (see _find_drawn_widget).
 _REDRAW_WAIT = 3.0
@@ -121,6 +125,9 @@ _RUN_IN_METADATA = "run" in ForwardMsgMetadata.DESCRIPTOR.fields_by_name
 _ChatInputValue: Any = getattr(Common_pb2, "ChatInputValue", None)
 # * 1.38+: ``ClientState.is_auto_rerun`` marks a ``run_every`` rerun.
 _HAS_IS_AUTO_RERUN = "is_auto_rerun" in ClientState.DESCRIPTOR.fields_by_name
+# * A Slider proto without ``raw_value`` (1.37 of the releases tested; 1.57
+#   has it): a select_slider sends option *indices* (``double_array_value``).
+_SELECT_SLIDER_BY_INDEX = "raw_value" not in Slider.DESCRIPTOR.fields_by_name
 # * Option widgets whose proto has no ``raw_value(s)`` send option *indices*
 #   (``int_value`` / ``int_array_value``): radio before 1.54, selectbox and
 #   multiselect before 1.45.
@@ -268,6 +275,15 @@ class _WaitState:
     cond: asyncio.Condition = field(default_factory=asyncio.Condition)
 
 
+def _is_widget(node_type: str, proto: Element | Block) -> bool:
+    """A widget the harness drives: an element of ``_WIDGET_TYPES``, or a
+    ``st.data_editor`` (a ``dataframe`` element with a widget id; a plain
+    ``st.dataframe`` has none unless it takes selections)."""
+    if node_type in _WIDGET_TYPES:
+        return True
+    return node_type in _EDITOR_TYPES and isinstance(proto, Element) and bool(getattr(proto, node_type).id)
+
+
 def _hasfield(proto: Any, name: str) -> bool:
     try:
         return bool(proto.HasField(name))
@@ -284,10 +300,15 @@ def _hasfield(proto: Any, name: str) -> bool:
 #   number_input            int_value if data_type == INT else double_value
 #   slider                  double_array_value (also for int/date/time sliders)
 #   select_slider           string_array_value of option *strings*
-#                           (Slider proto with type == SELECT_SLIDER)
+#                           (Slider proto with type == SELECT_SLIDER; indices before raw_value)
 #   selectbox/radio         string_value of the *formatted option* (not an index!)
 #   multiselect             string_array_value of formatted options
 #   chat_input              chat_input_value=ChatInputValue(data=text) (one-shot)
+#   date_input              string_array_value of "YYYY/MM/DD" (1.37's form; later ones read it too)
+#   time_input              string_value "HH:MM"
+#   data_editor             string_value: JSON of {edited_rows, added_rows, deleted_rows}
+#                           (a "dataframe", on 1.37 "arrow_data_frame", element with
+#                           an id; no state until edited)
 #
 # Older releases differ for radio/selectbox/multiselect (indices) and
 # chat_input (string_trigger_value): see "Protocol differences" above.
@@ -335,7 +356,13 @@ def _initial_state(w: _Widget) -> WidgetState | None:
     if kind == "slider":
         values = list(p.value) if set_value else list(p.default)
         if p.type == Slider.SELECT_SLIDER:
-            ws.string_array_value.data.extend(p.options[int(i)] for i in values)
+            raw = list(getattr(p, "raw_value", ())) if set_value else []
+            if raw:  # a newer release sends a server-set select_slider's option strings
+                ws.string_array_value.data.extend(raw)
+            elif _SELECT_SLIDER_BY_INDEX:
+                ws.double_array_value.data.extend(float(v) for v in values)
+            else:
+                ws.string_array_value.data.extend(p.options[int(i)] for i in values)
         else:
             ws.double_array_value.data.extend(float(v) for v in values)
         return ws
@@ -371,7 +398,20 @@ def _initial_state(w: _Widget) -> WidgetState | None:
     if kind == "color_picker":
         ws.string_value = p.value if set_value else p.default
         return ws
-    return None
+    if kind == "date_input":
+        ws.string_array_value.data.extend(p.value if set_value else p.default)
+        return ws
+    if kind == "time_input":
+        if set_value:
+            if not _hasfield(p, "value"):
+                return None
+            ws.string_value = p.value
+            return ws
+        if not _hasfield(p, "default"):
+            return None
+        ws.string_value = p.default
+        return ws
+    return None  # a data editor holds no state until it is edited, as the frontend's
 
 
 def _decode_state(w: _Widget | None, ws: WidgetState | None) -> Any:
@@ -387,10 +427,17 @@ def _decode_state(w: _Widget | None, ws: WidgetState | None) -> Any:
             return [options[i] for i in ws.int_array_value.data if 0 <= i < len(options)]
         if which == "int_value":
             return options[ws.int_value] if 0 <= ws.int_value < len(options) else None
+    if w is not None and w.kind == "date_input":
+        dates = [_parse_date(d) for d in ws.string_array_value.data]
+        return dates[0] if len(dates) == 1 and not w.proto.is_range else tuple(dates)
+    if w is not None and w.kind == "time_input":
+        return datetime.time.fromisoformat(ws.string_value) if ws.string_value else None
     if which in ("double_array_value", "int_array_value", "string_array_value"):
         data = list(getattr(ws, which).data)
         if w is not None and w.kind == "slider":
-            if w.proto.type != Slider.SELECT_SLIDER and w.proto.data_type == Slider.INT:
+            if w.proto.type == Slider.SELECT_SLIDER and which == "double_array_value":
+                data = [w.proto.options[int(v)] for v in data]  # an older release: indices
+            elif w.proto.type != Slider.SELECT_SLIDER and w.proto.data_type == Slider.INT:
                 data = [int(v) for v in data]
             return data[0] if len(data) == 1 else tuple(data)
         return data
@@ -422,7 +469,10 @@ def _encode_value(w: _Widget, value: Any) -> WidgetState:
             for v in values:
                 if str(v) not in options:
                     raise ValueError(f"{v!r} is not an option of select_slider {w.label!r}: {options}")
-            ws.string_array_value.data.extend(str(v) for v in values)
+            if _SELECT_SLIDER_BY_INDEX:
+                ws.double_array_value.data.extend(float(options.index(str(v))) for v in values)
+            else:
+                ws.string_array_value.data.extend(str(v) for v in values)
         else:
             ws.double_array_value.data.extend(float(v) for v in values)
     elif kind in _INDEX_ENCODED:  # an older release: option indices
@@ -442,6 +492,13 @@ def _encode_value(w: _Widget, value: Any) -> WidgetState:
         ws.string_value = str(value)
     elif kind == "multiselect":
         ws.string_array_value.data.extend(str(v) for v in value)
+    elif kind == "date_input":
+        dates = list(value) if isinstance(value, list | tuple) else [value]
+        ws.string_array_value.data.extend(d.strftime("%Y/%m/%d") for d in dates)  # 1.37's form; read by all
+    elif kind == "time_input":
+        ws.string_value = value.strftime("%H:%M")
+    elif kind in _EDITOR_TYPES:  # st.data_editor: the delta, as JSON
+        ws.string_value = value if isinstance(value, str) else json.dumps(value)
     elif kind == "chat_input":
         if _ChatInputValue is None:  # before 1.43
             ws.string_trigger_value.CopyFrom(StringTriggerValue(data=str(value)))
@@ -450,6 +507,10 @@ def _encode_value(w: _Widget, value: Any) -> WidgetState:
     else:
         raise NotImplementedError(f"set_value does not support widget kind {kind!r}")
     return ws
+
+
+def _parse_date(text: str) -> datetime.date:
+    return datetime.date.fromisoformat(text.replace("/", "-"))
 
 
 def _option_index(w: _Widget, options: list[str], value: Any) -> int:
@@ -792,7 +853,7 @@ class StreamlitSession:
             anc = self._nodes.get(path[:i])
             if anc is not None:
                 anc.run_index = self._run_index
-        if dkind == "new_element" and node_type in _WIDGET_TYPES:
+        if dkind == "new_element" and _is_widget(node_type, proto):
             self._on_widget_element(_Widget(node_type, getattr(proto, node_type), delta.fragment_id, path))
 
     def _on_widget_element(self, w: _Widget) -> None:
@@ -985,7 +1046,10 @@ class StreamlitSession:
         Supported: checkbox (bool), text_input/text_area (str), number_input
         (int/float), slider (number or (lo, hi)), select_slider (option),
         selectbox/radio (option, or its index), multiselect (list of options),
-        chat_input (str; one-shot like the browser's submit).
+        date_input (a date, or a tuple of dates), time_input (a time),
+        color_picker (str), st.data_editor (its delta: a dict with
+        ``edited_rows``/``added_rows``/``deleted_rows``, or its JSON; find it
+        by ``key=``), chat_input (str; one-shot like the browser's submit).
 
         Widgets inside a ``st.form`` only store the value (no rerun) until the
         form's submit button is clicked; ``ignore_rerun`` widgets likewise.
@@ -1261,7 +1325,7 @@ class StreamlitSession:
     def _widget_nodes(self) -> list[_Widget]:
         out = []
         for node in self.elements():
-            if node.type in _WIDGET_TYPES:
+            if _is_widget(node.type, node.proto):
                 proto = getattr(node.proto, node.type)
                 out.append(_Widget(node.type, proto, node.fragment_id, node.path))
         return out

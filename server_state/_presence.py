@@ -247,7 +247,8 @@ class Presence:
         for key in list(store.mirror.latest):
             if key.startswith(HEARTBEAT):
                 deadline = store.deadline(key)
-                out[key[len(HEARTBEAT) :]] = deadline[0] if deadline is not None else float("inf")
+                if deadline is not None:
+                    out[key[len(HEARTBEAT) :]] = deadline[0]
         return out
 
     def saw(self, changes: Iterable[Change]) -> None:

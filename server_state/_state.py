@@ -797,14 +797,23 @@ class ServerState:
     ) -> None:
         """Show the state on this Streamlit page, live: its keys, writes and
         pushed reruns per second, the last ``history`` commits with their
-        diffs, and rerun-loop warnings. Read-only unless ``allow_revert`` is
+        diffs, rerun-loop warnings, each key's expiry deadline, and who is
+        in each room (``presence``). Read-only unless ``allow_revert`` is
         given: each commit then gets a revert button, shown and carried out
         only while ``allow_revert()`` returns True. Keys in ``private`` (or
         for which it returns True) show their type, size and version, never
         their value. Only its fragment reruns, after any commit."""
         from ._inspector import render
 
-        render(self, private=private, allow_revert=allow_revert, history=history)
+        render(
+            self,
+            private=private,
+            allow_revert=allow_revert,
+            history=history,
+            deadlines=self._store.deadlines,
+            rooms=self._presence.rooms,
+            heartbeats=self._presence.heartbeats,
+        )
 
     # -- who is here -----------------------------------------------------------------
 

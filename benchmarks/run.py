@@ -21,6 +21,7 @@ from . import (
     hardening,
     history_bench,
     load_chat,
+    presence_bench,
     purepy_bench,
     redis_bench,
     redis_scale,
@@ -42,6 +43,7 @@ TABLES: dict[str, Group] = {
     "failover": failover.GROUP,
     "hardening": hardening.GROUP,
     "history": history_bench.GROUP,
+    "presence": presence_bench.GROUP,
     "purepy": purepy_bench.GROUP,
 }
 GROUPS = (*upstream.GROUPS, *TABLES)

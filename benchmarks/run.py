@@ -22,6 +22,7 @@ from . import (
     hardening,
     history_bench,
     load_chat,
+    presence_bench,
     purepy_bench,
     redis_bench,
     redis_scale,
@@ -45,6 +46,7 @@ TABLES: dict[str, Group] = {
     "hardening": hardening.GROUP,
     "history": history_bench.GROUP,
     "expiry": expiry_bench.GROUP,
+    "presence": presence_bench.GROUP,
     "purepy": purepy_bench.GROUP,
     "widgets": widget_bench.GROUP,
 }

@@ -24,6 +24,7 @@ from ._errors import (
     ServerStateValidationError,
 )
 from ._locks import ServerStateLock
+from ._presence import Member
 from ._state import Commit, NoRerun, ServerState, Snapshot, _check_key
 from ._store import store_from_url
 from ._typed import Key
@@ -38,6 +39,7 @@ __all__ = [
     "FrozenDict",
     "FrozenList",
     "Key",
+    "Member",
     "NoRerun",
     "ReadOnlyValueError",
     "RerunSuppressedError",

@@ -37,6 +37,7 @@ from ._errors import ServerStateTypeError
 from ._values import FrozenCounter, FrozenDefaultDict, FrozenDeque, FrozenDict, FrozenList
 
 if TYPE_CHECKING:
+    from ._presence import Member
     from ._state import Commit, ServerState
 
 __all__ = ["HIDDEN", "render"]
@@ -77,8 +78,14 @@ def render(
     private: Iterable[str] | Callable[[str], bool],
     allow_revert: Callable[[], bool] | None,
     history: int,
+    deadlines: Callable[[], dict[str, tuple[float, float | None]]] = dict,
+    rooms: Callable[[], dict[str, list[Member]]] = dict,
+    heartbeats: Callable[[], dict[str, float]] = dict,
 ) -> None:
-    """Check the arguments, start the rate counters, draw the fragment."""
+    """Check the arguments, start the rate counters, draw the fragment.
+    ``deadlines()``: each key's ``(deadline, idle)``; ``rooms()``: who is in
+    each room; ``heartbeats()``: the replicas with members, and when their
+    heartbeat runs out."""
     is_private = _private_test(private)
     if allow_revert is not None and not callable(allow_revert):
         raise ServerStateTypeError(
@@ -91,7 +98,7 @@ def render(
             None, f"server_state.inspector(history=...) must be an int >= 0 (commits shown), got {history!r}."
         )
     state.rates(1)  # counting starts now
-    _inspector(state, is_private, allow_revert, history)
+    _inspector(state, is_private, allow_revert, history, (deadlines, rooms, heartbeats))
 
 
 def _private_test(private: Iterable[str] | Callable[[str], bool]) -> Callable[[str], bool]:
@@ -118,8 +125,10 @@ def _inspector(
     is_private: Callable[[str], bool],
     allow_revert: Callable[[], bool] | None,
     history: int,
+    sources: tuple[Callable[[], Any], Callable[[], Any], Callable[[], Any]],
 ) -> None:
     snapshot = state.snapshot(bind_all=True)  # first: a commit from here on reruns this fragment
+    deadlines: dict[str, tuple[float, float | None]] = sources[0]()
     keys = list(snapshot)
     commits = state.history()  # newest first, all kept: the last change of each key
     stats = state.stats()
@@ -148,6 +157,7 @@ def _inspector(
                 "version": state.version(key),
                 "bound sessions": state.bound_sessions(key),
                 "last change (UTC)": "" if when is None else f"{when:%H:%M:%S}",
+                "expires (UTC)": _expires(deadlines.get(key)),
                 "value": HIDDEN if is_private(key) else _preview(value),
             }
         )
@@ -156,9 +166,47 @@ def _inspector(
     else:
         st.caption("No keys set yet.")
 
+    _presence(sources[1](), sources[2]())
     _rates_chart(state)
     _loop_warnings(state)
     _commits(state, commits[:history], history, is_private, allow_revert)
+
+
+def _expires(stored: tuple[float, float | None] | None) -> str:
+    """A key's deadline: ``12:00:03 (idle 3600 s)``, or ``12:00:03`` for a fixed time."""
+    if stored is None:
+        return ""
+    at, idle = stored
+    when = datetime.datetime.fromtimestamp(at, datetime.UTC)
+    day = "" if when.date() == datetime.datetime.now(datetime.UTC).date() else f"{when:%Y-%m-%d} "
+    return f"{day}{when:%H:%M:%S}" + ("" if idle is None else f" (idle {idle:g} s)")
+
+
+def _presence(rooms: dict[str, list[Member]], heartbeats: dict[str, float]) -> None:
+    """Who is here: a row per room; the replicas' heartbeats under it."""
+    if not rooms:
+        return
+    st.markdown("**Who is here**")
+    st.dataframe(
+        [
+            {
+                "room": room,
+                "members": len(members),
+                "who": ", ".join(m.name for m in members),
+                "first since (UTC)": f"{members[0].since:%H:%M:%S}" if members else "",
+            }
+            for room, members in rooms.items()
+        ],
+        hide_index=True,
+    )
+    if heartbeats:
+        st.caption(
+            "Replicas with members (a replica's members leave when its heartbeat runs out): "
+            + ", ".join(
+                f"{name} until {datetime.datetime.fromtimestamp(at, datetime.UTC):%H:%M:%S}"
+                for name, at in sorted(heartbeats.items())
+            )
+        )
 
 
 def _rates_chart(state: ServerState) -> None:

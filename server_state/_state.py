@@ -31,6 +31,7 @@ from ._expiry import DEADLINE, lifetime, parse_stored
 from ._history import Record
 from ._keys import HIDDEN, check_key
 from ._locks import KeyLocks
+from ._presence import Member, Presence
 from ._scheduler import RerunScheduler, suppressed
 from ._store import MemoryStore, Store, refuse_missing, store_from_url
 from ._tracker import EVERY_KEY, BindingTracker
@@ -86,7 +87,16 @@ class ServerState:
     which the ABC's signatures allow). Every method that writes several keys,
     or reads and writes one, is one atomic commit."""
 
-    __slots__ = ("_convert_lock", "_coord", "_locks", "_read_cache", "_store", "_tracker", "_typed")
+    __slots__ = (
+        "_convert_lock",
+        "_coord",
+        "_locks",
+        "_presence",
+        "_read_cache",
+        "_store",
+        "_tracker",
+        "_typed",
+    )
     _store: Store
     _tracker: BindingTracker
     _locks: KeyLocks
@@ -94,6 +104,7 @@ class ServerState:
     _read_cache: dict[str, tuple[tuple[Any, Any], ...]]
     _convert_lock: threading.Lock
     _typed: dict[str, KeySpec]
+    _presence: Presence
 
     def __init__(self, store: Store | None = None) -> None:
         setter = object.__setattr__
@@ -104,6 +115,7 @@ class ServerState:
         setter(self, "_read_cache", {})
         setter(self, "_convert_lock", threading.Lock())
         setter(self, "_typed", {})  # server_state.key(...) declarations, checked by every write
+        setter(self, "_presence", Presence(lambda: self._store, self._bind, self._changed))
         self._plug(self._store)
 
     # -- the backend ---------------------------------------------------------------
@@ -122,6 +134,8 @@ class ServerState:
         for change in changes:
             if change.new is MISSING:
                 self._locks.discard(change.key)
+        if self._store.mirror.hidden:
+            self._presence.saw(changes)  # a replica's heartbeat that expired: its members leave
         self._coord.announce(changes, origin)
 
     def configure(
@@ -783,14 +797,44 @@ class ServerState:
     ) -> None:
         """Show the state on this Streamlit page, live: its keys, writes and
         pushed reruns per second, the last ``history`` commits with their
-        diffs, and rerun-loop warnings. Read-only unless ``allow_revert`` is
+        diffs, rerun-loop warnings, each key's expiry deadline, and who is
+        in each room (``presence``). Read-only unless ``allow_revert`` is
         given: each commit then gets a revert button, shown and carried out
         only while ``allow_revert()`` returns True. Keys in ``private`` (or
         for which it returns True) show their type, size and version, never
         their value. Only its fragment reruns, after any commit."""
         from ._inspector import render
 
-        render(self, private=private, allow_revert=allow_revert, history=history)
+        render(
+            self,
+            private=private,
+            allow_revert=allow_revert,
+            history=history,
+            deadlines=self._store.deadlines,
+            rooms=self._presence.rooms,
+            heartbeats=self._presence.heartbeats,
+        )
+
+    # -- who is here -----------------------------------------------------------------
+
+    def presence(self, room: str, name: str | None = None, *, join: bool = True) -> list[Member]:
+        """Say that the running session is in ``room`` and return who is
+        here: a ``Member(name, since, me)`` per session in the room, first
+        come first. Binds like any read: the session reruns when someone
+        joins or leaves. The display name is the logged-in user's
+        (``st.login``), else ``name``, else a guest name that stays the same
+        for the session. Calling it on every run commits nothing unless the
+        name changed. The session leaves when its tab closes (within a few
+        seconds), when its replica dies (within its lease time), or with
+        ``leave(room)``. ``join=False``: read who is here without joining."""
+        if join:
+            return self._presence.join(room, name)
+        return self._presence.members(room)
+
+    def leave(self, room: str) -> bool:
+        """The running session leaves ``room`` (one commit; the sessions that
+        show the room rerun). False when it was not in it."""
+        return self._presence.leave(room)
 
     # -- history -------------------------------------------------------------------
 

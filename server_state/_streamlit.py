@@ -125,6 +125,7 @@ __all__ = [
     "disconnected_session_ttl",
     "hook_reconnects",
     "install",
+    "logged_in_name",
     "request_rerun",
     "run_pending",
     "session_loop",
@@ -492,6 +493,30 @@ class _PolledSettled(asyncio.Event):
                 self.recheck()
         finally:
             self._poller = None
+
+
+def logged_in_name() -> str | None:
+    """The name of the user logged in to the running session (``st.login``),
+    else None. 1.42+: ``st.user``, whose ``is_logged_in`` is true only after
+    a login (the key exists when the app configures one). 1.37-1.41 have no
+    login: ``st.experimental_user`` holds the viewer's email on Community
+    Cloud only (``test@example.com`` everywhere else), which names nobody."""
+    import streamlit as st
+
+    user = getattr(st, "user", None)
+    if user is None:
+        return None
+    try:
+        info = user.to_dict()
+    except Exception:  # no script run context: nobody is logged in here
+        return None
+    if info.get("is_logged_in") is not True:
+        return None
+    for field in ("name", "email", "preferred_username", "sub"):
+        value = info.get(field)
+        if isinstance(value, str) and value.strip():
+            return " ".join(value.split())
+    return None
 
 
 def watch_session_lifetime(session: Session, on_collected: Callable[[], None]) -> None:

@@ -172,8 +172,17 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> Run:
         "history",
         "expiry",
         "widgets",
+        "presence",
     ]
     return run_smoke(groups, tmp_path_factory.mktemp("bench"))
+
+
+def test_every_presence_figure_runs_and_a_join_sends_one_entry(smoke: Run) -> None:
+    _, data = smoke
+    rows = ["join_memory", "join_redis", "join_bytes_redis"]
+    assert_table(smoke, "presence_rows", rows, "server_state who is here figures")
+    sent = data["results"]["presence"]["bytes"]  # a room of 1,000 members, in smoke mode too
+    assert sent["members"] == 1_000 and sent["per_join"] < sent["whole"] / 20, sent
 
 
 def test_every_benchmark_runs_and_prints(smoke: Run) -> None:

@@ -332,3 +332,35 @@ def test_login_gate_page_settles_in_both_tabs(browser: Browser) -> None:
             assert "stopped rerunning" not in server.log_text()
         finally:
             close_tabs(a, b)
+
+
+# -- who is here ------------------------------------------------------------------
+
+
+def test_two_tabs_in_a_room_see_each_other_and_one_closing_leaves(browser: Browser) -> None:
+    """tests/apps/presence_app.py: each tab is in the lobby under the name in
+    its URL; closing one removes it from the other's list with no
+    interaction there."""
+    with StreamlitServer(APPS / "presence_app.py") as server, server_log_on_failure(server):
+
+        def open_named(name: str) -> Page:
+            context = browser.new_context()
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            page.goto(f"{server.url}/?name={name}")
+            wait_for_app_idle(page, 60_000)
+            return page
+
+        def line(page: Page) -> Locator:
+            return page.get_by_text(re.compile(r"^here: "))
+
+        a = open_named("Ada")
+        b = open_named("Bob")
+        try:
+            expect(line(a)).to_have_text("here: Ada (me), Bob")
+            expect(line(b)).to_have_text("here: Ada, Bob (me)")
+            close_tabs(b)
+            expect(line(a)).to_have_text("here: Ada (me)", timeout=5_000)  # the stated time
+            assert_no_exception(a)
+        finally:
+            close_tabs(a)

@@ -10,6 +10,7 @@ calling ``.run()`` on it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,8 @@ def test_chat_rooms() -> None:
 
     send(at, "alice", "in python")
     assert "**alice**: in python" in texts(at)
+    assert at.caption[0].value == "Here: alice (you)"  # who is here, in the room shown
+    assert server_state.deadline("room:python") is not None  # rooms vanish after an hour idle
     assert server_state.peek("room:general") == [{"name": "alice", "text": "in general"}]
     assert server_state.peek("room:python") == [{"name": "alice", "text": "in python"}]
 
@@ -117,6 +120,17 @@ def test_chat_rooms() -> None:
     by_label(at.sidebar.button, "Create room").click().run()
     assert server_state.peek("rooms") == ["general", "python"]
     assert "**alice**: in general" in texts(at)
+
+    # The python room's idle hour is over: it leaves the list at the next run.
+    expired = threading.Event()
+    unwatch = server_state.watch("room:python", lambda key, old, new: expired.set())
+    server_state.expire("room:python", at=time.time() - 1)
+    assert expired.wait(15)
+    unwatch()
+    at.run()
+    assert not at.exception, at.exception
+    assert list(by_label(at.sidebar.radio, "Room").options) == ["general"]
+    assert server_state.peek("rooms") == ["general"]
 
 
 def test_shared_slider() -> None:

@@ -245,6 +245,17 @@ def row_shown(session: StreamlitSession, key: str) -> dict[str, Any] | None:
     return None if rows is None else rows.get(key)
 
 
+def tables(session: StreamlitSession) -> list[list[dict[str, Any]]]:
+    """Every table on the page, in order, as rows."""
+    out = []
+    for node in session.elements():
+        if node.type in ("dataframe", "arrow_data_frame"):
+            proto = getattr(node.proto, node.type)
+            data = proto.arrow_data.data if node.type == "dataframe" else proto.data
+            out.append(pa.ipc.open_stream(data).read_all().to_pylist())
+    return out
+
+
 def sent(session: StreamlitSession) -> bytes:
     """Everything on the page, as the bytes the server sent for it."""
     return b"".join(node.proto.SerializeToString() for node in session.nodes())
@@ -292,6 +303,26 @@ def test_the_table_lists_the_keys_and_private_values_never_reach_the_browser(
             assert b"-rotated" not in page
             assert "hidden" in a.texts()  # the commit's diff
             assert not a.exceptions(), a.exceptions()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.server
+def test_the_inspector_shows_expiry_deadlines_and_who_is_in_each_room(
+    read_only_server: StreamlitServer,
+) -> None:
+    async def scenario() -> None:
+        async with StreamlitSession(read_only_server) as a, StreamlitSession(read_only_server) as b:
+            assert table(a).get("greeting", {}).get("expires (UTC)") == ""  # no lifetime
+            await b.click("Draft")
+            await a.wait_until(lambda: "draft" in table(a), what="the draft in A's table")
+            expires = table(a)["draft"]["expires (UTC)"]
+            assert expires.endswith(" (idle 3600 s)"), expires
+            await b.click("Join")
+            await a.wait_until(lambda: len(tables(a)) > 1, what="the rooms in A's inspector")
+            (lobby,) = tables(a)[1]
+            assert (lobby["room"], lobby["members"], lobby["who"]) == ("lobby", 1, "Ada")
+            assert not a.exceptions() and not b.exceptions()
 
     asyncio.run(scenario())
 

@@ -33,7 +33,17 @@ def rotate_secret() -> None:
     server_state["secret"] = SECRET + "-rotated"
 
 
+def draft() -> None:
+    server_state.set("draft", "text", idle=3600)
+
+
+def join() -> None:  # in a callback: joins the lobby and binds nothing
+    server_state.presence("lobby", name="Ada")
+
+
 st.button("Bump", on_click=bump)
+st.button("Draft", on_click=draft)
+st.button("Join", on_click=join)
 st.button("Create", on_click=create)
 st.button("Rotate", on_click=rotate_secret)
 

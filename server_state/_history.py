@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from pyrsistent import PMap
 
 from ._base import Change
+from ._keys import HIDDEN
 
 __all__ = ["HISTORY_AGE", "HISTORY_LIMIT", "Change", "History", "Record", "keys_of", "undo"]
 
@@ -36,8 +37,16 @@ __all__ = ["HISTORY_AGE", "HISTORY_LIMIT", "Change", "History", "Record", "keys_
 HISTORY_LIMIT = 100
 HISTORY_AGE = 600.0  # seconds
 
+# Commits of the library's own keys alone kept aside, besides 10 per commit of
+# the limit (heartbeats, deadlines moved on; bounded by the age too).
+ASIDE_KEPT = 1_000
+
 _time = time.time
 _new = tuple.__new__
+
+
+def _seq(record: tuple[Any, ...]) -> int:
+    return record[0]  # type: ignore[no-any-return]
 
 
 class Record(NamedTuple):
@@ -49,14 +58,21 @@ class Record(NamedTuple):
 
 class History:
     """The bounded list of records; ``record`` is called under the store's
-    root lock, the readers copy under it (``records``)."""
+    root lock, the readers copy under it (``records``).
 
-    __slots__ = ("_records", "limit", "max_age")
+    Commits that change only the library's own keys (a replica's heartbeat, a
+    deadline moved on) are kept aside: ``at`` and ``revert`` undo them as any
+    commit, but they are not listed and do not push the app's commits out of
+    the ``limit`` (a heartbeat every few seconds would otherwise leave an
+    idle app no history at all)."""
+
+    __slots__ = ("_aside", "_records", "limit", "max_age")
 
     def __init__(self, limit: int = HISTORY_LIMIT, max_age: float = HISTORY_AGE) -> None:
         self.limit = 0
         self.max_age = max_age
         self._records: deque[tuple[Any, ...]] = deque(maxlen=1)
+        self._aside: deque[tuple[Any, ...]] = deque(maxlen=1)
         self.configure(limit, max_age)
 
     def configure(self, limit: int, max_age: float) -> None:
@@ -70,12 +86,16 @@ class History:
             )
         self.limit, self.max_age = limit, float(max_age)
         self._records = deque(self._records, maxlen=max(limit, 1))
+        self._aside = deque(self._aside, maxlen=ASIDE_KEPT + 10 * limit)
         if not limit:
             self._records.clear()
+            self._aside.clear()
 
     def record(self, seq: int, changes: tuple[Change, ...], origin: str) -> None:
         now = _time()
         records = self._records
+        if all(change.key[:1] == HIDDEN for change in changes):
+            records = self._aside
         records.append((seq, now, origin, changes))  # a plain tuple: Record(...) costs 4x more
         oldest = now - self.max_age
         while records[0][1] < oldest:
@@ -87,7 +107,7 @@ class History:
         ``Change`` in a tuple, which is what keeps 10,000 appends to a long
         pvector under twice the memory of one copy."""
         now = _time()
-        records = self._records
+        records = self._records if key[:1] != HIDDEN else self._aside
         records.append((seq, now, origin, key, old, new))
         oldest = now - self.max_age
         while records[0][1] < oldest:
@@ -96,12 +116,13 @@ class History:
     def restore(self, records: list[Record]) -> None:
         """Records kept elsewhere (a durable backend's log), oldest first,
         before any new one: what a restart brings back."""
-        records_ = self._records
         for record in records:
-            records_.append(tuple(record))
+            aside = all(change.key[:1] == HIDDEN for change in record.changes)
+            (self._aside if aside else self._records).append(tuple(record))
         oldest = _time() - self.max_age
-        while records_ and records_[0][1] < oldest:
-            records_.popleft()
+        for records_ in (self._records, self._aside):
+            while records_ and records_[0][1] < oldest:
+                records_.popleft()
 
     def records(self, key: str | None = None, limit: int | None = None) -> list[Record]:
         """The records (of commits that changed ``key``), newest first, at
@@ -123,17 +144,22 @@ class History:
 
     def newer(self, seq: int, upto: int) -> list[tuple[Any, ...]]:
         """The records of the commits after ``seq`` up to ``upto``, newest
-        first; O(those). Call under the store's root lock."""
+        first, those kept aside with them; O(those). Call under the store's
+        root lock."""
         out = []
-        for record in reversed(self._records):
-            if record[0] <= seq:
-                break
-            if record[0] <= upto:
-                out.append(record)
+        for records in (self._records, self._aside):
+            for record in reversed(records):
+                if record[0] <= seq:
+                    break
+                if record[0] <= upto:
+                    out.append(record)
+        if self._aside:
+            out.sort(key=_seq, reverse=True)
         return out
 
     def clear(self) -> None:
         self._records.clear()
+        self._aside.clear()
 
 
 def keys_of(record: tuple[Any, ...]) -> tuple[str, ...]:

@@ -877,6 +877,8 @@ class ServerState:
         )
         if keys is not None:  # a key comes back with the lifetime it had
             names += [DEADLINE + k for k in names if k[:1] != HIDDEN]
+        else:  # the app's keys and their deadlines; not who is here, nor replicas' heartbeats
+            names = [k for k in names if k[:1] != HIDDEN or k.startswith(DEADLINE)]
         changed: list[str] = []
 
         now = time.time()

@@ -129,3 +129,26 @@ def test_configure_refuses_a_history_bound_it_cannot_keep_and_keeps_the_old_one(
         assert (state._store.history.limit, state._store.history.max_age) == (50, 30.0)
     state.configure(history_age=0.5)
     assert state._store.history.max_age == 0.5
+
+
+def test_commits_of_the_librarys_own_keys_alone_do_not_push_the_apps_out() -> None:
+    """A replica's heartbeat or a deadline moved on every few seconds must not
+    leave an idle app with no history: such commits are kept aside, undone by
+    at() and revert like any commit, never listed."""
+    from server_state._keys import HIDDEN
+    from server_state._store import MemoryStore
+
+    state = ServerState(MemoryStore())
+    state.configure(history=5)
+    state["a"] = 1
+    first = state.history()[0].seq
+    state["a"] = 2
+    for i in range(50):  # e.g. heartbeats
+        state._store.set(HIDDEN + "beat", i)
+    state["b"] = 3
+    assert [c.keys for c in state.history()] == [("b",), ("a",), ("a",)]
+    assert dict(state.at(first)) == {"a": 1}
+    assert state._store.at(first).values.get(HIDDEN + "beat") is None  # undone too
+    assert state.revert(first) == ["a", "b"]
+    assert dict(state.items()) == {"a": 1}
+    assert state._store.entry(HIDDEN + "beat")[0] == 49  # revert leaves the library's own keys alone

@@ -10,6 +10,11 @@ Keys:
     "rooms"         list of room names, in creation order ("general" first).
     "room:<name>"   that room's messages: list of {"name": str, "text": str};
                     deleted after an hour without a change (``expire_keys``).
+    "topic:<name>"  that room's topic, one box every tab edits (a shared
+                    widget: ``server_state.widget``); an hour idle, it goes too.
+
+"Your name" stays each tab's own (a widget of ``st.session_state``): a shared
+name box would make everyone the same person.
 """
 
 import streamlit as st
@@ -21,6 +26,7 @@ st.title("Chat rooms")
 # A declaration, on every run of every process: each "room:..." key written
 # from now on is deleted after an hour without a change.
 server_state.expire_keys("room:", idle=3600)
+server_state.expire_keys("topic:", idle=3600)
 
 with server_state_lock["rooms"]:  # so two first visitors don't both initialise it
     if "rooms" not in server_state:
@@ -67,6 +73,8 @@ with st.sidebar:
     room = st.radio("Room", listed, key="room")
 
 st.subheader(f"Room: {room}")
+# One line: the box shows the room's topic, and an edit in any tab shows in all.
+server_state.widget(st.text_input, "Topic", key=f"topic:{room}", default="")
 st.text_input("Your name", key="name")
 st.text_input("Message", key="message")
 st.button("Send", on_click=send)

@@ -110,6 +110,14 @@ def test_chat_rooms() -> None:
 
     send(at, "alice", "in python")
     assert "**alice**: in python" in texts(at)
+    # The topic box is a shared widget: an edit is the room's topic for everyone.
+    by_label(at.text_input, "Topic").set_value("snakes").run()
+    assert not at.exception, at.exception
+    assert server_state.peek("topic:python") == "snakes"
+    assert server_state.deadline("topic:python") is not None
+    server_state["topic:python"] = "pythons"  # another tab's edit shows here
+    at.run()
+    assert by_label(at.text_input, "Topic").value == "pythons"
     assert at.caption[0].value == "Here: alice (you)"  # who is here, in the room shown
     assert server_state.deadline("room:python") is not None  # rooms vanish after an hour idle
     assert server_state.peek("room:general") == [{"name": "alice", "text": "in general"}]

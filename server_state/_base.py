@@ -59,6 +59,7 @@ class Origin(NamedTuple):
     round: int = 0  # rerun round of the run that wrote (0: a user action or a thread)
     chain: frozenset[str] = frozenset()  # keys of the rerun chain that led to the write
     no_rerun: bool = False  # written inside ``with no_rerun:``
+    expired: bool = False  # a key's lifetime ended (``_expiry``): the commit deletes it
 
 
 LOCAL = Origin()

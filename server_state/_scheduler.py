@@ -251,7 +251,7 @@ class RerunScheduler:
         made in another replica come with their ``origin``; those made here
         take it from the writer's context."""
         if self.store.has_watchers:
-            self.store.notify(changes)
+            self.store.notify(changes, origin)
         if self.rates is not None:
             self.rates.commit()
         if origin is not None:

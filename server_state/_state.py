@@ -718,6 +718,7 @@ class ServerState:
         callback: Callable[..., None],
         *,
         with_version: bool = False,
+        with_cause: bool = False,
     ) -> Callable[[], None]:
         """Call ``callback(key, old, new)`` after every commit that changes one
         of ``keys`` (all keys when None), in the writer's thread, with no lock
@@ -726,8 +727,10 @@ class ServerState:
         Writers in different threads may call it in another order than their
         commits: with ``with_version=True`` it is called as
         ``callback(key, old, new, version)`` and a call whose version is not
-        newer than the last one seen is an older change. Returns a function
-        that unsubscribes."""
+        newer than the last one seen is an older change. With
+        ``with_cause=True`` a last argument says why: ``"expired"`` for the
+        end of a key's lifetime, ``"write"`` for anything else. Returns a
+        function that unsubscribes."""
         if not callable(callback):
             raise ServerStateTypeError(None, "server_state.watch(keys, callback): callback must be callable.")
         if isinstance(keys, str):
@@ -740,7 +743,7 @@ class ServerState:
                     f"(every key), got {keys!r} ({type(keys).__name__}).",
                 )
             keys = tuple(check_key(k) for k in keys)
-        return self._store.watch(keys, callback, with_version=with_version)
+        return self._store.watch(keys, callback, with_version=with_version, with_cause=with_cause)
 
     def force_rerun(self, key: str) -> None:
         key = check_key(key)

@@ -94,7 +94,8 @@ class Store:
         self._opened = False
         # Reads open the committer on first use, then go straight to the mirror.
         self.entry: Callable[[str], tuple[Any, int]] = self._entry_first
-        committer.bind(mirror, self._announce, lambda: self._origin())
+        self._expiring = threading.local()  # set in the clock's thread while it commits an expiry
+        committer.bind(mirror, self._announce, self._origin_now)
         self._commit_one = committer.commit_one
         # Keys that expire (``_expiry``): what this process declared, and the
         # clock of the deadlines it knows of. ``_declared`` is the hot paths'
@@ -140,6 +141,13 @@ class Store:
         self._on_remote, self._origin = on_remote, origin
         if writer is not None:
             self._writer = writer
+
+    def _origin_now(self) -> Origin:
+        """What a commit made now carries to the other replicas."""
+        origin = self._origin()
+        if getattr(self._expiring, "on", False):
+            return origin._replace(expired=True)
+        return origin
 
     def _who(self) -> str:
         """Who commits, when anybody will read it (see ``_always_who``)."""
@@ -724,7 +732,16 @@ class Store:
                     changes = self._commit_as(expected, {companion: (due, stored[1])}, (), "")
                 else:
                     life = f"idle {stored[1]:g} s" if stored[1] is not None else "its time"
-                    changes = self._commit_as(expected, {}, (key, companion), f"expired ({life})")
+                    self._expiring.on = True
+                    try:
+                        changes = self._commit_as(expected, {}, (key, companion), f"expired ({life})")
+                    finally:
+                        self._expiring.on = False
+                    if changes is not None:
+                        self._saw_companions(changes)
+                        self._announce(changes, EXPIRED)
+                        return
+                    continue
             if changes is not None:
                 self._saw_companions(changes)
                 self._announce(changes, LOCAL)
@@ -770,13 +787,18 @@ class Store:
     # -- watchers ---------------------------------------------------------------
 
     def watch(
-        self, keys: Iterable[str] | None, callback: Watcher, *, with_version: bool = False
+        self,
+        keys: Iterable[str] | None,
+        callback: Watcher,
+        *,
+        with_version: bool = False,
+        with_cause: bool = False,
     ) -> Callable[[], None]:
         """Subscribe ``callback`` to changes of ``keys`` (all keys when None,
         each key once however often it is named); returns the function that
         ends this one subscription."""
         slots: tuple[str | None, ...] = (None,) if keys is None else tuple(dict.fromkeys(keys))
-        subscription = _Subscription(callback, with_version)
+        subscription = _Subscription(callback, with_version, with_cause)
         with self._watchers_lock:
             for slot in slots:
                 self._watchers[slot] = [*self._watchers.get(slot, ()), subscription]
@@ -796,20 +818,24 @@ class Store:
     def has_watchers(self) -> bool:
         return bool(self._watchers)
 
-    def notify(self, changes: Iterable[Change]) -> None:
-        """Call the watchers of ``changes``. Call with no lock held."""
+    def notify(self, changes: Iterable[Change], origin: Origin | None = None) -> None:
+        """Call the watchers of ``changes`` (a commit made elsewhere: with its
+        ``origin``). Call with no lock held."""
         watchers = self._watchers  # lists are replaced, never mutated: no lock needed
         if not watchers:
             return
+        cause = "expired" if origin is not None and origin.expired else "write"
         for change in changes:
             if change.key[:1] == HIDDEN:
                 continue  # the library's own keys: no watcher's business
             for sub in (*watchers.get(change.key, ()), *watchers.get(None, ())):
                 try:
+                    args: tuple[Any, ...] = (change.key, change.old, change.new)
                     if sub.with_version:
-                        sub.callback(change.key, change.old, change.new, change.version)
-                    else:
-                        sub.callback(change.key, change.old, change.new)
+                        args += (change.version,)
+                    if sub.with_cause:
+                        args += (cause,)
+                    sub.callback(*args)
                 except Exception:
                     _LOG.exception("server_state watcher %r failed for key %r", sub.callback, change.key)
 
@@ -826,6 +852,9 @@ def store_from_url(url: str | None, **options: Any) -> Store:
 
 def _local() -> Origin:
     return LOCAL
+
+
+EXPIRED = Origin(expired=True)  # the origin of an expiry made here
 
 
 _writers = threading.local()
@@ -852,3 +881,4 @@ def _transact_key(key: Any) -> str:
 class _Subscription:
     callback: Watcher
     with_version: bool
+    with_cause: bool = False

@@ -29,15 +29,24 @@ from server_state._store import MemoryStore, store_from_url
 WAIT = 15.0  # seconds an expiry may take on a loaded machine before the test fails
 
 
-def expired_event(state: ServerState, key: str) -> threading.Event:
-    """Set when ``key`` is deleted in ``state`` (its expiry, or any delete)."""
-    event = threading.Event()
+class Deleted(threading.Event):
+    """Set when a key is deleted (its expiry, or any delete); ``causes`` are
+    what the watcher was told of each delete."""
 
-    def seen(k: str, old: Any, new: Any) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self.causes: list[str] = []
+
+
+def expired_event(state: ServerState, key: str) -> Deleted:
+    event = Deleted()
+
+    def seen(k: str, old: Any, new: Any, cause: str) -> None:
         if new is MISSING:
+            event.causes.append(cause)
             event.set()
 
-    state.watch(key, seen)
+    state.watch(key, seen, with_cause=True)
     return event
 
 
@@ -64,6 +73,7 @@ def test_an_idle_key_expires_as_a_commit_that_history_watchers_and_revert_see(st
     assert deadline is not None
     assert list(state) == ["other", "draft"] and len(state) == 2  # the deadline is not a key of the app
     assert gone.wait(WAIT)
+    assert gone.causes == ["expired"]  # a watcher is told why
     assert "draft" not in state and list(state) == ["other"]
     assert state.version("draft") == written + 1  # one commit: the version advanced once
     (commit,) = expiries(state, "draft")
@@ -130,8 +140,10 @@ def test_a_family_of_keys_and_a_typed_key(state: ServerState) -> None:
 
 
 def test_a_delete_takes_the_deadline_with_it_and_a_new_key_gets_none(state: ServerState) -> None:
+    deleted = expired_event(state, "k")
     state.set("k", 1, idle=60)
     del state["k"]
+    assert deleted.causes == ["write"]
     assert state.deadline("k") is None
     state["k"] = 2
     assert state.deadline("k") is None
@@ -200,6 +212,7 @@ def test_an_expiry_lands_exactly_once_among_replicas(shared_replicas: Replicas) 
     assert b._store.clock.pending() >= 1 and a._store.clock.pending() >= 1  # both clocks race
     assert all(event.wait(WAIT) for event in events)
     shared_replicas.settled()
+    assert all(event.causes == ["expired"] for event in events)  # in the replica that expired it and the other
     for i in range(5):
         (commit,) = expiries(a, f"k{i}")  # one expiry commit, seen alike by both replicas
         assert [c.seq for c in expiries(b, f"k{i}")] == [commit.seq]

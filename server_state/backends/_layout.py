@@ -94,8 +94,12 @@ def origin_text(origin: Origin, who: str) -> str:
     """A commit's origin and writer as the log carries them (a Redis
     stream entry, a SQLite log row): the writer
     alone (never starting with ``[``) for a plain write, else JSON."""
-    if origin is LOCAL or (not origin.round and not origin.chain and not origin.no_rerun):
+    if origin is LOCAL or (
+        not origin.round and not origin.chain and not origin.no_rerun and not origin.expired
+    ):
         return who if not who.startswith("[") else json.dumps([0, [], False, who])
+    if origin.expired:
+        return json.dumps([origin.round, sorted(origin.chain), origin.no_rerun, who, True])
     return json.dumps([origin.round, sorted(origin.chain), origin.no_rerun, who])
 
 
@@ -103,7 +107,9 @@ def origin_of(text: bytes) -> tuple[Origin, str]:
     if not text.startswith(b"["):
         return LOCAL, text.decode(errors="replace")
     try:
-        round_, chain_, no_rerun, *who = json.loads(text)
-        return Origin(int(round_), frozenset(map(str, chain_)), bool(no_rerun)), str(who[0]) if who else ""
+        round_, chain_, no_rerun, *rest = json.loads(text)
+        expired = len(rest) > 1 and rest[1] is True
+        origin = Origin(int(round_), frozenset(map(str, chain_)), bool(no_rerun), expired)
+        return origin, str(rest[0]) if rest else ""
     except (ValueError, TypeError):
         return LOCAL, ""

@@ -409,12 +409,16 @@ class Presence:
 
     def _run(self) -> None:
         while True:
+            if self._store().closed:  # (a store closed under us: its backend is gone)
+                with self._lock:
+                    self._thread = None
+                return
             try:
                 self.check()
             except Exception:  # a backend fault: the next round tries again
                 _LOG.exception("server_state presence: could not update the rooms")
             with self._lock:
-                if self._closed or (not self._mine and not self._dead):
+                if self._closed or self._store().closed or (not self._mine and not self._dead):
                     self._thread = None
                     return
                 period = min(CHECK_PERIOD, self._ttl(self._store()) / 3)

@@ -92,6 +92,7 @@ class Store:
         self._watchers: dict[str | None, list[_Subscription]] = {}
         self._watchers_lock = threading.Lock()
         self._opened = False
+        self.closed = False  # close() was called: the store's threads stop
         # Reads open the committer on first use, then go straight to the mirror.
         self.entry: Callable[[str], tuple[Any, int]] = self._entry_first
         self._expiring = threading.local()  # set in the clock's thread while it commits an expiry
@@ -182,6 +183,7 @@ class Store:
 
     def close(self) -> None:
         """Stop what the backend runs (nothing, in memory)."""
+        self.closed = True
         self.clock.close()
         self.committer.close()
 

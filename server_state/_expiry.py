@@ -1,7 +1,7 @@
 """Keys that expire: lifetimes, where their deadlines live, and the clock
 that fires them.
 
-A key with a lifetime has a companion key, ``deadline_key(key)``, one of the
+A key with a lifetime has a companion key, ``DEADLINE + key``, one of the
 library's own (``_keys.HIDDEN``), holding ``(deadline, idle)``: the Unix time
 at which the key expires, and for an idle lifetime its length in seconds
 (None for a lifetime that ends at a fixed time). The companion is written in
@@ -36,21 +36,12 @@ from typing import Any, NamedTuple
 from ._errors import ServerStateTypeError
 from ._keys import HIDDEN
 
-__all__ = ["DEADLINE", "Clock", "Lifetime", "Lifetimes", "deadline_key", "key_of", "lifetime"]
+__all__ = ["DEADLINE", "Clock", "Lifetime", "Lifetimes", "lifetime", "parse_stored"]
 
 _LOG = logging.getLogger("server_state")
 
 DEADLINE = HIDDEN + "expire" + HIDDEN
 """The prefix of a key's companion: ``DEADLINE + key``."""
-
-
-def deadline_key(key: str) -> str:
-    return DEADLINE + key
-
-
-def key_of(companion: str) -> str | None:
-    """The key a companion belongs to (None: not a companion)."""
-    return companion[len(DEADLINE) :] if companion.startswith(DEADLINE) else None
 
 
 class Lifetime(NamedTuple):
@@ -66,16 +57,6 @@ class Lifetime(NamedTuple):
             return (now + self.idle, self.idle)
         assert self.at is not None
         return (self.at, None)
-
-    def describe(self) -> str:
-        if self.idle is not None:
-            return f"idle {_seconds(self.idle)}"
-        assert self.at is not None
-        return f"at {datetime.datetime.fromtimestamp(self.at, datetime.UTC):%Y-%m-%d %H:%M:%S} UTC"
-
-
-def _seconds(value: float) -> str:
-    return f"{value:g} s"
 
 
 def lifetime(where: str, idle: object, at: object) -> Lifetime | None:
@@ -154,10 +135,6 @@ class Lifetimes:
             if key.startswith(prefix):
                 return life
         return None
-
-    def declared(self) -> list[tuple[str, Lifetime]]:
-        """``(key or prefix + "*", lifetime)`` pairs, for the inspector."""
-        return [*self._exact.items(), *((p + "*", lt) for p, lt in self._prefixes)]
 
 
 class Clock:

@@ -321,20 +321,10 @@ class Presence:
 
         def drop(state: PMap[str, Any]) -> PMap[str, Any]:
             for key, ids in by_room.items():
-                members = state.get(key)
-                if not members:
-                    continue
-                kept = members
-                for member in ids:
-                    kept = kept.discard(member)
-                if kept is not members:
-                    state = state.set(key, kept) if kept else state.remove(key)
+                state = _without(state, key, ids)
             return state
 
-        _, changes = store.transact(drop)
-        if changes:
-            self._changed(changes)
-        return changes
+        return self._commit(store, drop)
 
     def _sweep(self, store: Store, dead: set[str | None]) -> tuple[Change, ...]:
         """Take out of every room the members of the replicas in ``dead``
@@ -346,22 +336,21 @@ class Presence:
         def drop(state: PMap[str, Any]) -> PMap[str, Any]:
             alive: dict[str, bool] = {}
             for key in rooms:
-                members = state.get(key)
-                if not members:
-                    continue
-                kept = members
-                for member in members:
+                leaving = []
+                for member in state.get(key) or ():
                     replica = _replica_of(member)
                     if replica == me or not (anyone or replica in dead):
                         continue
                     if replica not in alive:  # read in the commit: a heartbeat written meanwhile conflicts
                         alive[replica] = state.get(HEARTBEAT + replica) is not None
                     if not alive[replica]:
-                        kept = kept.discard(member)
-                if kept is not members:
-                    state = state.set(key, kept) if kept else state.remove(key)
+                        leaving.append(member)
+                state = _without(state, key, leaving)
             return state
 
+        return self._commit(store, drop)
+
+    def _commit(self, store: Store, drop: Callable[[PMap[str, Any]], PMap[str, Any]]) -> tuple[Change, ...]:
         _, changes = store.transact(drop)
         if changes:
             self._changed(changes)
@@ -418,7 +407,7 @@ class Presence:
             except Exception:  # a backend fault: the next round tries again
                 _LOG.exception("server_state presence: could not update the rooms")
             with self._lock:
-                if self._closed or self._store().closed or (not self._mine and not self._dead):
+                if self._closed or (not self._mine and not self._dead):
                     self._thread = None
                     return
                 period = min(CHECK_PERIOD, self._ttl(self._store()) / 3)
@@ -427,6 +416,19 @@ class Presence:
                 if self._closed:
                     self._thread = None
                     return
+
+
+def _without(state: PMap[str, Any], key: str, members: Iterable[str]) -> PMap[str, Any]:
+    """``state`` with ``members`` out of the room at ``key`` (an emptied room deleted)."""
+    room = state.get(key)
+    if not room:
+        return state
+    kept = room
+    for member in members:
+        kept = kept.discard(member)
+    if kept is room:
+        return state
+    return state.set(key, kept) if kept else state.remove(key)
 
 
 def _connected(sid: str) -> bool:

@@ -853,12 +853,8 @@ class ServerState:
             raise ServerStateTypeError(
                 key, f"server_state.history(limit=...) must be an int >= 0, got {limit!r}."
             )
-        records = self._store.records(key, limit)
-        if (
-            key is None and self._store.mirror.hidden
-        ):  # commits of the library's own keys alone: not the app's
-            records = [r for r in records if any(c.key[:1] != HIDDEN for c in r.changes)]
-        return [Commit(self, record) for record in records]
+        # (Commits of the library's own keys alone are kept aside by the history: never listed.)
+        return [Commit(self, record) for record in self._store.records(key, limit)]
 
     def at(self, seq: int) -> Snapshot:
         """The state right after commit ``seq``, as a read-only snapshot that

@@ -155,8 +155,9 @@ class Store:
         return self._writer() if self._always_who or self.history.limit else ""
 
     def _announce(self, changes: tuple[Change, ...], origin: Origin) -> None:
-        if self._lived or self.mirror.hidden:
+        if self._lived:
             self._note_changes(changes)
+        if self.mirror.hidden:
             for change in changes:
                 if change.key[:1] == HIDDEN:
                     self._saw_companions(changes)
@@ -702,6 +703,7 @@ class Store:
                 key = change.key[len(DEADLINE) :]
                 if change.new is MISSING:
                     self._lived.discard(key)
+                    self._changed_at.pop(key, None)
                     self.clock.forget(key)
                 else:
                     self._schedule(key, change.new)
